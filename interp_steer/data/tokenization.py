@@ -1,0 +1,87 @@
+"""Encode pairs into token ids and left-padded batches.
+
+Prompt and response are tokenised separately (no special tokens) and concatenated, so the boundary between
+them is exact: ``prompt_len`` is where the response starts in every encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+
+from interp_steer.data.pairs import ContrastivePair
+from interp_steer.data.templates import render_prompt
+from interp_steer.errors import DataFormatError
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """Token ids of one pair: the shared prompt and the two responses."""
+
+    prompt_ids: tuple[int, ...]
+    positive_ids: tuple[int, ...]
+    negative_ids: tuple[int, ...]
+
+
+def encode_text(tokenizer, text: str) -> tuple[int, ...]:
+    return tuple(tokenizer(text, add_special_tokens=False).input_ids)
+
+
+def encode_pair(tokenizer, pair: ContrastivePair, *, use_chat_template: bool = True) -> EncodedPair:
+    """Prompt (templated) and both responses as token ids; raises if a response is empty."""
+    prompt_ids = encode_text(tokenizer, render_prompt(tokenizer, pair, use_chat_template=use_chat_template))
+    positive_ids, negative_ids = encode_text(tokenizer, pair.positive), encode_text(tokenizer, pair.negative)
+    if not positive_ids or not negative_ids:
+        raise DataFormatError(f"pair {pair.id or pair.prompt[:40]!r} of dataset {pair.dataset!r} has an empty response")
+    return EncodedPair(prompt_ids, positive_ids, negative_ids)
+
+
+@dataclass
+class PaddedBatch:
+    """Left-padded token batch. ``offsets[i]`` is the number of pad tokens in row ``i``."""
+
+    tokens: Int[Tensor, "batch pos"]
+    attention_mask: Int[Tensor, "batch pos"]
+    offsets: Int[Tensor, "batch"]
+
+    @property
+    def width(self) -> int:
+        return self.tokens.shape[1]
+
+    def absolute(self, index_in_row: Int[Tensor, "batch"] | Sequence[int]) -> Int[Tensor, "batch"]:
+        """Absolute column of an index counted from each row's first real token."""
+        return self.offsets + torch.as_tensor(index_in_row, dtype=torch.long)
+
+    def to(self, device) -> "PaddedBatch":
+        return PaddedBatch(self.tokens.to(device), self.attention_mask.to(device), self.offsets.to(device))
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> PaddedBatch:
+    """Stack variable-length id sequences with left padding and an attention mask."""
+    if not sequences:
+        raise DataFormatError("cannot build a batch from zero sequences")
+    width = max(len(s) for s in sequences)
+    tokens = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    offsets = torch.empty(len(sequences), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        offset = width - len(seq)
+        tokens[row, offset:] = torch.tensor(list(seq), dtype=torch.long)
+        mask[row, offset:] = 1
+        offsets[row] = offset
+    return PaddedBatch(tokens, mask, offsets)
+
+
+def pad_token_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def response_mask(batch: PaddedBatch, prompt_lens: Sequence[int]) -> Bool[Tensor, "batch pos"]:
+    """True at the response tokens of each row (everything after the prompt, excluding pads)."""
+    start = batch.absolute(prompt_lens)
+    cols = torch.arange(batch.width)
+    return (cols.unsqueeze(0) >= start.unsqueeze(1)) & batch.attention_mask.bool()

@@ -1,0 +1,149 @@
+"""Turn a Hugging Face llama-family model (from a GGUF file or a local directory) into a HookedTransformer.
+
+The converted TransformerLens state dict is cached as safetensors keyed by the source file's identity,
+so the second load of the same model skips dequantisation and conversion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from interp_steer.errors import ModelLoadError
+from interp_steer.models.cache_dir import cache_root
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
+CONVERSION_FORMAT_VERSION = 1
+DEFAULT_MAX_CONTEXT = 2048
+
+
+def llama_config_from_hf(hf_config: Any, *, model_name: str, n_ctx: int = DEFAULT_MAX_CONTEXT) -> HookedTransformerConfig:
+    """Hand-built TransformerLens config for a llama-family HF config (GQA, RMSNorm, rotary, gated MLP)."""
+    architectures = list(getattr(hf_config, "architectures", None) or [])
+    model_type = getattr(hf_config, "model_type", None)
+    if model_type != "llama" and not set(architectures) & set(SUPPORTED_ARCHITECTURES):
+        raise ModelLoadError(
+            f"unsupported architecture {architectures or model_type!r} for {model_name}: "
+            f"only llama-family models ({', '.join(SUPPORTED_ARCHITECTURES)}) can be loaded from GGUF files "
+            "or local directories; use an official TransformerLens model name for other families"
+        )
+    n_heads = hf_config.num_attention_heads
+    n_kv_heads = getattr(hf_config, "num_key_value_heads", None) or n_heads
+    d_head = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // n_heads
+    rope = getattr(hf_config, "rope_parameters", None) or {}
+    rotary_base = rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))
+    return HookedTransformerConfig(
+        model_name=model_name,
+        d_model=hf_config.hidden_size,
+        d_head=d_head,
+        n_heads=n_heads,
+        n_key_value_heads=n_kv_heads if n_kv_heads != n_heads else None,
+        d_mlp=hf_config.intermediate_size,
+        n_layers=hf_config.num_hidden_layers,
+        n_ctx=min(n_ctx, getattr(hf_config, "max_position_embeddings", n_ctx)),
+        eps=hf_config.rms_norm_eps,
+        d_vocab=hf_config.vocab_size,
+        act_fn=hf_config.hidden_act,
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_adjacent_pairs=False,
+        rotary_dim=d_head,
+        rotary_base=float(rotary_base),
+        final_rms=True,
+        gated_mlp=True,
+        original_architecture="LlamaForCausalLM",
+        default_prepend_bos=False,
+        tokenizer_prepends_bos=False,
+        dtype=torch.float32,
+    )
+
+
+def source_fingerprint(path: Path) -> str:
+    """Identity of a weight source for the cache key: path, size and mtime of every file, hashed."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256(f"v{CONVERSION_FORMAT_VERSION}".encode())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.resolve()}|{stat.st_size}|{int(stat.st_mtime)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _load_hf(path: Path, gguf_file: str | None):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        hf_config = AutoConfig.from_pretrained(str(path), **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read a Hugging Face model from {path / (gguf_file or '')}: {exc}") from None
+    return hf_config, tokenizer, lambda: AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+
+
+def load_llama_as_hooked(
+    path: Path, *, gguf_file: str | None = None, model_name: str, device: str = "cpu", use_cache: bool = True
+) -> HookedTransformer:
+    """Load a llama-family model from a HF directory or ``path/gguf_file`` as an unprocessed HookedTransformer.
+
+    Weights are not folded or centred, so hook activations equal the HF model's hidden states.
+    """
+    source = path / gguf_file if gguf_file else path
+    entry = cache_root() / "converted" / f"{model_name.replace('/', '_')}-{source_fingerprint(source)}"
+    weights_file, tokenizer_dir, config_file = entry / "weights.safetensors", entry / "tokenizer", entry / "hf_config.json"
+
+    if use_cache and weights_file.exists() and tokenizer_dir.exists() and config_file.exists():
+        from transformers import AutoTokenizer, LlamaConfig
+
+        hf_config = LlamaConfig.from_dict(json.loads(config_file.read_text()))
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        state_dict = load_file(str(weights_file))
+    else:
+        hf_config, tokenizer, load_weights = _load_hf(path, gguf_file)
+        cfg = llama_config_from_hf(hf_config, model_name=model_name)  # fail early on the wrong family
+        logger.info("dequantising and converting %s (cached afterwards in %s)", source, entry)
+        from transformer_lens.pretrained.weight_conversions import convert_llama_weights
+
+        hf_model = load_weights()
+        state_dict = {k: v.contiguous() for k, v in convert_llama_weights(hf_model, cfg).items()}
+        del hf_model
+        if use_cache:
+            entry.mkdir(parents=True, exist_ok=True)
+            tmp = weights_file.with_suffix(".tmp")
+            save_file(state_dict, str(tmp))
+            tmp.replace(weights_file)
+            tokenizer.save_pretrained(str(tokenizer_dir))
+            config_file.write_text(hf_config.to_json_string())
+
+    cfg = llama_config_from_hf(hf_config, model_name=model_name)
+    cfg.device = device
+    _configure_tokenizer(tokenizer)
+    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    model.load_and_process_state_dict(
+        state_dict,
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,
+        refactor_factored_attn_matrices=False,
+    )
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _configure_tokenizer(tokenizer) -> None:
+    """Left padding, a pad token, and no automatic BOS (chat templates bring their own start token)."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if getattr(tokenizer, "add_bos_token", False):
+        tokenizer.add_bos_token = False

@@ -1,0 +1,96 @@
+"""Which token positions a steering vector is added at, in absolute sequence coordinates.
+
+Absolute coordinates survive KV-cache decoding: a decode step that sees one token at absolute
+position ``p`` is steered exactly when the full recomputation would steer position ``p``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence, Union
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+
+from interp_steer.errors import ConfigError
+
+PositionName = Literal["all", "from_last_prompt"]
+
+
+@dataclass
+class SteeringPositions:
+    """Resolved position rule.
+
+    Exactly one of the fields is set (all ``None`` means every position):
+      * ``start``: per-row first steered absolute index (inclusive), ``[batch]`` or a scalar;
+      * ``mask``: absolute boolean mask ``[batch, pos]`` or ``[pos]``; positions beyond it are not steered;
+      * ``indices``: absolute indices; negative ones count from the end of the first forward pass;
+      * ``from_last_prompt``: steer from the last token of the first forward pass on (left padding puts every
+        row's last prompt token at the same index), and every later token (generation).
+    """
+
+    start: Int[Tensor, "batch"] | int | None = None
+    mask: Bool[Tensor, "... pos"] | None = None
+    indices: tuple[int, ...] | None = None
+    from_last_prompt: bool = False
+
+    def __post_init__(self) -> None:
+        if sum(x is not None and x is not False for x in (self.start, self.mask, self.indices, self.from_last_prompt or None)) > 1:
+            raise ConfigError("SteeringPositions takes only one of start, mask, indices, from_last_prompt")
+
+    def row_mask(self, abs_positions: Int[Tensor, "pos"], batch: int, first_len: int) -> Bool[Tensor, "batch pos"] | None:
+        """Boolean mask of the positions to steer in one forward pass; ``None`` means all."""
+        device = abs_positions.device
+        if self.from_last_prompt:
+            return (abs_positions >= first_len - 1).unsqueeze(0).expand(batch, -1)
+        if self.start is not None:
+            start = torch.as_tensor(self.start, device=device)
+            if start.ndim == 0:
+                start = start.expand(batch)
+            if start.shape[0] != batch:
+                raise ConfigError(f"positions.start has {start.shape[0]} rows but the batch has {batch}")
+            return abs_positions.unsqueeze(0) >= start.unsqueeze(1)
+        if self.mask is not None:
+            mask = self.mask.to(device).bool()
+            if mask.ndim == 1:
+                mask = mask.unsqueeze(0).expand(batch, -1)
+            if mask.shape[0] != batch:
+                raise ConfigError(f"positions mask has {mask.shape[0]} rows but the batch has {batch}")
+            inside = abs_positions < mask.shape[1]
+            picked = torch.zeros(batch, abs_positions.shape[0], dtype=torch.bool, device=device)
+            picked[:, inside] = mask[:, abs_positions[inside]]
+            return picked
+        if self.indices is not None:
+            resolved = torch.tensor([i if i >= 0 else first_len + i for i in self.indices], device=device)
+            return torch.isin(abs_positions, resolved).unsqueeze(0).expand(batch, -1)
+        return None
+
+
+PositionSpec = Union[PositionName, SteeringPositions, Tensor, Sequence[int], None]
+
+
+def resolve_positions(positions: PositionSpec) -> SteeringPositions:
+    """Turn the user-facing ``positions=`` argument into a :class:`SteeringPositions`.
+
+    ``"all"`` / ``None``: every token. ``"from_last_prompt"``: last prompt token and everything after.
+    An int tensor of shape ``[batch]``: per-row start index. A bool tensor: absolute mask. A list of ints: indices.
+    """
+    if positions is None or (isinstance(positions, str) and positions == "all"):
+        return SteeringPositions()
+    if isinstance(positions, SteeringPositions):
+        return positions
+    if isinstance(positions, str):
+        if positions == "from_last_prompt":
+            return SteeringPositions(from_last_prompt=True)
+        raise ConfigError(f"positions={positions!r}: use 'all', 'from_last_prompt', a start tensor, a bool mask or a list of indices")
+    if isinstance(positions, Tensor):
+        if positions.dtype == torch.bool:
+            return SteeringPositions(mask=positions)
+        if positions.ndim <= 1:
+            return SteeringPositions(start=positions.long())
+        raise ConfigError(f"positions tensor of shape {tuple(positions.shape)}: expected a [batch] start or a bool mask")
+    try:
+        return SteeringPositions(indices=tuple(int(i) for i in positions))
+    except (TypeError, ValueError):
+        raise ConfigError(f"positions={positions!r} is not a recognised position spec") from None
