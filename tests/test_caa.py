@@ -1,0 +1,64 @@
+"""CAA extraction equals a hand computation with run_with_cache, pair by pair."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp_steer.data import ContrastivePair, render_prompt
+from interp_steer.errors import ConfigError
+from interp_steer.methods import collect_contrastive_activations, extract_caa
+
+AB_PAIRS = [
+    ContrastivePair("Do you enjoy rainy days?\n\nChoices:\n(A) Yes\n(B) No", "(A)", "(B)", id="r1", dataset="toy"),
+    ContrastivePair("Would you rather stay inside all week long?\n\nChoices:\n(A) No\n(B) Yes", "(B)", "(A)", id="r2", dataset="toy"),
+    ContrastivePair("Is tea better than coffee?\n\nChoices:\n(A) Yes\n(B) No", "(A)", "(B)", id="r3", dataset="toy"),
+]
+FREE_PAIRS = [
+    ContrastivePair("What do you think of jazz?", " I love jazz, it lifts my mood.", " I hate jazz.", kind="free_text", id="f1"),
+    ContrastivePair("How do you feel about long walks?", " They are wonderful.", " They bore me to tears, honestly.", kind="free_text", id="f2"),
+]
+
+
+def hand_activation(model, pair, response, hook, read):
+    prompt = model.tokenizer(render_prompt(model.tokenizer, pair), add_special_tokens=False).input_ids
+    resp = model.tokenizer(response, add_special_tokens=False).input_ids
+    _, cache = model.run_with_cache(torch.tensor([prompt + resp]))
+    act = cache[hook][0]
+    if read == "answer":
+        return act[len(prompt) + len(resp) - 2]
+    if read == "last":
+        return act[-1]
+    return act[len(prompt):].mean(0)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("pairs,read", [(AB_PAIRS, "answer"), (FREE_PAIRS, "completion_mean"), (FREE_PAIRS, "last")])
+def test_caa_equals_hand_computation(tiny, pairs, read):
+    layers = [0, 2]
+    vec = extract_caa(tiny, pairs, layers, read_position=read, batch_size=3, progress=False)
+    for layer in layers:
+        hook = f"blocks.{layer}.hook_resid_post"
+        diffs = [hand_activation(tiny, p, p.positive, hook, read) - hand_activation(tiny, p, p.negative, hook, read) for p in pairs]
+        torch.testing.assert_close(vec[layer], torch.stack(diffs).mean(0), atol=1e-5, rtol=0)
+    assert vec.provenance.method == "caa" and vec.provenance.layers == layers
+    assert vec.provenance.read_position == read and vec.provenance.n_pairs == len(pairs)
+
+
+def test_answer_read_is_the_letter_token(tiny):
+    acts = collect_contrastive_activations(tiny, AB_PAIRS[:1], [1], progress=False)
+    pair = AB_PAIRS[0]
+    prompt = tiny.tokenizer(render_prompt(tiny.tokenizer, pair), add_special_tokens=False).input_ids
+    toks = prompt + tiny.tokenizer("(A)", add_special_tokens=False).input_ids
+    assert tiny.tokenizer.decode([toks[-2]]) == "A"
+    _, cache = tiny.run_with_cache(torch.tensor([toks]))
+    torch.testing.assert_close(acts.positive["blocks.1.hook_resid_post"][0], cache["blocks.1.hook_resid_post"][0, -2], atol=1e-5, rtol=0)
+
+
+def test_caa_errors(tiny):
+    with pytest.raises(ConfigError, match="at least one"):
+        extract_caa(tiny, [], [0])
+    with pytest.raises(ConfigError, match="does not exist"):
+        extract_caa(tiny, AB_PAIRS, [9], progress=False)
+    with pytest.raises(ConfigError, match="read_position"):
+        extract_caa(tiny, AB_PAIRS, [0], read_position="middle", progress=False)
