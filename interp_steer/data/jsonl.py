@@ -1,0 +1,111 @@
+"""Read JSON-lines and JSON-list files into rows that remember their source line."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from interp_steer.errors import DataFormatError
+
+OnError = Literal["raise", "skip"]
+
+
+@dataclass(frozen=True)
+class JsonRecords:
+    """Rows of one file. ``lines[i]`` is the 1-based line (JSONL) or item number (JSON list) of ``rows[i]``;
+    ``skipped`` counts malformed lines dropped under ``on_error="skip"``."""
+
+    path: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(zip(self.lines, self.rows))
+
+
+def _looks_like_json_list(path: Path) -> bool:
+    if path.suffix == ".jsonl":
+        return False
+    with path.open("r", encoding="utf-8") as handle:
+        for chunk in iter(lambda: handle.read(256), ""):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped.startswith("[")
+    return False
+
+
+def read_records(path: str | Path, on_error: OnError = "raise") -> JsonRecords:
+    """Read a JSONL file (one object per line, blank lines ignored) or a JSON file holding a list of objects.
+
+    A malformed line or a non-object row raises ``DataFormatError("<file>:<line>: ...")``; with
+    ``on_error="skip"`` such lines are dropped, a warning gives their count, and ``skipped`` holds it.
+    A JSON-list file that does not parse at all always raises (there is no line to skip).
+    """
+    if on_error not in ("raise", "skip"):
+        raise DataFormatError(f"on_error={on_error!r}: use 'raise' or 'skip'")
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found")
+    if _looks_like_json_list(path):
+        return _read_json_list(path, on_error)
+    rows, lines, skipped = [], [], 0
+    with path.open("r", encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                if on_error == "raise":
+                    raise DataFormatError(f"{path}:{number}: malformed JSON line ({exc}); fix it or use on_error='skip'") from None
+                skipped += 1
+                continue
+            rows.append(row)
+            lines.append(number)
+    if skipped:
+        warnings.warn(f"{path}: skipped {skipped} malformed line(s)", stacklevel=2)
+    return JsonRecords(path, rows, lines, skipped)
+
+
+def _read_json_list(path: Path, on_error: OnError) -> JsonRecords:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+    if not isinstance(data, list):
+        raise DataFormatError(f"{path}:1: expected a JSON list of objects, got {type(data).__name__}")
+    rows, lines, skipped = [], [], 0
+    for number, row in enumerate(data, start=1):
+        if not isinstance(row, dict):
+            if on_error == "raise":
+                raise DataFormatError(f"{path}:item {number}: expected a JSON object, got {type(row).__name__}")
+            skipped += 1
+            continue
+        rows.append(row)
+        lines.append(number)
+    if skipped:
+        warnings.warn(f"{path}: skipped {skipped} malformed item(s)", stacklevel=3)
+    return JsonRecords(path, rows, lines, skipped)
+
+
+def read_jsonl(path: str | Path, on_error: OnError = "raise") -> list[dict[str, Any]]:
+    """The rows of a JSONL / JSON-list file (see ``read_records`` for error handling)."""
+    return read_records(path, on_error).rows
+
+
+def require_str_fields(row: dict[str, Any], fields: Iterable[str], path: Path | str, line: int) -> None:
+    """Raise ``DataFormatError("<file>:<line>: ...")`` unless every field is present and a string."""
+    for name in fields:
+        value = row.get(name)
+        if not isinstance(value, str):
+            found = "missing" if name not in row else f"a {type(value).__name__}"
+            raise DataFormatError(f"{path}:{line}: field {name!r} is {found}, expected a string (keys: {sorted(row)})")
