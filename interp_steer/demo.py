@@ -49,7 +49,7 @@ def run_demo(config: DemoConfig, out_dir: Path, echo: Callable[[str], None] = pr
 
     from interp_steer.cli.options import parse_layers
     from interp_steer.data import load_dataset, train_test_split
-    from interp_steer.evaluation import compute_propensities, per_sample_steerability, summarize_steerability
+    from interp_steer.evaluation import compute_propensities, steerability, summarize_steerability
     from interp_steer.methods import collect_contrastive_activations, mean_difference
     from interp_steer.models import load_model
     from interp_steer.steering import Provenance, SteeringVector, chat_prompt, generate
@@ -66,7 +66,7 @@ def run_demo(config: DemoConfig, out_dir: Path, echo: Callable[[str], None] = pr
     if config.eval_layer not in layers:
         layers.append(config.eval_layer)
     pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)
-    train, test = train_test_split(pairs, n_test=config.n_test, seed=config.seed)
+    train, test = train_test_split(pairs, test_fraction=min(0.5, config.n_test / len(pairs)), seed=config.seed)
     train = train[: config.n_train]
     echo(f"{config.dataset} ({config.framing}): {len(train)} train / {len(test)} held-out pairs; layers {layers}")
 
@@ -96,8 +96,8 @@ def run_demo(config: DemoConfig, out_dir: Path, echo: Callable[[str], None] = pr
     tables = [compute_propensities(model, test, vectors[layer], config.multipliers) for layer in layers]
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(out_dir / "propensity.csv", index=False)
-    steerability = per_sample_steerability(table)
-    summary = summarize_steerability(steerability, by=["layer"])
+    per_sample = steerability(table)
+    summary = summarize_steerability(per_sample, by=["layer"])
     summary.to_csv(out_dir / "layer_summary.csv", index=False)
 
     main_table = table[table["layer"] == config.eval_layer]

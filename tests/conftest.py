@@ -10,6 +10,9 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# small matmuls on a busy 2-core machine are far faster single-threaded
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:

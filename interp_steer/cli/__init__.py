@@ -16,6 +16,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Steering vec
 
 # sub-command modules register themselves on import
 from interp_steer.cli import commands_core  # noqa: E402,F401
+from interp_steer.cli import commands_sae  # noqa: E402,F401
+from interp_steer.cli import commands_eval  # noqa: E402,F401
+from interp_steer.cli import commands_explain  # noqa: E402,F401
 
 
 def main() -> None:

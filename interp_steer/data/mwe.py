@@ -67,7 +67,8 @@ def load_persona_ab(name: str, data_dir: str | Path | None = None, on_error: OnE
             kind="ab",
             id=f"persona:{name}#{line}",
             dataset=f"persona:{name}",
-            meta={"positive_is_yes": matching.strip() == "Yes", "statement": row["statement"], "source_line": line},
+            meta={"positive_is_yes": matching.strip() == "Yes", "statement": row["statement"], "source_line": line,
+                  "label_confidence": row.get("label_confidence")},
         ))
     return pairs
 

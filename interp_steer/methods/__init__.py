@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from interp_steer.methods.bipo import extract_bipo, train_bipo
+from interp_steer.methods.bipo_config import BiPOConfig
 from interp_steer.methods.caa import collect_contrastive_activations, extract_caa, mean_difference
 
-EXTRACTION_METHODS: dict[str, Callable] = {"caa": extract_caa}
+EXTRACTION_METHODS: dict[str, Callable] = {"caa": extract_caa, "bipo": extract_bipo}
 
-__all__ = ["EXTRACTION_METHODS", "collect_contrastive_activations", "extract_caa", "mean_difference"]
+__all__ = [
+    "BiPOConfig", "EXTRACTION_METHODS", "extract_bipo", "train_bipo", "collect_contrastive_activations", "extract_caa", "mean_difference",
+]

@@ -21,7 +21,7 @@ print(model.cfg.n_layers, "layers, d_model", model.cfg.d_model)
 
 # %%
 pairs = load_dataset("builtin:sentiment", framing="free_text")
-train, test = train_test_split(pairs, n_test=40, seed=0)
+train, test = train_test_split(pairs, test_fraction=0.25, seed=0)
 print(len(train), "train pairs; example:", train[0])
 
 # %%

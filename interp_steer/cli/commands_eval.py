@@ -1,0 +1,130 @@
+"""Evaluation commands: ``evaluate`` (vector × dataset → propensity tables + plots) and ``scan`` (resumable layer scan)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from interp_steer.cli import app
+from interp_steer.cli.options import parse_float_list, parse_layers
+from interp_steer.errors import ConfigError
+
+DEFAULT_MULTIPLIERS = "-1.5,-1,-0.5,0,0.5,1,1.5"
+SUMMARY_COLUMNS = ["dataset", "layer", "vector", "n_samples", "mean_slope", "median_slope", "std_slope",
+                   "anti_steerable_fraction", "sign_flip_fraction"]
+
+
+def _format_table(frame, columns) -> str:
+    shown = frame[[c for c in columns if c in frame.columns]]
+    return shown.to_string(index=False, float_format=lambda x: f"{x:.3f}")
+
+
+def _check_format(table_format: str) -> None:
+    if table_format not in ("parquet", "csv"):
+        raise ConfigError(f"--format {table_format!r}: use parquet or csv")
+
+
+@app.command()
+def evaluate(
+    vector: Path = typer.Option(..., help="steering vector file (.safetensors)"),
+    dataset: str = typer.Option(..., help="dataset spec, e.g. persona:narcissism, xrisk:corrigible-neutral-HHH"),
+    out: Path = typer.Option(Path("outputs/evaluate"), help="output directory for tables and plots"),
+    layer: Optional[int] = typer.Option(None, help="which layer of a multi-layer vector to evaluate"),
+    multipliers: str = typer.Option(DEFAULT_MULTIPLIERS, help="comma-separated steering multipliers"),
+    split: str = typer.Option("test", help="'test': the held-out part of a seeded split; 'all': every pair"),
+    test_fraction: float = typer.Option(0.5, help="test share of the split (use the one the vector was trained with)"),
+    seed: int = typer.Option(0, help="split seed"),
+    n: int = typer.Option(0, help="evaluate at most N samples (0: all)"),
+    random_baselines: int = typer.Option(0, help="also evaluate this many norm-matched random vectors"),
+    framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
+    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
+    batch_size: int = typer.Option(32, help="sequences per forward pass"),
+    table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
+    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Propensity curves of a steering vector on a dataset: tables, plots and a printed steerability summary."""
+    import pandas as pd
+
+    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.evaluation import (
+        compute_propensities, random_baseline, single_hook, spurious_factor_variance, steerability, summarize_steerability,
+    )
+    from interp_steer.evaluation.scan import write_table_atomic
+    from interp_steer.models import load_model
+    from interp_steer.steering import SteeringVector
+    from interp_steer.viz.plots import (
+        plot_propensity_curves, plot_spurious_variance, plot_steerability_distribution, save_figure,
+    )
+
+    _check_format(table_format)
+    if split not in ("test", "all"):
+        raise ConfigError(f"--split {split!r}: use 'test' or 'all'")
+    mults = parse_float_list(multipliers, "--multipliers")
+    steering_vector = single_hook(SteeringVector.load(vector), layer)
+    pairs = load_dataset(dataset, data_dir=data_dir, framing=framing)
+    if split == "test":
+        pairs = train_test_split(pairs, test_fraction=test_fraction, seed=seed)[1]
+    pairs = pairs[: n or None]
+    hooked = load_model(model, device=device)
+    steering_vector.check_fits(hooked)
+    props = compute_propensities(hooked, pairs, steering_vector, mults, batch_size=batch_size, device=device,
+                                 progress=True, vector_name=vector.stem)
+    if random_baselines:
+        baseline = random_baseline(hooked, pairs, steering_vector, mults, seeds=range(random_baselines),
+                                   batch_size=batch_size, device=device, progress=True)
+        props = pd.concat([props, baseline], ignore_index=True)
+    per_sample = steerability(props)
+    summary = summarize_steerability(per_sample)
+    tables = {"propensities": props, "per_sample": per_sample, "summary": summary}
+    own = per_sample[per_sample["vector"] == vector.stem]
+    if own["is_A"].notna().any():
+        tables["spurious"] = spurious_factor_variance(own)
+    for name, frame in tables.items():
+        write_table_atomic(frame, out / f"{name}.{table_format}")
+    save_figure(plot_propensity_curves(props[props["vector"] == vector.stem], title=f"{vector.stem} on {dataset}"),
+                out / "propensity_curves.png")
+    save_figure(plot_steerability_distribution(own), out / "steerability_distribution.png")
+    if "spurious" in tables:
+        save_figure(plot_spurious_variance(tables["spurious"]), out / "spurious_variance.png")
+    typer.echo(_format_table(summary, SUMMARY_COLUMNS))
+    typer.echo(f"wrote tables ({table_format}) and plots to {out}")
+
+
+@app.command()
+def scan(
+    dataset: list[str] = typer.Option(..., help="dataset spec (repeat the option for several datasets)"),
+    out: Path = typer.Option(..., help="output directory; rerunning with the same directory resumes"),
+    layers: str = typer.Option("all", help="layers: '12', '3,6,12', '3-12' or 'all'"),
+    multipliers: str = typer.Option(DEFAULT_MULTIPLIERS, help="comma-separated steering multipliers"),
+    n_train: int = typer.Option(0, help="at most N training pairs per dataset (0: all of the train split)"),
+    n_test: int = typer.Option(0, help="at most N test pairs per dataset (0: all of the test split)"),
+    test_fraction: float = typer.Option(0.5, help="test share of each dataset's seeded split"),
+    seed: int = typer.Option(0, help="split seed"),
+    framing: Optional[str] = typer.Option(None, help="ab or free_text (default: each dataset's own)"),
+    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
+    batch_size: int = typer.Option(32, help="sequences per forward pass"),
+    table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Layer scan: CAA per (dataset, layer) on the train split, steerability on the test split; resumable."""
+    from interp_steer.evaluation.scan import ScanConfig, registry_pairs, run_scan
+    from interp_steer.models import load_model
+    from interp_steer.viz.plots import plot_layer_scan, save_figure
+
+    _check_format(table_format)
+    mults = parse_float_list(multipliers, "--multipliers")
+    hooked = load_model(model, device=device)
+    config = ScanConfig(
+        model=model, datasets=list(dataset), layers=parse_layers(layers, hooked.cfg.n_layers), multipliers=mults,
+        n_train=n_train or None, n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed,
+        batch_size=batch_size, table_format=table_format,
+    )
+    result = run_scan(hooked, config, registry_pairs(config, data_dir), out, progress=progress)
+    save_figure(plot_layer_scan(result["summary"]), out / "layer_scan.png")
+    typer.echo(_format_table(result["summary"], SUMMARY_COLUMNS))
+    typer.echo(f"wrote {len(config.units())} units, combined tables and layer_scan.png to {out}")

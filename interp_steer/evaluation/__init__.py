@@ -1,0 +1,29 @@
+"""Reliability evaluation of steering vectors (after Tan et al. 2024): propensity, steerability, spurious factors,
+prompt variants and layer scans."""
+
+from interp_steer.evaluation.metrics import (
+    random_baseline,
+    random_like,
+    steerability,
+    summarize_steerability,
+)
+from interp_steer.evaluation.naive import naive_propensities
+from interp_steer.evaluation.propensity import PROPENSITY_COLUMNS, compute_propensities, single_hook, vector_label
+from interp_steer.evaluation.scan import ScanConfig, ScanUnit, combine_scan, registry_pairs, run_scan, run_scan_unit
+from interp_steer.evaluation.spurious import spurious_factor_variance
+from interp_steer.evaluation.variants import (
+    VARIANTS,
+    PersonaSentences,
+    apply_variant,
+    cross_variant_steerability,
+    persona_sentences,
+    relative_steerability,
+    steerability_matrix,
+)
+
+__all__ = [
+    "VARIANTS", "PersonaSentences", "ScanConfig", "ScanUnit", "apply_variant", "combine_scan", "cross_variant_steerability",
+    "persona_sentences", "registry_pairs", "relative_steerability", "run_scan", "run_scan_unit", "steerability_matrix",
+    "PROPENSITY_COLUMNS", "compute_propensities", "naive_propensities", "random_baseline", "random_like",
+    "single_hook", "spurious_factor_variance", "steerability", "summarize_steerability", "vector_label",
+]

@@ -1,0 +1,145 @@
+"""Reliability plots: each function takes a tidy DataFrame and returns a matplotlib Figure (Agg backend).
+
+Inputs are the tables of :mod:`interp_steer.evaluation` (propensities, per-sample steerability, summaries,
+spurious-factor R²). Save with :func:`save_figure` (PNG).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from interp_steer.errors import ConfigError  # noqa: E402
+
+PROPENSITY_UNITS = "propensity (logit diff. A/B; log-prob diff. free text)"
+SLOPE_UNITS = "steerability (Δ propensity per unit multiplier)"
+
+
+def _need(frame: pd.DataFrame, columns: Sequence[str], plot: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{plot} needs columns {missing}; got {list(frame.columns)}")
+    if frame.empty:
+        raise ConfigError(f"{plot}: the table is empty")
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``fig`` as PNG (parent folders created) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_propensity_curves(propensities: pd.DataFrame, n_individual: int = 5, seed: int = 0, title: str | None = None) -> Figure:
+    """Mean ± std propensity vs multiplier per dataset, with a few individual sample curves (thin lines)."""
+    _need(propensities, ["dataset", "sample_id", "multiplier", "propensity"], "plot_propensity_curves")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    rng = np.random.default_rng(seed)
+    for i, (dataset, group) in enumerate(propensities.groupby("dataset", sort=True)):
+        color = f"C{i % 10}"
+        stats = group.groupby("multiplier")["propensity"].agg(["mean", "std"]).fillna(0.0)
+        ax.plot(stats.index, stats["mean"], color=color, lw=2, label=f"{dataset} (mean ± std)")
+        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.2)
+        ids = group["sample_id"].unique()
+        for sid in rng.choice(ids, size=min(n_individual, len(ids)), replace=False):
+            curve = group[group["sample_id"] == sid].sort_values("multiplier")
+            ax.plot(curve["multiplier"], curve["propensity"], color=color, lw=0.7, alpha=0.5)
+    ax.axhline(0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("steering multiplier")
+    ax.set_ylabel(PROPENSITY_UNITS)
+    ax.set_title(title or "Propensity vs steering multiplier")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def plot_steerability_distribution(per_sample: pd.DataFrame, title: str | None = None) -> Figure:
+    """Box plot of per-sample steerability for each dataset, datasets sorted by median steerability."""
+    _need(per_sample, ["dataset", "slope"], "plot_steerability_distribution")
+    order = per_sample.groupby("dataset")["slope"].median().sort_values().index.tolist()
+    data = [per_sample.loc[per_sample["dataset"] == d, "slope"].dropna().to_numpy() for d in order]
+    fig, ax = plt.subplots(figsize=(6.5, max(2.5, 0.35 * len(order) + 1.2)))
+    ax.boxplot(data, orientation="horizontal", showfliers=True, widths=0.6)
+    ax.set_yticks(range(1, len(order) + 1), order, fontsize=7)
+    ax.axvline(0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel(SLOPE_UNITS)
+    ax.set_ylabel("dataset (sorted by median)")
+    ax.set_title(title or "Per-sample steerability by dataset")
+    return fig
+
+
+def plot_anti_steerable_fraction(summary: pd.DataFrame, title: str | None = None) -> Figure:
+    """Bar chart of the share of anti-steerable samples (slope < 0) per dataset, sorted."""
+    _need(summary, ["dataset", "anti_steerable_fraction"], "plot_anti_steerable_fraction")
+    table = summary.groupby("dataset")["anti_steerable_fraction"].mean().sort_values()
+    fig, ax = plt.subplots(figsize=(6.5, max(2.5, 0.35 * len(table) + 1.2)))
+    ax.barh(table.index, table.to_numpy() * 100, color="C3")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("anti-steerable samples (%)")
+    ax.set_ylabel("dataset")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(title or "Fraction of anti-steerable samples")
+    return fig
+
+
+def plot_layer_scan(summary: pd.DataFrame, title: str | None = None) -> Figure:
+    """Mean steerability (left axis) and anti-steerable fraction (right axis) vs layer, one line per dataset."""
+    _need(summary, ["dataset", "layer", "mean_slope", "anti_steerable_fraction"], "plot_layer_scan")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    twin = ax.twinx()
+    for i, (dataset, group) in enumerate(summary.sort_values("layer").groupby("dataset", sort=True)):
+        ax.plot(group["layer"], group["mean_slope"], marker="o", color=f"C{i % 10}", label=dataset)
+        twin.plot(group["layer"], group["anti_steerable_fraction"] * 100, ls="--", color=f"C{i % 10}", alpha=0.6)
+    ax.axhline(0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean steerability (solid)")
+    twin.set_ylabel("anti-steerable samples, % (dashed)")
+    twin.set_ylim(0, 100)
+    ax.set_title(title or "Layer scan: steerability vs layer")
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def plot_id_vs_ood(table: pd.DataFrame, x: str = "id_steerability", y: str = "ood_steerability",
+                   label: str = "dataset", title: str | None = None) -> Figure:
+    """Scatter of in-distribution vs out-of-distribution steerability (one point per row), with y = x."""
+    _need(table, [x, y], "plot_id_vs_ood")
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(table[x], table[y], s=25, alpha=0.8)
+    if label in table.columns and len(table) <= 40:
+        for _, row in table.iterrows():
+            ax.annotate(str(row[label]), (row[x], row[y]), fontsize=6, alpha=0.7)
+    lo = float(np.nanmin(table[[x, y]].to_numpy())); hi = float(np.nanmax(table[[x, y]].to_numpy()))
+    ax.plot([lo, hi], [lo, hi], color="grey", ls=":", lw=1, label="y = x")
+    ax.set_xlabel(f"{x.replace('_', ' ')} (Δ propensity / multiplier)")
+    ax.set_ylabel(f"{y.replace('_', ' ')} (Δ propensity / multiplier)")
+    ax.set_title(title or "In-distribution vs out-of-distribution steerability")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_spurious_variance(spurious: pd.DataFrame, title: str | None = None) -> Figure:
+    """Stacked bars per dataset: steerability variance explained by is_A, plus the increment from is_Yes."""
+    _need(spurious, ["dataset", "r2_is_A", "r2_increment_is_Yes"], "plot_spurious_variance")
+    table = spurious.set_index("dataset").sort_values("r2_is_A")
+    fig, ax = plt.subplots(figsize=(6.5, max(2.5, 0.35 * len(table) + 1.2)))
+    a = table["r2_is_A"].fillna(0).to_numpy() * 100
+    inc = table["r2_increment_is_Yes"].fillna(0).clip(lower=0).to_numpy() * 100
+    ax.barh(table.index, a, color="C0", label="is_A")
+    ax.barh(table.index, inc, left=a, color="C1", label="+ is_Yes")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("variance of per-sample steerability explained, R² (%)")
+    ax.set_ylabel("dataset")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(title or "Steerability variance explained by spurious factors")
+    ax.legend(fontsize=7)
+    return fig

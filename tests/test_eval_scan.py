@@ -1,0 +1,138 @@
+"""Layer scan: unit results, atomic files, and resumption after kill -9 giving identical tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from interp_steer.data import ContrastivePair
+from interp_steer.errors import ConfigError
+from interp_steer.evaluation import compute_propensities, steerability
+from interp_steer.evaluation.scan import ScanConfig, ScanUnit, combine_scan, run_scan, run_scan_unit
+from interp_steer.methods import extract_caa
+
+KEYS = ["dataset", "layer", "sample_id", "multiplier"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The shared 2-core machine is oversubscribed; one intra-op thread is ~100x faster for tiny matmuls."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+
+def toy_data(name: str):
+    """(train, test) pairs of a toy dataset: A/B for names ending in 'a', free text otherwise."""
+    topics = ["tea", "the sea", "long winding mountain roads", "jazz", "cats", "rainy afternoons in the city"]
+    if name.endswith("a"):
+        pairs = [ContrastivePair(f"Do you like {t}?\n\nChoices:\n(A) Yes\n(B) No", *(("(A)", "(B)") if i % 2 else ("(B)", "(A)")),
+                                 id=f"{name}-{i}", dataset=name) for i, t in enumerate(topics)]
+    else:
+        pairs = [ContrastivePair(f"What do you think of {t}?", " I love it.", " I dislike it.", kind="free_text",
+                                 id=f"{name}-{i}", dataset=name) for i, t in enumerate(topics)]
+    return pairs[:4], pairs[4:]
+
+
+def config(**kw):
+    base = dict(model="tiny-llama", datasets=["toy:a", "toy:b"], layers=[0, 1, 2], multipliers=[-1.0, 0.0, 1.0], batch_size=8)
+    return ScanConfig(**{**base, **kw})
+
+
+def sorted_table(frame):
+    return frame.sort_values(KEYS).reset_index(drop=True)
+
+
+def test_unit_matches_direct_pipeline(tiny):
+    train, test = toy_data("toy:b")
+    vector, props, per, summary = run_scan_unit(tiny, train, test, 1, [-1.0, 0.0, 1.0], dataset="toy:b")
+    direct_vec = extract_caa(tiny, train, [1], progress=False)
+    assert np.allclose(vector["blocks.1.hook_resid_post"], direct_vec["blocks.1.hook_resid_post"], atol=1e-6)
+    direct = compute_propensities(tiny, test, direct_vec, [-1.0, 0.0, 1.0])
+    np.testing.assert_allclose(props.propensity, direct.propensity, atol=1e-5)
+    assert summary.mean_slope.iloc[0] == pytest.approx(steerability(direct).slope.mean(), abs=1e-5)
+    with pytest.raises(ConfigError):
+        run_scan_unit(tiny, [], test, 1, [0.0, 1.0])
+
+
+def test_config_validation_and_clash(tmp_path, tiny):
+    with pytest.raises(ConfigError):
+        config(multipliers=[1.0])
+    with pytest.raises(ConfigError):
+        config(layers=[])
+    with pytest.raises(ConfigError):
+        config(table_format="xlsx")
+    cfg = config(datasets=["toy:a"], layers=[0])
+    run_scan(tiny, cfg, toy_data, tmp_path, progress=False)
+    assert ScanConfig.from_json((tmp_path / "config.json").read_text()) == cfg
+    with pytest.raises(ConfigError, match="multipliers"):
+        run_scan(tiny, config(datasets=["toy:a"], layers=[0], multipliers=[0.0, 2.0]), toy_data, tmp_path, progress=False)
+
+
+def test_resume_after_partial_run_and_stale_files(tmp_path, tiny):
+    full = run_scan(tiny, config(table_format="csv"), toy_data, tmp_path / "full", progress=False)
+    assert len(full["propensities"]) == 2 * 3 * 2 * 3  # datasets × layers × test samples × multipliers
+    # "killed" run: only a subset of units finished, plus debris a kill would leave behind
+    out = tmp_path / "resumed"
+    run_scan(tiny, config(layers=[0, 2], table_format="csv"), toy_data, out, progress=False)
+    unit_dir = out / "units"
+    (unit_dir / f".{ScanUnit('toy:a', 1).key}.propensity.csv.tmp-999").write_text("sample_id,multi")  # torn write
+    (unit_dir / f"{ScanUnit('toy:b', 1).key}.safetensors").write_bytes(b"partial")  # vector written, table not
+    calls = []
+    resumed = run_scan(tiny, config(table_format="csv"), toy_data, out, progress=False, on_unit_done=calls.append)
+    assert calls == [ScanUnit("toy:a", 1), ScanUnit("toy:b", 1)]  # only the missing units ran
+    assert not list(unit_dir.glob(".*.tmp-*"))
+    for name in ("propensities", "per_sample", "summary"):
+        a, b = full[name], resumed[name]
+        pd.testing.assert_frame_equal(a.sort_values(list(a.columns[:6])).reset_index(drop=True),
+                                      b.sort_values(list(b.columns[:6])).reset_index(drop=True), atol=1e-6)
+    assert not resumed["propensities"].duplicated(KEYS).any()
+    pd.testing.assert_frame_equal(combine_scan(out)["summary"], resumed["summary"])
+
+
+SCRIPT = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from test_eval_scan import toy_data, config
+from interp_steer.evaluation.scan import run_scan
+from interp_steer.models import tiny_model
+def done(unit):
+    print("done", unit.key, flush=True)
+    time.sleep(60)  # parent kills us here, mid-scan
+run_scan(tiny_model("tiny-llama", seed=0), config(), toy_data, {out!r}, progress=False, on_unit_done=done)
+"""
+
+
+def test_resume_after_kill_9_equals_uninterrupted_run(tmp_path, tiny):
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("done"), proc.stderr.read()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    finished = list((out / "units").glob("*.propensity.parquet"))
+    assert len(finished) == 1 and not (out / "summary.parquet").exists()
+    resumed = run_scan(tiny, config(), toy_data, out, progress=False)
+    reference = run_scan(tiny, config(), toy_data, tmp_path / "reference", progress=False)
+    assert len(resumed["propensities"]) == len(reference["propensities"]) == 36
+    assert not resumed["propensities"].duplicated(KEYS).any()
+    pd.testing.assert_frame_equal(sorted_table(resumed["propensities"]), sorted_table(reference["propensities"]), atol=1e-5)
+    pd.testing.assert_frame_equal(resumed["summary"], reference["summary"], atol=1e-5)
+    assert json.loads((out / "config.json").read_text())["layers"] == [0, 1, 2]

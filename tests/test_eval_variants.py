@@ -1,0 +1,100 @@
+"""Prompt variants, persona-sentence rule and cross-variant steerability matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from interp_steer.data import BASE_SYSTEM_PROMPT, ContrastivePair
+from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.evaluation import compute_propensities, steerability
+from interp_steer.evaluation.variants import (
+    PersonaSentences, apply_variant, cross_variant_steerability, persona_sentences, relative_steerability,
+    steerability_matrix,
+)
+from interp_steer.methods import extract_caa
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The shared 2-core machine is oversubscribed; one intra-op thread is ~100x faster for tiny matmuls."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+
+def persona_pairs(n=8):
+    statements = [("I love being admired", 0.91), ("Other people matter more than me", 0.97), ("I deserve praise", 0.99),
+                  ("I am humble", 0.80), ("Everyone should look up to me", 0.99), ("I rarely think about myself", 0.99),
+                  ("My opinion counts most", 0.75), ("I share credit", 0.60)]
+    pairs = []
+    for i, (st, conf) in enumerate(statements[:n]):
+        yes = i % 2 == 0
+        pos, neg = ("(A)", "(B)") if i % 4 < 2 else ("(B)", "(A)")
+        choices = "(A) Yes\n(B) No" if (pos == "(A)") == yes else "(A) No\n(B) Yes"
+        pairs.append(ContrastivePair(f'Is the following statement something you would say?\n"{st}"\n\nChoices:\n{choices}',
+                                     pos, neg, id=f"p{i}", dataset="persona:toy",
+                                     meta={"statement": st, "label_confidence": conf, "positive_is_yes": yes}))
+    return pairs
+
+
+def test_persona_sentence_rule_picks_most_confident_with_text_tiebreak():
+    s = persona_sentences(persona_pairs())
+    # Yes-side candidates: conf .91, .99 ("I deserve praise"), .99 ("Everyone should look up to me"), .75 → tie at .99
+    assert s.positive == 'You are someone who would say: "Everyone should look up to me"'
+    # No-side: .97, .80, .99 ("I rarely think about myself"), .60
+    assert s.negative == 'You are someone who would say: "I rarely think about myself"'
+    with pytest.raises(DataFormatError):
+        persona_sentences([p.with_(meta={}) for p in persona_pairs()])
+
+
+def test_apply_variant_renders_each_variant():
+    pairs, s = persona_pairs(2), PersonaSentences("POS persona.", "NEG persona.")
+    base = apply_variant(pairs, "BASE")
+    assert all(p.system_prompt == BASE_SYSTEM_PROMPT and p.variant == "BASE" and p.prompt == q.prompt for p, q in zip(base, pairs))
+    sys_pos = apply_variant(pairs, "SYS_POS", s)
+    assert sys_pos[0].system_prompt == "POS persona." and sys_pos[0].prompt == pairs[0].prompt
+    user_neg = apply_variant(pairs, "USER_NEG", s)
+    assert user_neg[1].system_prompt == BASE_SYSTEM_PROMPT and user_neg[1].prompt == "NEG persona.\n\n" + pairs[1].prompt
+    assert user_neg[1].variant == "USER_NEG" and user_neg[1].positive == pairs[1].positive
+    with pytest.raises(ConfigError):
+        apply_variant(pairs, "SYS_MAYBE", s)
+    with pytest.raises(ConfigError):
+        apply_variant(pairs, "SYS_POS")
+    with pytest.raises(ConfigError):
+        PersonaSentences("", "x")
+
+
+def test_matrix_and_relative_rule():
+    per = pd.DataFrame({
+        "train_variant": ["BASE", "BASE", "BASE", "SYS_POS", "SYS_POS", "SYS_POS", "BASE", "SYS_POS"],
+        "variant":       ["BASE", "BASE", "SYS_POS", "BASE", "SYS_POS", "SYS_POS", "SYS_POS", "BASE"],
+        "slope":         [1.0, 3.0, 0.1, 0.5, 0.2, 0.2, 0.3, 1.5],
+    })
+    m = steerability_matrix(per)
+    assert m.at["BASE", "BASE"] == 2.0 and m.at["BASE", "SYS_POS"] == pytest.approx(0.2) and m.at["SYS_POS", "BASE"] == 1.0
+    rel = relative_steerability(m)
+    assert rel.at["SYS_POS", "BASE"] == pytest.approx(0.5) and rel.at["BASE", "BASE"] == 1.0
+    assert rel["SYS_POS"].isna().all()  # own slope 0.2 ≤ 0.25 → excluded
+    with pytest.raises(ConfigError):
+        steerability_matrix(per.drop(columns="train_variant"))
+
+
+def test_cross_variant_on_tiny_matches_direct_computation(tiny):
+    train, test = persona_pairs(6), persona_pairs(8)[6:]
+    s = PersonaSentences("You are vain.", "You are modest.")
+    mults = [-1.0, 0.0, 1.0]
+    out = cross_variant_steerability(tiny, train, test, 1, mults, variants=("BASE", "USER_POS"), sentences=s)
+    assert out["matrix"].shape == (2, 2)
+    assert len(out["per_sample"]) == 2 * 2 * len(test)
+    # independent path for one cell: vector trained on USER_POS, evaluated on BASE
+    vec = extract_caa(tiny, apply_variant(train, "USER_POS", s), [1], progress=False)
+    direct = steerability(compute_propensities(tiny, apply_variant(test, "BASE"), vec, mults))
+    assert out["matrix"].at["USER_POS", "BASE"] == pytest.approx(direct.slope.mean(), abs=1e-6)
+    own = out["matrix"].at["BASE", "BASE"]
+    expected = out["matrix"].at["USER_POS", "BASE"] / abs(own) if own > 0.25 else np.nan
+    np.testing.assert_allclose(out["relative"].at["USER_POS", "BASE"], expected, equal_nan=True)
