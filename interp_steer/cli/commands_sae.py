@@ -1,0 +1,68 @@
+"""SAE commands: ``train-sae`` (local corpus → sae-lens SAE + metrics) and ``sae-features`` (vector → top features)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from interp_steer.cli import app
+
+
+@app.command("train-sae")
+def train_sae_command(
+    out: Path = typer.Option(..., help="output directory (sae-lens format + train_config.json + metrics.json)"),
+    layer: int = typer.Option(12, help="residual-stream layer (hook blocks.L.hook_resid_post)"),
+    d_sae: int = typer.Option(2048, help="number of SAE features"),
+    architecture: str = typer.Option("topk", help="topk or standard"),
+    k: int = typer.Option(32, help="active features per token (topk)"),
+    training_tokens: int = typer.Option(300_000, help="training token budget"),
+    context_size: int = typer.Option(64),
+    batch_tokens: int = typer.Option(1024, help="SAE training batch size in tokens"),
+    lr: float = typer.Option(4e-4),
+    n_eval_texts: int = typer.Option(150, help="held-out texts for the metrics"),
+    n_generated: int = typer.Option(0, help="add this many model-generated continuations to the corpus"),
+    threads: int = typer.Option(1, help="torch CPU threads"),
+    model: str = typer.Option("smollm2-135m"),
+    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train a residual-stream SAE with the sae-lens runner on the local data sets (tqdm progress bar)."""
+    import torch
+
+    from interp_steer.models import load_model
+    from interp_steer.sae.corpus import build_corpus, generate_texts
+    from interp_steer.sae.training import SAETrainConfig, train_sae
+    from interp_steer.steering import as_hook_name
+
+    torch.set_num_threads(threads)
+    cfg = SAETrainConfig(hook_name=as_hook_name(layer), d_sae=d_sae, architecture=architecture, k=k,
+                         training_tokens=training_tokens, context_size=context_size,
+                         train_batch_size_tokens=batch_tokens, lr=lr, seed=seed, model_spec=model)
+    hooked = load_model(model)
+    texts = build_corpus(hooked.tokenizer, data_root=data_dir, seed=seed)
+    eval_texts, train_texts = texts[:n_eval_texts], texts[n_eval_texts:]
+    if n_generated:
+        train_texts += generate_texts(hooked, train_texts[:n_generated], seed=seed)
+    typer.echo(f"corpus: {len(train_texts)} training texts, {len(eval_texts)} held out; training {cfg.hook_name}")
+    _, metrics = train_sae(hooked, train_texts, cfg, out_dir=out, eval_texts=eval_texts)
+    typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    typer.echo(f"wrote {out}")
+
+
+@app.command("sae-features")
+def sae_features_command(
+    vector: Path = typer.Option(..., help="steering vector file (.safetensors)"),
+    sae: str = typer.Option("smollm2-135m-l12", help="SAE directory or bundled SAE name"),
+    top: int = typer.Option(10, help="number of features to list"),
+) -> None:
+    """List the SAE features whose decoder directions are most aligned with a steering vector."""
+    from interp_steer.sae.loading import load_sae, sae_hook_name
+    from interp_steer.sae.projections import decoder_cosine_table
+    from interp_steer.steering import SteeringVector
+
+    loaded = load_sae(sae)
+    table = decoder_cosine_table(SteeringVector.load(vector), loaded, sae_hook_name(loaded), top=top)
+    typer.echo(table.to_string(index=False))
