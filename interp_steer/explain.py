@@ -1,0 +1,165 @@
+"""The ``explain`` job: why are some samples anti-steerable? Breakdown, patching, direct effects, views → report.md.
+
+Everything here calls library functions (:mod:`interp_steer.analysis`, :mod:`interp_steer.viz`); the CLI
+(:mod:`interp_steer.cli.commands_explain`) only parses options.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from interp_steer.errors import ConfigError
+
+
+@dataclass
+class ExplainConfig:
+    """Options of one explain run; saved as ``config.json`` beside the report."""
+
+    vector: str
+    dataset: str
+    layer: int | None = None
+    n: int = 40
+    sae: str | None = None
+    model: str = "smollm2-135m"
+    framing: str | None = None
+    multipliers: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
+    patch_multiplier: float | None = None  # default: the largest |multiplier|
+    eps: float | None = None
+    test_fraction: float = 0.2
+    seed: int = 0
+    data_dir: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.n < 2:
+            raise ConfigError(f"--n {self.n}: need at least 2 samples")
+        if len(self.multipliers) < 2 or 0.0 not in [float(m) for m in self.multipliers]:
+            raise ConfigError(f"--multipliers {self.multipliers}: need at least two values including 0")
+        if self.patch_multiplier is None:
+            self.patch_multiplier = max(abs(float(m)) for m in self.multipliers)
+        if self.patch_multiplier == 0:
+            raise ConfigError("--patch-multiplier must be non-zero")
+
+
+def _top_sites(frame, k: int = 6):
+    cols = ["component", "layer", "position", "token", "head", "share"]
+    ranked = frame.reindex(frame["share"].abs().sort_values(ascending=False).index)
+    return ranked[~((ranked["component"] == "resid_pre"))][cols].head(k)
+
+
+def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None] = print) -> dict:
+    """Run the analysis and write ``report.md``, CSV tables, PNG figures and two HTML views into ``out_dir``."""
+    import pandas as pd
+    import torch
+
+    from interp_steer.analysis.breakdown import classify_steerability, compare_groups, render_breakdown_markdown, sae_feature_differences, sample_features
+    from interp_steer.analysis.direct_effect import direct_effects, logit_lens
+    from interp_steer.analysis.markdown_tables import markdown_table
+    from interp_steer.analysis.patching import compare_samples
+    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.evaluation import compute_propensities, single_hook, steerability
+    from interp_steer.models import load_model
+    from interp_steer.steering import SteeringVector
+    from interp_steer.steering.hook_names import layer_of
+    from interp_steer.viz.patching_plots import plot_logit_lens, plot_patching
+    from interp_steer.viz.views import attention_views, projection_view, save_page
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    started = time.perf_counter()
+    torch.set_grad_enabled(False)
+
+    model = load_model(config.model, device=config.device)
+    vector = single_hook(SteeringVector.load(config.vector), config.layer)
+    vector.check_fits(model)
+    layer = layer_of(vector.hook_names[0])
+    pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)
+    _, test = train_test_split(pairs, test_fraction=config.test_fraction, seed=config.seed)
+    test = test[: config.n]
+    echo(f"{config.dataset}: {len(test)} held-out samples; vector {vector.hook_names[0]} (norm {float(vector.directions[vector.hook_names[0]].norm()):.2f})")
+
+    props = compute_propensities(model, test, vector, config.multipliers)
+    per_sample = classify_steerability(steerability(props), eps=config.eps)
+    eps = float(per_sample["eps"].iloc[0])
+    features = sample_features(model, vector, test, per_sample, props)
+    comparison = compare_groups(features)
+    sae_table = None
+    if config.sae:
+        from interp_steer.sae.loading import check_sae_fits, load_sae
+
+        sae = load_sae(config.sae, device=config.device)
+        sae_hook = check_sae_fits(sae, model)
+        sae_table = sae_feature_differences(model, sae, test, list(features["group"].astype(str)), hook_name=sae_hook)
+    echo(f"groups: {comparison.attrs['group_sizes']} (eps {eps:.3g})")
+
+    direct = direct_effects(model, vector, test, multiplier=config.patch_multiplier).merge(
+        features[["sample_id", "slope", "group"]], on="sample_id")
+    by_id = {p.id: p for p in test}
+    most = features.sort_values("slope")
+    steer_id, anti_id = most["sample_id"].iloc[-1], most["sample_id"].iloc[0]
+    echo(f"patching {steer_id} (slope {most['slope'].iloc[-1]:+.3f}) and {anti_id} (slope {most['slope'].iloc[0]:+.3f}) …")
+    patching = compare_samples(model, vector, by_id[steer_id], by_id[anti_id], multiplier=config.patch_multiplier)
+    lens = pd.concat([logit_lens(model, vector, by_id[i], multiplier=config.patch_multiplier).assign(role=r)
+                      for i, r in ((steer_id, "steerable"), (anti_id, "anti-steerable"))], ignore_index=True)
+
+    props.to_csv(out_dir / "propensity.csv", index=False)
+    features.to_csv(out_dir / "sample_features.csv", index=False)
+    direct.to_csv(out_dir / "direct_effect.csv", index=False)
+    patching.to_csv(out_dir / "patching.csv", index=False)
+    lens.to_csv(out_dir / "logit_lens.csv", index=False)
+    title = f"share of the steering effect (×{config.patch_multiplier:g}, vector at layer {layer})"
+    plot_patching(patching, title=title).savefig(out_dir / "patching.png", dpi=110, bbox_inches="tight")
+    plot_patching(patching[patching["layer"] > layer], title=title + ", layers after the vector").savefig(
+        out_dir / "patching_downstream.png", dpi=110, bbox_inches="tight")
+    plot_logit_lens(lens, title="logit lens at the answer position").savefig(out_dir / "logit_lens.png", dpi=110, bbox_inches="tight")
+
+    heads = patching[patching["component"] == "head"]
+    view_layer = int(heads.groupby("layer")["share"].apply(lambda s: s.abs().sum()).idxmax()) if not heads.empty else layer
+    html_files = {}
+    for role, sample_id in (("steerable", steer_id), ("anti-steerable", anti_id)):
+        views = attention_views(model, vector, by_id[sample_id], view_layer, multiplier=config.patch_multiplier)
+        views.append(projection_view(model, vector, by_id[sample_id], sorted({layer, model.cfg.n_layers - 1}),
+                                     multiplier=config.patch_multiplier))
+        name = f"views_{role}.html"
+        save_page(out_dir / name, f"{role} sample {sample_id}", views)
+        html_files[role] = name
+
+    summary_direct = direct.groupby("group", observed=True)[["direct_raw", "direct_normed", "total_per_unit", "slope"]].mean().reset_index()
+    component_sums = (patching[(patching["layer"] > layer) & (patching["component"] != "resid_pre")].groupby(["role", "component"], sort=False)["share"].sum().unstack("component").reset_index())
+    rows = {r: patching[patching["role"] == r].iloc[0] for r in ("steerable", "anti-steerable")}
+    lines = [
+        f"# Why are some samples anti-steerable? — {config.dataset}", "",
+        f"Model `{config.model}`, vector `{Path(config.vector).name}` at `{vector.hook_names[0]}` "
+        f"({vector.provenance.method}, {vector.provenance.n_pairs} training pairs), {len(test)} held-out samples, "
+        f"multipliers {config.multipliers}; patching and direct effects at ×{config.patch_multiplier:g}. "
+        f"Runtime {time.perf_counter() - started:.0f} s.", "",
+        "## Breakdown", "", render_breakdown_markdown(comparison, sae_table, eps=eps),
+        "## Direct effect through the unembedding (mean per group)", "",
+        "`direct_raw` = v·(W_U[:,pos] − W_U[:,neg]); `direct_normed` adds the final RMSNorm (weight / clean scale); "
+        "`total_per_unit` = measured change of the answer logit diff per unit multiplier.", "",
+        markdown_table(summary_direct), "",
+        "## Activation patching: most steerable vs most anti-steerable sample", "",
+    ]
+    for role, sample_id in (("steerable", steer_id), ("anti-steerable", anti_id)):
+        row = rows[role]
+        lines += [f"**{role}** `{sample_id}`: logit diff clean {row['metric_clean']:+.3f} → steered {row['metric_steered']:+.3f} "
+                  f"(slope {float(features.set_index('sample_id').loc[sample_id, 'slope']):+.3f}). Top non-residual sites:", "",
+                  markdown_table(_top_sites(patching[patching["role"] == role])), ""]
+    lines += [
+        "Summed share per component over the layers after the vector (positions and heads summed; sites overlap, so "
+        "sums are not exact decompositions; the rest flows through the residual stream directly):", "",
+        markdown_table(component_sums), "",
+        "![patching](patching.png)", "", "![patching downstream](patching_downstream.png)", "",
+        "![logit lens](logit_lens.png)", "",
+        f"Interactive views (attention at layer {view_layer}, the layer whose heads carry the most share; "
+        "projection on the vector per token): " + ", ".join(f"[{r}]({f})" for r, f in html_files.items()), "",
+        "Tables: `propensity.csv`, `sample_features.csv`, `direct_effect.csv`, `patching.csv`, `logit_lens.csv`.", "",
+    ]
+    (out_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    echo(f"wrote {out_dir / 'report.md'}")
+    return {"groups": comparison.attrs["group_sizes"], "steerable": steer_id, "anti": anti_id, "view_layer": view_layer}

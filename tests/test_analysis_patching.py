@@ -1,0 +1,136 @@
+"""Activation patching of the steering effect, checked against one-site-at-a-time run_with_hooks computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interp_steer.analysis.patching import PatchSite, compare_samples, patch_sites, steering_patching
+from interp_steer.analysis.readout import sample_sequences
+from interp_steer.data import ContrastivePair
+from interp_steer.errors import ConfigError, SteeringVectorError
+from interp_steer.evaluation import compute_propensities
+from interp_steer.steering import Provenance, SteeringVector, steer
+
+LAYER = 0  # steered at blocks.0.hook_resid_post of the 3-layer tiny model
+MULT = 3.0
+
+AB_PAIR = ContrastivePair("Do you like apples?\n\nChoices:\n(A) Yes\n(B) No", "(A)", "(B)", id="ab1", dataset="t")
+AB_PAIR_2 = ContrastivePair("Is the sky green?\n\nChoices:\n(A) No\n(B) Yes", "(B)", "(A)", id="ab2", dataset="t")
+FREE_PAIR = ContrastivePair("Tell me about rain.", " I love it.", " I really hate it.", kind="free_text", id="f1", dataset="t")
+
+
+@pytest.fixture(scope="module")
+def vector(tiny):
+    generator = torch.Generator().manual_seed(3)
+    return SteeringVector({f"blocks.{LAYER}.hook_resid_post": torch.randn(64, generator=generator) * 2.0}, Provenance(method="test"))
+
+
+def _metric_from_logits(logits: torch.Tensor, rows) -> float:
+    """Independent metric from full logits of unpadded single-sequence forwards."""
+    values = []
+    for row, row_logits in zip(rows, logits):
+        lp = torch.log_softmax(row_logits.double(), dim=-1)
+        if row.letters is not None:
+            values.append(float(row_logits[-1, row.letters[0]] - row_logits[-1, row.letters[1]]))
+        else:
+            values.append(sum(float(lp[t - 1, row.ids[t]]) for t in range(row.score_from, len(row.ids))))
+    return values[0] if len(values) == 1 else values[0] - values[1]
+
+
+def _one_site_reference(model, vector, pair, site: PatchSite) -> float:
+    """Patch one site with run_with_hooks, one sequence at a time, no batching or padding."""
+    rows = sample_sequences(model.tokenizer, pair).rows
+    logits = []
+    for row in rows:
+        tokens = torch.tensor([row.ids])
+        with steer(model, vector, multiplier=MULT, positions=torch.tensor([row.steer_from])):
+            _, cache = model.run_with_cache(tokens, names_filter=site.hook_name, stop_at_layer=int(site.hook_name.split(".")[1]) + 1)
+        source = cache[site.hook_name]
+
+        def patch(act, hook):
+            act = act.clone()
+            for p in site.positions:
+                if p < act.shape[1]:
+                    if site.head is None:
+                        act[0, p] = source[0, p]
+                    else:
+                        act[0, p, site.head] = source[0, p, site.head]
+            return act
+
+        logits.append(model.run_with_hooks(tokens, fwd_hooks=[(site.hook_name, patch)])[0])
+    return _metric_from_logits(logits, rows)
+
+
+@pytest.mark.parametrize("pair", [AB_PAIR, FREE_PAIR], ids=["ab", "free_text"])
+def test_full_resid_pre_after_steered_layer_restores_everything_and_nothing_restores_nothing(tiny, vector, pair):
+    seqs = sample_sequences(tiny.tokenizer, pair)
+    all_steered = tuple(range(seqs.steer_from, seqs.max_len))
+    result = patch_sites(tiny, vector, pair, [
+        PatchSite(f"blocks.{LAYER + 1}.hook_resid_pre", all_steered),
+        PatchSite(f"blocks.{LAYER + 1}.hook_resid_pre", ()),
+        PatchSite(f"blocks.{LAYER}.hook_resid_pre", all_steered),  # before the steering hook: identical in both runs
+    ], multiplier=MULT)
+    assert abs(result.metric_steered - result.metric_clean) > 1e-3  # the vector does something
+    np.testing.assert_allclose(result.share, [1.0, 0.0, 0.0], atol=1e-4)
+
+
+@pytest.mark.parametrize("pair", [AB_PAIR, FREE_PAIR], ids=["ab", "free_text"])
+def test_batched_patching_equals_one_site_at_a_time(tiny, vector, pair):
+    seqs = sample_sequences(tiny.tokenizer, pair)
+    last, first = seqs.max_len - 1, seqs.steer_from
+    sites = [
+        PatchSite("blocks.1.hook_resid_pre", (last,)),
+        PatchSite("blocks.1.hook_attn_out", (last,)),
+        PatchSite("blocks.2.hook_mlp_out", (first,)),
+        PatchSite("blocks.1.attn.hook_z", tuple(range(first, seqs.max_len)), head=2),
+        PatchSite("blocks.2.hook_resid_pre", (first, last)),
+    ]
+    batched = patch_sites(tiny, vector, pair, sites, multiplier=MULT, batch_size=3)  # several chunks
+    reference = [_one_site_reference(tiny, vector, pair, site) for site in sites]
+    np.testing.assert_allclose(batched.metric_patched, reference, atol=1e-5, rtol=0)
+    assert len(set(np.round(batched.metric_patched, 6))) > 2  # the sites differ from each other
+
+
+def test_scan_table_matches_engine_and_causality(tiny, vector):
+    table = steering_patching(tiny, vector, AB_PAIR, multiplier=MULT, batch_size=16)
+    engine = compute_propensities(tiny, [AB_PAIR], vector, [0.0, MULT]).set_index("multiplier")["propensity"]
+    assert table["metric_clean"].iloc[0] == pytest.approx(engine[0.0], abs=1e-5)
+    assert table["metric_steered"].iloc[0] == pytest.approx(engine[MULT], abs=1e-5)
+    seqs = sample_sequences(tiny.tokenizer, AB_PAIR)
+    positions = table.loc[table["component"] != "head", "position"]
+    assert positions.min() == seqs.steer_from and positions.max() == seqs.max_len - 1
+    n_positions = seqs.max_len - seqs.steer_from
+    assert len(table) == 3 * tiny.cfg.n_layers * n_positions + tiny.cfg.n_layers * tiny.cfg.n_heads
+    # nothing at or before the steered layer's output can carry the effect (except resid_pre after it)
+    upstream = table[(table["layer"] <= LAYER)]
+    assert upstream["share"].abs().max() < 1e-5
+    after = table[(table["component"] == "resid_pre") & (table["layer"] == LAYER + 1)]
+    assert after["share"].sum() == pytest.approx(1.0, abs=0.3)  # positions are not additive, but close here
+    assert (table["effect"] - (table["metric_patched"] - table["metric_clean"])).abs().max() < 1e-12
+
+
+def test_compare_samples_stacks_two_roles(tiny, vector):
+    frame = compare_samples(tiny, vector, AB_PAIR, AB_PAIR_2, multiplier=MULT, components=("resid_pre",))
+    assert list(dict.fromkeys(frame["role"])) == ["steerable", "anti-steerable"]
+    assert set(frame.loc[frame["role"] == "anti-steerable", "sample_id"]) == {"ab2"}
+    assert set(frame["component"]) == {"resid_pre"}
+
+
+def test_patching_errors(tiny, vector):
+    with pytest.raises(ConfigError, match="does not exist"):
+        patch_sites(tiny, vector, AB_PAIR, [PatchSite("blocks.9.hook_resid_pre", (0,))])
+    with pytest.raises(ConfigError, match="outside the sequence"):
+        patch_sites(tiny, vector, AB_PAIR, [PatchSite("blocks.1.hook_resid_pre", (10_000,))])
+    with pytest.raises(ConfigError, match="head"):
+        patch_sites(tiny, vector, AB_PAIR, [PatchSite("blocks.1.hook_attn_out", (1,), head=0)])
+    with pytest.raises(ConfigError, match="need a head"):
+        patch_sites(tiny, vector, AB_PAIR, [PatchSite("blocks.1.attn.hook_z", (1,))])
+    with pytest.raises(ConfigError, match="batch_size"):
+        patch_sites(tiny, vector, AB_PAIR, [], batch_size=0)
+    with pytest.raises(ConfigError, match="components"):
+        steering_patching(tiny, vector, AB_PAIR, components=("nope",))
+    two_hooks = vector + SteeringVector({"blocks.1.hook_resid_post": torch.ones(64)}, vector.provenance)
+    with pytest.raises(SteeringVectorError, match="pick one"):
+        patch_sites(tiny, two_hooks, AB_PAIR, [])
