@@ -24,7 +24,7 @@ class DemoConfig:
     dataset: str = "builtin:sentiment"
     framing: str = "free_text"
     layers: str = "6,12,18"
-    eval_layer: int = 12
+    eval_layer: int = 18
     multipliers: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
     n_train: int = 60
     n_test: int = 40

@@ -69,7 +69,7 @@ def demo(
     out: Path = typer.Option(Path("outputs/demo"), help="output directory for the vector, table and plot"),
     dataset: str = typer.Option("builtin:sentiment", help="dataset spec"),
     layers: str = typer.Option("6,12,18", help="layers to extract at; the propensity table uses --eval-layer"),
-    eval_layer: int = typer.Option(12, help="layer whose vector is evaluated and used for generation"),
+    eval_layer: int = typer.Option(18, help="layer whose vector is evaluated and used for generation"),
     framing: str = typer.Option("free_text", help="free_text or ab"),
     multipliers: str = typer.Option("-2,-1,0,1,2"),
     n_train: int = typer.Option(60),
