@@ -19,6 +19,7 @@ from interp_steer.cli import commands_core  # noqa: E402,F401
 from interp_steer.cli import commands_sae  # noqa: E402,F401
 from interp_steer.cli import commands_eval  # noqa: E402,F401
 from interp_steer.cli import commands_explain  # noqa: E402,F401
+from interp_steer.cli import commands_compare  # noqa: E402,F401
 
 
 def main() -> None:
