@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from interp_steer.cli import app
 from interp_steer.errors import ConfigError
 from interp_steer.methods import extract_caa
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_evaluate_writes_tables_plots_and_summary(tmp_path, tiny):

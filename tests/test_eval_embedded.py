@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from interp_steer.data import ContrastivePair
 from interp_steer.evaluation import compute_propensities, steerability, summarize_steerability
 from interp_steer.methods import extract_caa
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 THINGS = ["fresh strawberries", "rainy Mondays", "jazz music", "long queues", "the beach", "spicy food",

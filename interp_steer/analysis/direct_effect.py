@@ -25,11 +25,10 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp_steer.analysis.readout import answer_readout, final_logits, single_batch
+from interp_steer.analysis.readout import clean_and_steered_caches, final_logits
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation.propensity import single_hook
-from interp_steer.steering.apply import steer
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector
 
@@ -51,16 +50,6 @@ def _through_final_norm(model: HookedTransformer, direction: Float[Tensor, "d_mo
     return out * weight.float() if weight is not None else out
 
 
-def _answer_runs(model, vector, pair, multiplier, names):
-    readout = answer_readout(model.tokenizer, pair)
-    batch = single_batch(readout.ids, model.tokenizer, model.cfg.device)
-    start = batch.absolute([readout.steer_from])
-    _, clean = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n in names)
-    with steer(model, vector, multiplier=float(multiplier), positions=start):
-        _, steered = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n in names)
-    return readout, clean, steered
-
-
 @torch.inference_mode()
 def direct_effects(
     model: HookedTransformer,
@@ -80,7 +69,7 @@ def direct_effects(
     names = {last, "ln_final.hook_scale"}
     records = []
     for pair in pairs:
-        readout, clean, steered = _answer_runs(model, vector, pair, multiplier, names)
+        readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, names)
         delta_u = unembed_difference(model, readout.positive_token, readout.negative_token)
         scale = float(clean["ln_final.hook_scale"][0, -1].reshape(-1)[0]) if model.cfg.normalization_type else 1.0
         diffs = []
@@ -112,7 +101,7 @@ def logit_lens(
     vector = single_hook(vector)
     vector.check_fits(model)
     names = {f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)}
-    readout, clean, steered = _answer_runs(model, vector, pair, multiplier, names)
+    readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, names)
     records = []
     for layer in range(model.cfg.n_layers):
         name = f"blocks.{layer}.hook_resid_post"

@@ -20,19 +20,7 @@ from transformer_lens import HookedTransformer
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import PaddedBatch, encode_pair, left_pad, pad_token_id
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.propensity import ScoringRow, scoring_rows
-
-
-def final_logits(model: HookedTransformer, residual: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_vocab"]:
-    """``ln_final`` + unembedding (+ soft cap) of gathered final-residual vectors."""
-    resid = residual[:, None, :]
-    if model.cfg.normalization_type is not None:
-        resid = model.ln_final(resid)
-    logits = model.unembed(resid)[:, 0, :]
-    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
-    if cap is not None and cap > 0:
-        logits = cap * torch.tanh(logits / cap)
-    return logits.float()
+from interp_steer.evaluation.propensity import ScoringRow, final_logits, scoring_rows
 
 
 @dataclass(frozen=True)
@@ -129,3 +117,16 @@ def answer_readout(tokenizer, pair: ContrastivePair) -> AnswerReadout:
 def single_batch(ids: Sequence[int], tokenizer, device) -> PaddedBatch:
     """A one-row batch (no padding) on ``device``."""
     return left_pad([list(ids)], pad_token_id(tokenizer)).to(device)
+
+
+def clean_and_steered_caches(model, vector, pair: ContrastivePair, multiplier: float, names):
+    """Unsteered and steered ``run_with_cache`` of a pair's answer readout sequence (hooks in ``names`` only)."""
+    from interp_steer.steering.apply import steer
+
+    readout = answer_readout(model.tokenizer, pair)
+    batch = single_batch(readout.ids, model.tokenizer, model.cfg.device)
+    start = batch.absolute([readout.steer_from])
+    _, clean = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n in names)
+    with steer(model, vector, multiplier=float(multiplier), positions=start):
+        _, steered = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n in names)
+    return readout, clean, steered

@@ -115,8 +115,8 @@ def scoring_rows(tokenizer, pairs: Sequence[ContrastivePair]) -> list[ScoringRow
     return rows
 
 
-def _final_logits(model: HookedTransformer, residual: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_vocab"]:
-    """ln_final + unembed on gathered final-residual vectors (only the positions we score)."""
+def final_logits(model: HookedTransformer, residual: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_vocab"]:
+    """``ln_final`` + unembedding (+ soft cap) of gathered final-residual vectors (only the positions we score)."""
     resid = residual[:, None, :]
     if model.cfg.normalization_type is not None:
         resid = model.ln_final(resid)
@@ -143,7 +143,7 @@ def _score_chunk(
         final = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=model.cfg.n_layers)
     last = batch.width - 1
     ab_rows = [i for i, r in enumerate(rows) if r.letters is not None]
-    ab_logits = _final_logits(model, final[ab_rows, last]) if ab_rows else None
+    ab_logits = final_logits(model, final[ab_rows, last]) if ab_rows else None
     ab_position = {row_index: k for k, row_index in enumerate(ab_rows)}
     scores: list[dict] = []
     for i, row in enumerate(rows):
@@ -159,7 +159,7 @@ def _score_chunk(
             })
         else:
             first = int(batch.offsets[i]) + row.score_from
-            logprobs = torch.log_softmax(_final_logits(model, final[i, first - 1: last]), dim=-1)
+            logprobs = torch.log_softmax(final_logits(model, final[i, first - 1: last]), dim=-1)
             targets = batch.tokens[i, first:].to(logprobs.device)
             scores.append({"logprob": float(logprobs.gather(1, targets[:, None]).sum())})
     return scores

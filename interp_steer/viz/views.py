@@ -22,11 +22,10 @@ from typing import Sequence
 import torch
 from transformer_lens import HookedTransformer
 
-from interp_steer.analysis.readout import answer_readout, single_batch
+from interp_steer.analysis.readout import clean_and_steered_caches
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation.propensity import single_hook
-from interp_steer.steering.apply import steer
 from interp_steer.steering.vector import SteeringVector
 
 _SELF_CLOSING_DIV = re.compile(r'(<div id="circuits-vis-[^"]*"[^>]*?)\s*/>')
@@ -39,16 +38,6 @@ def _rounded(tensor: torch.Tensor, digits: int = 4) -> list:
 
 def _token_labels(model: HookedTransformer, ids: Sequence[int]) -> list[str]:
     return [model.tokenizer.decode([i]) for i in ids]
-
-
-def _runs(model, vector, pair, multiplier, names):
-    readout = answer_readout(model.tokenizer, pair)
-    batch = single_batch(readout.ids, model.tokenizer, model.cfg.device)
-    start = batch.absolute([readout.steer_from])
-    _, clean = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n in names)
-    with steer(model, vector, multiplier=float(multiplier), positions=start):
-        _, steered = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n in names)
-    return readout, clean, steered
 
 
 @torch.inference_mode()
@@ -70,7 +59,7 @@ def attention_views(
         raise ConfigError(f"window must be ≥ 2, got {window}")
     vector = single_hook(vector)
     name = f"blocks.{layer}.attn.hook_pattern"
-    readout, clean, steered = _runs(model, vector, pair, multiplier, {name})
+    readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, {name})
     tokens = _token_labels(model, readout.ids)
     clean_pattern, steered_pattern = clean[name][0], steered[name][0]  # [head, query, key]
     heads = range(model.cfg.n_heads)
@@ -114,7 +103,7 @@ def projection_view(
         if sae_hook_name not in model.hook_dict:
             raise ConfigError(f"sae_hook_name {sae_hook_name!r} is not a hook of the model")
         names.add(sae_hook_name)
-    readout, clean, steered = _runs(model, vector, pair, multiplier, names)
+    readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, names)
     columns, labels = [], []
     for layer in layers:
         for condition, cache in (("clean", clean), ("steered", steered)):
