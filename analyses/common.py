@@ -1,0 +1,198 @@
+"""Shared pieces of the ``analyses/`` study scripts: command-line options, data splits, the propensity engine,
+per-unit result caching and markdown report writing.
+
+Every study writes into ``analyses/results/<name>/``: ``report.md`` (tables + PNG plots), the tidy CSV tables
+behind them, and ``units/`` with one small per-sample CSV per finished work unit, so an interrupted run resumes
+where it stopped (a rerun with the same options skips finished units).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+RESULTS_ROOT = Path(__file__).resolve().parent / "results"
+DEFAULT_MULTIPLIERS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+DEFAULT_LAYERS = tuple(range(0, 30, 3))
+CHOSEN_LAYER_FILE = RESULTS_ROOT / "layer_scan" / "chosen_layer.json"
+
+
+# ------------------------------------------------------------------------------------------------ options
+def parse_int_list(text: str) -> list[int]:
+    """``"0,3,6"`` or a range ``"0:30:3"`` (start:stop:step, stop exclusive) → list of ints."""
+    if ":" in text:
+        parts = [int(p) for p in text.split(":")]
+        return list(range(*parts))
+    return [int(p) for p in text.split(",") if p.strip()]
+
+
+def parse_float_list(text: str) -> list[float]:
+    """``"-1.5,-1,0,1,1.5"`` → floats."""
+    return [float(p) for p in text.split(",") if p.strip()]
+
+
+def base_parser(description: str, *, n_train: int = 30, n_test: int = 30,
+                multipliers: Sequence[float] = DEFAULT_MULTIPLIERS) -> argparse.ArgumentParser:
+    """Options every study shares: split sizes, multipliers, threads, seed and the output folder."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--n-train", type=int, default=n_train, help="train pairs per dataset (CAA extraction)")
+    parser.add_argument("--n-test", type=int, default=n_test, help="test pairs per dataset (propensity evaluation)")
+    parser.add_argument("--multipliers", type=parse_float_list, default=list(multipliers),
+                        help="comma-separated steering multipliers")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stratified 50/50 train/test split")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default analyses/results/<study>)")
+    return parser
+
+
+def chosen_layer(explicit: int | None) -> tuple[int, str]:
+    """The layer to use: ``explicit`` if given, else the layer picked by ``layer_scan.py``; and where it came from."""
+    if explicit is not None:
+        return int(explicit), "given with --layer"
+    if CHOSEN_LAYER_FILE.exists():
+        data = json.loads(CHOSEN_LAYER_FILE.read_text())
+        return int(data["layer"]), f"chosen by layer_scan.py ({data['rule']})"
+    raise SystemExit(f"no --layer given and {CHOSEN_LAYER_FILE} does not exist: run analyses/layer_scan.py first")
+
+
+# ------------------------------------------------------------------------------------------------ model + data
+def load_embedded_model(threads: int):
+    """SmolLM2-135M on CPU with ``threads`` torch threads."""
+    torch.set_num_threads(threads)
+    from interp_steer.models import load_model
+
+    return load_model()
+
+
+def split_pairs(spec: str, n_train: int, n_test: int, seed: int = 0):
+    """``load_dataset(spec)``, stratified 50/50 split (``seed``), first ``n_train`` / ``n_test`` of each part."""
+    import warnings
+
+    from interp_steer.data import load_dataset, train_test_split
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # xrisk loaders warn about skipped multi-choice rows
+        pairs = load_dataset(spec)
+    train, test = train_test_split(pairs, test_fraction=0.5, seed=seed)
+    return train[:n_train], test[:n_test]
+
+
+def propensity_engine() -> tuple[Callable, str]:
+    """The fast engine (prefix cache, multi-layer) when importable, else the reference ``compute_propensities``."""
+    try:
+        from interp_steer.evaluation.fast_engine import fast_propensities
+    except ImportError:
+        from interp_steer.evaluation import compute_propensities
+
+        return compute_propensities, "compute_propensities"
+    return fast_propensities, "fast_propensities"
+
+
+# ------------------------------------------------------------------------------------------------ unit cache
+def unit_path(out_dir: Path, key: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+    return out_dir / "units" / f"{safe}.csv"
+
+
+def read_unit(out_dir: Path, key: str) -> pd.DataFrame | None:
+    """A finished unit's table, or ``None``."""
+    path = unit_path(out_dir, key)
+    if not path.exists():
+        return None
+    frame = pd.read_csv(path, dtype={"sample_id": str})
+    for col in ("is_A", "is_Yes", "sign_flip"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype("boolean")
+    return frame
+
+
+def write_unit(out_dir: Path, key: str, frame: pd.DataFrame) -> None:
+    """Write a unit's table atomically (temporary file + rename)."""
+    path = unit_path(out_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ report
+def _cell(value, digits: int) -> str:
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return "–"
+        return f"{value:.{digits}f}"
+    if value is pd.NA or value is None:
+        return "–"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A pipe table of ``frame`` (index dropped; floats with ``digits`` decimals, NaN as –)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+class Report:
+    """Collects markdown sections, tables (also saved as CSV) and figures (PNG) for one study folder."""
+
+    def __init__(self, name: str, title: str, out_dir: Path | None = None):
+        self.name = name
+        self.out_dir = Path(out_dir) if out_dir is not None else RESULTS_ROOT / name
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.lines: list[str] = [f"# {title}", ""]
+        self.started = time.time()
+
+    def text(self, *paragraphs: str) -> None:
+        for paragraph in paragraphs:
+            self.lines += [paragraph, ""]
+
+    def table(self, frame: pd.DataFrame, csv_name: str | None = None, digits: int = 3, caption: str | None = None) -> None:
+        """Add ``frame`` as a markdown table; with ``csv_name`` also save it as ``<csv_name>.csv`` and link it."""
+        if caption:
+            self.lines += [caption, ""]
+        self.lines += [markdown_table(frame, digits), ""]
+        if csv_name:
+            self.save_csv(frame, csv_name)
+            self.lines += [f"(table: [`{csv_name}.csv`]({csv_name}.csv))", ""]
+
+    def save_csv(self, frame: pd.DataFrame, csv_name: str) -> Path:
+        path = self.out_dir / f"{csv_name}.csv"
+        frame.to_csv(path, index=False)
+        return path
+
+    def figure(self, fig, png_name: str, caption: str) -> None:
+        from interp_steer.viz.plots import save_figure
+
+        save_figure(fig, self.out_dir / f"{png_name}.png")
+        self.lines += [f"![{caption}]({png_name}.png)", "", f"*{caption}*", ""]
+
+    def settings(self, args, extra: dict | None = None, uses_model: bool = True) -> None:
+        """A 'Settings' section listing the options used and (``uses_model``) the machine and model."""
+        items = {k: v for k, v in vars(args).items() if k != "out"}
+        items.update(extra or {})
+        self.lines += ["## Settings", ""]
+        self.lines += [f"- `{k}`: {v}" for k, v in items.items()]
+        if uses_model:
+            self.lines += [f"- machine: {platform.machine()} CPU (2 cores shared with other jobs), torch "
+                           f"{torch.__version__}, {torch.get_num_threads()} thread(s); model SmolLM2-135M (`load_model()`)"]
+        self.lines += [""]
+        (self.out_dir / "settings.json").write_text(json.dumps({k: str(v) for k, v in items.items()}, indent=2))
+
+    def write(self) -> Path:
+        minutes = (time.time() - self.started) / 60
+        self.lines += ["---", f"Wall time of the invocation that wrote this report: {minutes:.1f} min "
+                       "(units cached by an earlier invocation are not recomputed).", ""]
+        path = self.out_dir / "report.md"
+        path.write_text("\n".join(self.lines))
+        return path
