@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
 
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
