@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from interp_steer.errors import ConfigError
 
 
@@ -51,10 +53,10 @@ def _top_sites(frame, k: int = 6):
     return ranked[~((ranked["component"] == "resid_pre"))][cols].head(k)
 
 
+@torch.no_grad()
 def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None] = print) -> dict:
     """Run the analysis and write ``report.md``, CSV tables, PNG figures and two HTML views into ``out_dir``."""
     import pandas as pd
-    import torch
 
     from interp_steer.analysis.breakdown import classify_steerability, compare_groups, render_breakdown_markdown, sae_feature_differences, sample_features
     from interp_steer.analysis.direct_effect import direct_effects, logit_lens
@@ -72,7 +74,6 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     started = time.perf_counter()
-    torch.set_grad_enabled(False)
 
     model = load_model(config.model, device=config.device)
     vector = single_hook(SteeringVector.load(config.vector), config.layer)
