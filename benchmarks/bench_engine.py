@@ -125,10 +125,10 @@ def run_sv(model, pairs, vector, layers) -> tuple[dict, str] | tuple[None, str]:
     try:
         if not python.exists():
             subprocess.run([sys.executable, "-m", "venv", str(SV_VENV)], check=True, capture_output=True)
-        probe = subprocess.run([str(python), "-c", "import steering_vectors, transformers, gguf"], capture_output=True)
+        probe = subprocess.run([str(python), "-c", "import steering_vectors, transformers, gguf, accelerate"], capture_output=True)
         if probe.returncode != 0:
             subprocess.run([str(python), "-m", "pip", "install", "--quiet", "steering-vectors==0.12.2",
-                            "transformers<5", "gguf", "torch==2.13.0"], check=True, capture_output=True, timeout=1800)
+                            "transformers<5", "gguf", "accelerate", "torch==2.13.0"], check=True, capture_output=True, timeout=1800)
     except (subprocess.SubprocessError, OSError) as exc:
         return None, f"could not set up {SV_VENV}: {exc}"
     gguf = embedded_gguf_path()
