@@ -15,14 +15,6 @@ from interp_steer.steering import SteeringVector
 MULTS = [-2.0, -0.5, 0.0, 1.0, 3.0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The shared 2-core machine is oversubscribed; one intra-op thread is ~100x faster for tiny matmuls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 
 def ab_pairs():

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
@@ -22,14 +21,6 @@ from interp_steer.methods import extract_caa
 
 KEYS = ["dataset", "layer", "sample_id", "multiplier"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The shared 2-core machine is oversubscribed; one intra-op thread is ~100x faster for tiny matmuls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from interp_steer.data import BASE_SYSTEM_PROMPT, ContrastivePair
 from interp_steer.errors import ConfigError, DataFormatError
@@ -16,14 +15,6 @@ from interp_steer.evaluation.variants import (
 )
 from interp_steer.methods import extract_caa
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The shared 2-core machine is oversubscribed; one intra-op thread is ~100x faster for tiny matmuls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 
