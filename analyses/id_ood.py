@@ -14,9 +14,9 @@ and the diagonal (each variant's vector on its own prompts), 9 of the 25 cells â
 (full log-softmax over 49k tokens at each completion token) is the expensive part on a CPU. ``--full-grid``
 evaluates all 25 cells with ``cross_variant_steerability``.
 
-Persona sentences: ``persona_sentences`` needs ``meta["positive_is_yes"]``, which free-text pairs do not carry
-(it raises ``DataFormatError`` on them), so the sentences are derived by the same rule from the A/B framing of
-the dataset restricted to the statements of the free-text *train* pairs (no test statement is quoted).
+Persona sentences: ``persona_sentences(train)`` on the free-text *train* pairs (no test statement is quoted): the
+highest-confidence train statement the behaviour agrees with (POS) and disagrees with (NEG), the same rule and
+sentences as for the A/B framing of those statements (see ``interp_steer.evaluation.variants``).
 
     python analyses/id_ood.py                       # layer from layer_scan.py
     python analyses/id_ood.py --full-grid --n-train 50 --n-test 50 --multipliers=-1.5,-1,-0.5,0,0.5,1,1.5
@@ -49,27 +49,17 @@ DATASETS = (
 KEYS = ["dataset", "train_variant", "variant", "layer", "hook_name", "vector", "sample_id"]
 
 
-def sentences_for(name: str, free_text_train) -> "PersonaSentences":
-    """Persona sentences from the A/B framing, restricted to the statements of the free-text train pairs."""
-    from interp_steer.data import load_dataset
-    from interp_steer.evaluation import persona_sentences
-
-    lines = {p.meta["source_line"] for p in free_text_train} | {p.meta["negative_source_line"] for p in free_text_train}
-    ab_pairs = [p for p in load_dataset(f"persona:{name}") if p.meta["source_line"] in lines]
-    return persona_sentences(ab_pairs)
-
-
 def run_dataset(model, engine, engine_name: str, name: str, layer: int, args) -> pd.DataFrame:
     """Per-sample steerability of the evaluated (train variant, eval variant) cells of one dataset."""
-    from interp_steer.evaluation import VARIANTS, apply_variant, cross_variant_steerability, steerability
+    from interp_steer.evaluation import VARIANTS, apply_variant, cross_variant_steerability, persona_sentences, steerability
     from interp_steer.methods.caa import extract_caa
 
     spec = f"persona:{name}@free_text"
     train, test = split_pairs(spec, args.n_train, args.n_test, args.seed)
-    sentences = sentences_for(name, train)
+    sentences = persona_sentences(train)  # what cross_variant_steerability derives itself; kept for the report
     extra = {"batch_size": None} if engine_name == "fast_propensities" else {}
     if args.full_grid:
-        result = cross_variant_steerability(model, train, test, layer, args.multipliers, sentences=sentences,
+        result = cross_variant_steerability(model, train, test, layer, args.multipliers,
                                             engine=lambda *a, batch_size=None, **k: engine(*a, **k, **extra))
         per_sample = result["per_sample"]
     else:

@@ -157,3 +157,14 @@ def test_xrisk_positive_is_yes_from_choice_text(data_root):
 def test_xrisk_bad_source(data_root):
     with pytest.raises(DataFormatError, match="source="):
         load_xrisk("corrigible-neutral-HHH", data_root, source="robot")
+
+
+def test_persona_free_text_carries_label_confidences(data_root):
+    raw = _raw(data_root / "anthropic-evals/persona/narcissism.jsonl")
+    pairs = load_persona_free_text("narcissism", data_root)
+    for pair in pairs:
+        pos, neg = raw[pair.meta["source_line"] - 1], raw[pair.meta["negative_source_line"] - 1]
+        assert pos["answer_matching_behavior"] == " Yes" and neg["answer_matching_behavior"] == " No"
+        assert pair.meta["statement"] == pos["statement"] and pair.meta["negative_statement"] == neg["statement"]
+        assert pair.meta["label_confidence"] == pos["label_confidence"]
+        assert pair.meta["negative_label_confidence"] == neg["label_confidence"]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interp_steer.data import BASE_SYSTEM_PROMPT, ContrastivePair
+from interp_steer.data import BASE_SYSTEM_PROMPT, ContrastivePair, load_dataset, train_test_split
+from interp_steer.data.mwe import FREE_TEXT_PERSONA_PROMPT
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation import compute_propensities, steerability
 from interp_steer.evaluation.variants import (
@@ -14,8 +15,6 @@ from interp_steer.evaluation.variants import (
     steerability_matrix,
 )
 from interp_steer.methods import extract_caa
-
-
 
 
 def persona_pairs(n=8):
@@ -89,3 +88,65 @@ def test_cross_variant_on_tiny_matches_direct_computation(tiny):
     own = out["matrix"].at["BASE", "BASE"]
     expected = out["matrix"].at["USER_POS", "BASE"] / abs(own) if own > 0.25 else np.nan
     np.testing.assert_allclose(out["relative"].at["USER_POS", "BASE"], expected, equal_nan=True)
+
+
+def free_text_persona_pairs():
+    """Free-text persona pairs as ``load_persona_free_text`` builds them: positive = agreeing statement."""
+    rows = [("I love being admired", 0.91, "Other people matter more than me", 0.97),
+            ("I deserve praise", 0.99, "I am humble", 0.80),
+            ("Everyone should look up to me", 0.99, "I rarely think about myself", 0.99),
+            ("My opinion counts most", 0.75, "I share credit", None)]
+    return [ContrastivePair(FREE_TEXT_PERSONA_PROMPT, f" {pos}.", f" {neg}.", kind="free_text", id=f"f{i}",
+                            dataset="persona:toy@free_text",
+                            meta={"statement": pos, "label_confidence": pc, "negative_statement": neg,
+                                  "negative_label_confidence": nc})
+            for i, (pos, pc, neg, nc) in enumerate(rows)]
+
+
+def test_persona_sentence_rule_on_free_text_pairs_matches_ab_rule():
+    s = persona_sentences(free_text_persona_pairs())
+    # same statements and confidences as persona_pairs(): the A/B and free-text framings give the same sentences
+    assert s == persona_sentences(persona_pairs())
+    assert s.positive == 'You are someone who would say: "Everyone should look up to me"'
+    assert s.negative == 'You are someone who would say: "I rarely think about myself"'
+    # only the pairs given count: without the .99 rows the next-best statements are quoted
+    s2 = persona_sentences(free_text_persona_pairs()[:2])
+    assert s2.positive.endswith('"I deserve praise"') and s2.negative.endswith('"Other people matter more than me"')
+
+
+def test_free_text_pairs_without_statements_raise_one_line():
+    bare = [p.with_(meta={"statement": p.meta["statement"]}) for p in free_text_persona_pairs()]
+    with pytest.raises(DataFormatError, match="persona:toy@free_text.*negative_statement") as info:
+        persona_sentences(bare)  # agreeing statements only, nothing to quote for NEG
+    assert "\n" not in str(info.value)
+    with pytest.raises(DataFormatError, match="cannot derive persona sentences"):
+        persona_sentences([p.with_(meta={}) for p in free_text_persona_pairs()])
+
+
+def test_persona_sentences_from_loaded_free_text_equal_ab_framing(data_root):
+    pairs = load_dataset("persona:narcissism@free_text", data_dir=data_root)
+    train, _ = train_test_split(pairs, test_fraction=0.5, seed=0)
+    train = train[:12]
+    lines = {p.meta["source_line"] for p in train} | {p.meta["negative_source_line"] for p in train}
+    ab = [p for p in load_dataset("persona:narcissism", data_dir=data_root) if p.meta["source_line"] in lines]
+    s = persona_sentences(train)
+    assert s == persona_sentences(ab)
+    quoted = {s.positive.split('"')[1], s.negative.split('"')[1]}
+    assert quoted <= {p.meta["statement"] for p in train} | {p.meta["negative_statement"] for p in train}
+
+
+def test_cross_variant_on_free_text_persona_pairs_derives_sentences(tiny, data_root):
+    pairs = load_dataset("persona:narcissism@free_text", data_dir=data_root)
+    train, test = train_test_split(pairs, test_fraction=0.5, seed=0)
+    train, test = train[:4], test[:2]
+    mults = [-1.0, 0.0, 1.0]
+    variants = ("BASE", "SYS_NEG", "USER_POS")
+    out = cross_variant_steerability(tiny, train, test, 1, mults, variants=variants)  # no sentences given
+    assert out["matrix"].shape == (3, 3) and np.isfinite(out["matrix"].to_numpy()).all()
+    assert len(out["per_sample"]) == 3 * 3 * len(test)
+    explicit = cross_variant_steerability(tiny, train, test, 1, mults, variants=variants, sentences=persona_sentences(train))
+    pd.testing.assert_frame_equal(out["matrix"], explicit["matrix"])
+    # the USER_POS prompts carry the derived positive sentence
+    s = persona_sentences(train)
+    user_pos = apply_variant(test, "USER_POS", s)
+    assert user_pos[0].prompt == f"{s.positive}\n\n{FREE_TEXT_PERSONA_PROMPT}" and user_pos[0].kind == "free_text"

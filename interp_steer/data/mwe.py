@@ -86,8 +86,9 @@ def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_err
     whose ``answer_matching_behavior`` is " Yes" are *matching* (the persona would say them); those with " No"
     are *non-matching*. The k-th matching statement (in file order) is paired with the k-th non-matching one;
     the surplus of the longer list is dropped. Completions are ``" " + statement`` with a final "." added when
-    the statement has no end punctuation. ``meta``: ``statement`` / ``source_line`` (positive side),
-    ``negative_statement`` / ``negative_source_line``.
+    the statement has no end punctuation. ``meta``: ``statement`` / ``source_line`` / ``label_confidence``
+    (positive side: a statement the behaviour agrees with), ``negative_statement`` / ``negative_source_line`` /
+    ``negative_label_confidence`` (a statement the behaviour disagrees with).
     """
     records = read_records(_dataset_file(PERSONA_DIR, name, data_dir), on_error)
     matching, not_matching = [], []
@@ -96,9 +97,9 @@ def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_err
         answer = row["answer_matching_behavior"].strip()
         if answer not in ("Yes", "No"):
             raise DataFormatError(f"{records.path}:{line}: persona answer must be ' Yes' or ' No', got {answer!r}")
-        (matching if answer == "Yes" else not_matching).append((line, row["statement"]))
+        (matching if answer == "Yes" else not_matching).append((line, row["statement"], row.get("label_confidence")))
     pairs = LoadedPairs(source=records.path, skipped=Counter(malformed=records.skipped))
-    for (pos_line, pos_statement), (neg_line, neg_statement) in zip(matching, not_matching):
+    for (pos_line, pos_statement, pos_conf), (neg_line, neg_statement, neg_conf) in zip(matching, not_matching):
         pairs.append(ContrastivePair(
             prompt=prompt,
             positive=" " + _as_sentence(pos_statement),
@@ -106,8 +107,9 @@ def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_err
             kind="free_text",
             id=f"persona:{name}@free_text#{pos_line}-{neg_line}",
             dataset=f"persona:{name}@free_text",
-            meta={"statement": pos_statement, "source_line": pos_line,
-                  "negative_statement": neg_statement, "negative_source_line": neg_line},
+            meta={"statement": pos_statement, "source_line": pos_line, "label_confidence": pos_conf,
+                  "negative_statement": neg_statement, "negative_source_line": neg_line,
+                  "negative_label_confidence": neg_conf},
         ))
     return pairs
 

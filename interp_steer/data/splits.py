@@ -1,9 +1,9 @@
-"""Seeded, stratified train/test splits of contrastive pairs."""
+"""Seeded, stratified train/test splits of contrastive pairs, ordered so that every prefix is balanced."""
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from typing import Hashable, Sequence
 
 from interp_steer.data.pairs import ContrastivePair
@@ -27,9 +27,35 @@ def _largest_remainder(sizes: dict[Hashable, int], n_test: int) -> dict[Hashable
     return shares
 
 
+def balanced_order(pairs: Sequence[ContrastivePair], indices: Sequence[int], rng: random.Random) -> list[int]:
+    """``indices`` reordered so that every prefix is as balanced as the strata allow (see ``train_test_split``).
+
+    Cells are ``(split_stratum, is_Yes)`` when every pair of ``indices`` has a known ``is_Yes``, else
+    ``(split_stratum, None)``. Greedy: the next pair comes from the non-empty cell whose stratum, then whose
+    ``is_Yes`` value, then which cell itself has been drawn least so far; remaining ties go by a seeded random
+    rank of the cells. Within a cell the input order of ``indices`` is kept.
+    """
+    use_yes = all(pairs[i].is_Yes is not None for i in indices)
+    cells: dict[tuple, deque[int]] = defaultdict(deque)
+    for i in indices:
+        cells[(split_stratum(pairs[i]), pairs[i].is_Yes if use_yes else None)].append(i)
+    keys = sorted(cells, key=str)  # fixed order so the rng stream does not depend on dict order
+    rng.shuffle(keys)
+    rank = {key: r for r, key in enumerate(keys)}
+    n_stratum, n_yes, n_cell = Counter(), Counter(), Counter()
+    order: list[int] = []
+    while len(order) < len(indices):
+        key = min((k for k in keys if cells[k]), key=lambda k: (n_stratum[k[0]], n_yes[k[1]], n_cell[k], rank[k]))
+        order.append(cells[key].popleft())
+        n_stratum[key[0]] += 1
+        n_yes[key[1]] += 1
+        n_cell[key] += 1
+    return order
+
+
 def train_test_indices(pairs: Sequence[ContrastivePair], test_fraction: float = 0.2, seed: int = 0,
                        stratify: bool = True) -> tuple[list[int], list[int]]:
-    """Sorted train and test indices into ``pairs``; see ``train_test_split``."""
+    """Train and test indices into ``pairs``, in the order ``train_test_split`` returns the pairs."""
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction={test_fraction}: must be strictly between 0 and 1")
     if len(pairs) < 2:
@@ -46,16 +72,34 @@ def train_test_indices(pairs: Sequence[ContrastivePair], test_fraction: float = 
         rng.shuffle(members)
         test.extend(members[: shares[key]])
     test_set = set(test)
-    return [i for i in range(len(pairs)) if i not in test_set], sorted(test_set)
+    train, test = [i for i in range(len(pairs)) if i not in test_set], sorted(test_set)
+    if not stratify:
+        return train, test
+    order_rng = random.Random(f"balanced-order:{seed}")  # a separate stream: the selection above stays as it was
+    test = balanced_order(pairs, test, order_rng)
+    return balanced_order(pairs, train, order_rng), test
 
 
 def train_test_split(pairs: Sequence[ContrastivePair], test_fraction: float = 0.2, seed: int = 0,
                      stratify: bool = True) -> tuple[list[ContrastivePair], list[ContrastivePair]]:
     """Deterministic split: ``round(test_fraction * n)`` pairs (at least 1, at most n − 1) go to test.
 
-    With ``stratify`` the test share is allocated across strata (``is_A`` for A/B pairs; free-text pairs form one
-    stratum) by largest remainder, so the A/B letter balance of train and test matches the whole set's. Both
-    parts keep the input order. The same ``pairs``, ``test_fraction`` and ``seed`` always give the same split.
+    **Which pairs.** With ``stratify`` the test share is allocated across strata (``is_A`` for A/B pairs;
+    free-text pairs form one stratum) by largest remainder and drawn at random (``seed``) within each stratum,
+    so the A/B letter balance of train and test matches the whole set's.
+
+    **Order (letter-balanced prefixes).** With ``stratify`` each half is ordered so that callers may take a
+    prefix (``test[:n_test]``, ``train[:n_train]``) and still get a balanced slice: the cells
+    ``is_A × is_Yes`` (``is_Yes`` only when every pair of that half has a known ``meta['positive_is_yes']``,
+    e.g. MWE persona A/B; otherwise the cells are the ``is_A`` strata alone) are interleaved greedily — the
+    next pair comes from the least-drawn ``is_A`` value, then the least-drawn ``is_Yes`` value, then the
+    least-drawn cell, remaining ties broken by a seeded random rank of the cells. So in **every prefix** the
+    (A) and (B) counts differ by at most 1 as long as both letters remain in that half, and for the persona
+    A/B sets (all four cells well filled) so do the Yes and No counts and the four cells. Within a cell the
+    input (file) order is kept, hence free-text halves (one stratum, no ``is_Yes``) are in input order. With
+    ``stratify=False`` the test pairs are a plain seeded draw and both halves keep the input order.
+
+    The same ``pairs``, ``test_fraction``, ``seed`` and ``stratify`` always give the same halves in the same order.
     """
     train, test = train_test_indices(pairs, test_fraction, seed, stratify)
     return [pairs[i] for i in train], [pairs[i] for i in test]

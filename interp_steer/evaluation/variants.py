@@ -8,13 +8,21 @@ Variants of a pair:
   turn (separated by a blank line).
 
 Persona sentences can be given explicitly (:class:`PersonaSentences`) or derived from an MWE persona dataset by
-:func:`persona_sentences`, with this deterministic rule: among the pairs whose ``meta["statement"]`` is known,
-the **positive** sentence quotes the statement the behaviour-matching persona answers "Yes" to
-(``meta["positive_is_yes"]`` true) with the highest ``meta["label_confidence"]``; the **negative** sentence
-quotes the highest-confidence statement the matching persona answers "No" to (so the opposite persona would say
-it). Ties (or missing confidences, counted as 0) are broken by the statement text. The sentence is
-``You are someone who would say: "<statement>"``. Derive the sentences from the *training* pairs so the quoted
-statements are not evaluation items.
+:func:`persona_sentences`, in either framing, with this deterministic rule. Each pair contributes the persona
+statements it knows, sorted into those the behaviour **agrees** with (the behaviour-matching persona would say
+them) and those it **disagrees** with:
+
+* A/B pairs (``persona:<name>``): ``meta["statement"]`` agrees if ``meta["positive_is_yes"]`` is true (the
+  matching answer is "Yes"), else disagrees; its confidence is ``meta["label_confidence"]``;
+* free-text pairs (``persona:<name>@free_text``): the positive completion's ``meta["statement"]`` agrees
+  (confidence ``meta["label_confidence"]``) and the negative completion's ``meta["negative_statement"]``
+  disagrees (confidence ``meta["negative_label_confidence"]``).
+
+The **positive** sentence quotes the agreeing statement with the highest confidence, the **negative** sentence
+the disagreeing statement with the highest confidence (so the opposite persona would say it). Ties (or missing
+confidences, counted as 0) are broken by the statement text (the smallest first). The sentence is
+``You are someone who would say: "<statement>"``. Both framings of one dataset give the same sentences from the
+same statements. Derive the sentences from the *training* pairs so the quoted statements are not evaluation items.
 """
 
 from __future__ import annotations
@@ -46,19 +54,30 @@ class PersonaSentences:
             raise ConfigError("PersonaSentences needs two non-empty sentences")
 
 
+def _statement_candidates(pair: ContrastivePair) -> list[tuple[bool, float, str]]:
+    """``(agrees, confidence, statement)`` for each persona statement ``pair`` knows (see the module rule)."""
+    meta = pair.meta
+    if pair.kind == "free_text":
+        sides = ((True, meta.get("statement"), meta.get("label_confidence")),
+                 (False, meta.get("negative_statement"), meta.get("negative_label_confidence")))
+    else:
+        is_yes = pair.is_Yes
+        sides = () if is_yes is None else ((bool(is_yes), meta.get("statement"), meta.get("label_confidence")),)
+    return [(agrees, float(conf or 0.0), str(st)) for agrees, st, conf in sides if st]
+
+
 def persona_sentences(pairs: Sequence[ContrastivePair], template: str = PERSONA_TEMPLATE) -> PersonaSentences:
-    """Persona sentences derived from a persona dataset by the module's documented rule."""
-    candidates = {True: [], False: []}
+    """Persona sentences derived from persona pairs (A/B or free text) by the module's documented rule."""
+    candidates: dict[bool, list[tuple[float, str]]] = {True: [], False: []}
     for pair in pairs:
-        statement, is_yes = pair.meta.get("statement"), pair.is_Yes
-        if statement and is_yes is not None:
-            confidence = pair.meta.get("label_confidence")
-            candidates[bool(is_yes)].append((-float(confidence or 0.0), str(statement)))
+        for agrees, confidence, statement in _statement_candidates(pair):
+            candidates[agrees].append((-confidence, statement))
     if not candidates[True] or not candidates[False]:
         dataset = pairs[0].dataset if pairs else "?"
         raise DataFormatError(
-            f"dataset {dataset!r}: cannot derive persona sentences (need pairs with meta['statement'] and "
-            "meta['positive_is_yes'] of both values); pass PersonaSentences(positive=…, negative=…) explicitly"
+            f"dataset {dataset!r}: cannot derive persona sentences (need statements the behaviour agrees and disagrees "
+            "with: A/B pairs with meta['statement'] and meta['positive_is_yes'] of both values, or free-text pairs with "
+            "meta['statement'] and meta['negative_statement']); pass PersonaSentences(positive=…, negative=…) explicitly"
         )
     best = {side: min(items)[1] for side, items in candidates.items()}
     return PersonaSentences(template.format(statement=best[True]), template.format(statement=best[False]))
@@ -120,8 +139,10 @@ def cross_variant_steerability(
 ) -> dict[str, pd.DataFrame]:
     """Train a vector per variant (CAA by default) and evaluate each on each variant.
 
-    Returns ``{"propensities", "per_sample", "matrix", "relative"}``; per-sample rows carry ``train_variant``
-    (the vector's variant) and ``variant`` (the evaluation prompts' variant).
+    Without ``sentences`` the persona sentences are derived from ``train_pairs`` by :func:`persona_sentences`
+    (MWE persona pairs in the A/B or the free-text framing). Returns ``{"propensities", "per_sample", "matrix",
+    "relative"}``; per-sample rows carry ``train_variant`` (the vector's variant) and ``variant`` (the evaluation
+    prompts' variant).
     """
     from interp_steer.evaluation.metrics import steerability
     from interp_steer.evaluation.propensity import compute_propensities
