@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
@@ -57,6 +58,21 @@ def test_unit_matches_direct_pipeline(tiny):
         run_scan_unit(tiny, [], test, 1, [0.0, 1.0])
 
 
+def test_fast_and_batched_engines_give_the_same_scan(tmp_path, tiny):
+    fast = run_scan(tiny, config(engine="fast"), toy_data, tmp_path / "fast", progress=False)
+    batched = run_scan(tiny, config(engine="batched"), toy_data, tmp_path / "batched", progress=False)
+    assert len(fast["propensities"]) == len(batched["propensities"]) == 36
+    pd.testing.assert_frame_equal(sorted_table(fast["propensities"]), sorted_table(batched["propensities"]), atol=1e-4)
+    pd.testing.assert_frame_equal(fast["summary"], batched["summary"], atol=1e-4)
+    key = ScanUnit("toy:b", 2).key
+    from interp_steer.steering.vector import SteeringVector
+    fast_vec = SteeringVector.load(tmp_path / "fast" / "units" / f"{key}.safetensors")
+    batched_vec = SteeringVector.load(tmp_path / "batched" / "units" / f"{key}.safetensors")
+    assert fast_vec.hook_names == batched_vec.hook_names == ["blocks.2.hook_resid_post"]
+    assert fast_vec.provenance.layers == batched_vec.provenance.layers == [2]
+    torch.testing.assert_close(fast_vec["blocks.2.hook_resid_post"], batched_vec["blocks.2.hook_resid_post"], atol=1e-6, rtol=0)
+
+
 def test_config_validation_and_clash(tmp_path, tiny):
     with pytest.raises(ConfigError):
         config(multipliers=[1.0])
@@ -64,11 +80,19 @@ def test_config_validation_and_clash(tmp_path, tiny):
         config(layers=[])
     with pytest.raises(ConfigError):
         config(table_format="xlsx")
+    with pytest.raises(ConfigError, match="engine"):
+        config(engine="turbo")
     cfg = config(datasets=["toy:a"], layers=[0])
     run_scan(tiny, cfg, toy_data, tmp_path, progress=False)
     assert ScanConfig.from_json((tmp_path / "config.json").read_text()) == cfg
     with pytest.raises(ConfigError, match="multipliers"):
         run_scan(tiny, config(datasets=["toy:a"], layers=[0], multipliers=[0.0, 2.0]), toy_data, tmp_path, progress=False)
+    # a directory written before split_order existed (file-order test slices) is not resumed with the new order
+    legacy = json.loads((tmp_path / "config.json").read_text())
+    del legacy["split_order"]
+    (tmp_path / "config.json").write_text(json.dumps(legacy))
+    with pytest.raises(ConfigError, match="split_order"):
+        run_scan(tiny, cfg, toy_data, tmp_path, progress=False)
 
 
 def test_resume_after_partial_run_and_stale_files(tmp_path, tiny):

@@ -107,6 +107,7 @@ def scan(
     model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
     batch_size: int = typer.Option(32, help="sequences per forward pass"),
     table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
+    engine: str = typer.Option("fast", help="fast (prefix cache, all layers of a dataset in one pass) or batched"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
     device: str = typer.Option("cpu"),
@@ -122,7 +123,7 @@ def scan(
     config = ScanConfig(
         model=model, datasets=list(dataset), layers=parse_layers(layers, hooked.cfg.n_layers), multipliers=mults,
         n_train=n_train or None, n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed,
-        batch_size=batch_size, table_format=table_format,
+        batch_size=batch_size, table_format=table_format, engine=engine,
     )
     result = run_scan(hooked, config, registry_pairs(config, data_dir), out, progress=progress)
     save_figure(plot_layer_scan(result["summary"]), out / "layer_scan.png")

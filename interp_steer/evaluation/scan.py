@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Mapping, Sequence
 
@@ -31,10 +31,19 @@ from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.metrics import steerability, summarize_steerability
 from interp_steer.evaluation.propensity import compute_propensities
+from interp_steer.steering.hook_names import as_hook_name
+from interp_steer.steering.vector import SteeringVector
 
 TableFormat = Literal["parquet", "csv"]
-RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method")
+EngineName = Literal["fast", "batched"]
+RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
+                   "split_order")
 """Config fields a resumed scan must share with the run that wrote the directory."""
+
+SPLIT_ORDER = "letter-balanced"
+"""How :func:`~interp_steer.data.train_test_split` orders each half (prefixes balanced between (A) and (B)).
+Configs written before this field existed read back as ``"file-order"``, so resuming such a directory is refused
+instead of silently mixing test slices."""
 
 DEFAULT_MULTIPLIERS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 
@@ -45,6 +54,10 @@ class ScanConfig:
 
     ``n_train`` / ``n_test`` / ``test_fraction`` / ``framing`` / ``seed`` describe how the data provider built
     each dataset's split (see :func:`registry_pairs`); they are recorded so a resume cannot mix settings.
+    ``engine="fast"`` evaluates all of a dataset's missing layers in one
+    :func:`~interp_steer.evaluation.fast_engine.fast_propensities` call (prompt prefix once, each layer resumed
+    from its recorded residual); ``"batched"`` runs :func:`compute_propensities` per unit. Both give the same
+    numbers (to ~1e-5), so the engine is not result-defining and may differ between a run and its resume.
     """
 
     model: str
@@ -60,6 +73,8 @@ class ScanConfig:
     read_position: str | None = None
     method: str = "caa"
     table_format: TableFormat = "parquet"
+    engine: EngineName = "fast"
+    split_order: str = SPLIT_ORDER
 
     def __post_init__(self) -> None:
         self.datasets, self.layers = list(self.datasets), [int(x) for x in self.layers]
@@ -80,6 +95,8 @@ class ScanConfig:
             raise ConfigError(f"ScanConfig.batch_size must be ≥ 1, got {self.batch_size}")
         if self.table_format not in ("parquet", "csv"):
             raise ConfigError(f"ScanConfig.table_format must be 'parquet' or 'csv', got {self.table_format!r}")
+        if self.engine not in ("fast", "batched"):
+            raise ConfigError(f"ScanConfig.engine must be 'fast' or 'batched', got {self.engine!r}")
         if self.method != "caa":
             raise ConfigError(f"ScanConfig.method {self.method!r}: only 'caa' is supported by the scan")
 
@@ -92,6 +109,7 @@ class ScanConfig:
     @classmethod
     def from_json(cls, text: str) -> "ScanConfig":
         data = json.loads(text)
+        data.setdefault("split_order", "file-order")
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -230,26 +248,60 @@ def run_scan(
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, config)
     fetch = data.__getitem__ if isinstance(data, Mapping) else data
-    loaded: dict[str, tuple] = {}
     todo = [u for u in config.units() if not _unit_table(out_dir, u, config.table_format).exists()]
     bar = tqdm(total=len(config.units()), initial=len(config.units()) - len(todo), desc="scan units",
                disable=not progress, unit="unit")
-    for unit in todo:
-        bar.set_postfix_str(f"{unit.dataset} L{unit.layer}")
-        if unit.dataset not in loaded:
-            loaded[unit.dataset] = fetch(unit.dataset)
-        train, test = loaded[unit.dataset]
-        vector, propensities, _, _ = run_scan_unit(
-            model, train, test, unit.layer, config.multipliers, dataset=unit.dataset,
-            batch_size=config.batch_size, read_position=config.read_position,
-        )
-        vector.save(out_dir / "units" / f"{unit.key}.safetensors")
-        write_table_atomic(propensities, _unit_table(out_dir, unit, config.table_format))
-        bar.update(1)
-        if on_unit_done is not None:
-            on_unit_done(unit)
+    for dataset in dict.fromkeys(u.dataset for u in todo):
+        units = [u for u in todo if u.dataset == dataset]
+        bar.set_postfix_str(f"{dataset} L{','.join(str(u.layer) for u in units)}")
+        train, test = fetch(dataset)
+        for unit, vector, propensities in _dataset_units(model, config, dataset, units, train, test):
+            vector.save(out_dir / "units" / f"{unit.key}.safetensors")
+            write_table_atomic(propensities, _unit_table(out_dir, unit, config.table_format))
+            bar.update(1)
+            if on_unit_done is not None:
+                on_unit_done(unit)
     bar.close()
     return combine_scan(out_dir, config)
+
+
+def _dataset_units(model, config: ScanConfig, dataset: str, units: list[ScanUnit], train, test):
+    """Yield ``(unit, vector, propensities)`` for the given units of one dataset.
+
+    The fast engine extracts CAA at all the units' layers in one pass and scores every layer in one call; the
+    batched engine runs :func:`run_scan_unit` per unit. Either way each unit's results are yielded separately so
+    the caller can write them as independent files.
+    """
+    if config.engine == "batched":
+        for unit in units:
+            vector, propensities, _, _ = run_scan_unit(
+                model, train, test, unit.layer, config.multipliers, dataset=dataset,
+                batch_size=config.batch_size, read_position=config.read_position,
+            )
+            yield unit, vector, propensities
+        return
+    from interp_steer.evaluation.fast_engine import fast_propensities
+    from interp_steer.methods.caa import extract_caa
+
+    if not train or not test:
+        raise ConfigError(f"dataset {dataset!r}: scan unit needs non-empty train and test splits "
+                          f"(got {len(train)} train, {len(test)} test)")
+    layers = [u.layer for u in units]
+    combined = extract_caa(model, train, layers, read_position=config.read_position,
+                           batch_size=config.batch_size, progress=False, dataset=dataset)
+    vectors = {layer: _one_layer(combined, layer) for layer in layers}
+    table = fast_propensities(model, test, vectors, config.multipliers, progress=False,
+                              vector_name=f"caa:{dataset}")
+    table["dataset"] = dataset
+    for unit in units:
+        rows = table[table["layer"] == unit.layer].reset_index(drop=True)
+        yield unit, vectors[unit.layer], rows
+
+
+def _one_layer(vector: SteeringVector, layer: int) -> SteeringVector:
+    """The layer's direction of a multi-layer vector, with provenance saying that one layer (as a unit run would)."""
+    name = as_hook_name(layer)
+    return SteeringVector({name: vector[name]}, replace(vector.provenance, layers=[layer]))
 
 
 def combine_scan(out_dir: str | Path, config: ScanConfig | None = None) -> dict[str, pd.DataFrame]:
