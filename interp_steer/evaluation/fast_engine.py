@@ -45,7 +45,7 @@ from interp_steer.steering.vector import SteeringVector
 DEFAULT_MEMORY_BUDGET_MB = 512
 """Default cap on the cached keys/values of one chunk and one block call (the engine's dominant allocations)."""
 
-_LOGIT_POSITIONS_PER_PIECE = 256  # free-text positions unembedded at once (× d_vocab floats)
+_LOGIT_POSITIONS_PER_PIECE = 512  # free-text positions unembedded at once (× d_vocab floats)
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,8 @@ def _token_logprobs(model: HookedTransformer, residual: Float[Tensor, "n d_model
     out = []
     for lo in range(0, residual.shape[0], _LOGIT_POSITIONS_PER_PIECE):
         piece = _final_residual(model, residual[lo: lo + _LOGIT_POSITIONS_PER_PIECE])
-        logits = _soft_cap(model, model.unembed(piece[:, None, :])[:, 0, :]).float()
+        # W_U is [d_model, d_vocab]: a plain matmul, not TransformerLens's Unembed (which copies W_U.T every call)
+        logits = _soft_cap(model, torch.addmm(model.b_U, piece, model.W_U)).float()
         target = targets[lo: lo + _LOGIT_POSITIONS_PER_PIECE]
         out.append(logits.gather(1, target[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))
     return torch.cat(out) if out else residual.new_zeros(0)
