@@ -166,11 +166,14 @@ def write_report(report: Report, per_sample: pd.DataFrame, args, engine_name: st
                     f"{100 * part['anti_steerable_fraction'].min():.0f}–{100 * part['anti_steerable_fraction'].max():.0f}% "
                     f"(mean over layers {100 * part['anti_steerable_fraction'].mean():.0f}%).")
     if not ab.empty:
-        report.text(f"**Caveat (A/B)**: the A/B test samples are the first {args.n_test} of each dataset's stratified test "
-                    f"half in file order; with this small n they are not letter-balanced ({100 * share_b:.0f}% have the positive "
-                    "answer at (B)), and the per-sample A/B slopes are almost entirely set by the answer letter (see the "
-                    "spurious-factor study). `letter_balanced_slope` averages the per-letter mean slopes so (A) and (B) "
-                    "count equally; it is the fairer A/B number.")
+        ab_norms = by_layer[by_layer["framing"] == "ab"]["mean_vector_norm"]
+        report.text(f"**Note (A/B)**: train and test slices are prefixes of each dataset's stratified split ordered so that "
+                    f"(A) and (B) alternate ({100 * share_b:.0f}% of the test samples have the positive answer at (B)). "
+                    "With letter-balanced training pairs the answer-letter component of the CAA difference cancels, and "
+                    f"what is left is small (mean vector norm {ab_norms.min():.2f}–{ab_norms.max():.2f} across layers, "
+                    "against the free-text vectors' norms in the table): at multipliers up to ±"
+                    f"{max(abs(m) for m in args.multipliers):g} it does not move the A/B logit difference. "
+                    "`letter_balanced_slope` averages the per-letter mean slopes so (A) and (B) count equally.")
     report.table(by_layer, "summary_by_layer", caption="Mean over datasets of the per-dataset mean slope (and its "
                  "standard deviation across datasets), of the median slope, "
                  "anti-steerable fraction, mean R² of the per-sample lines, and mean L2 norm of the CAA vector.")

@@ -35,6 +35,8 @@ def compare(
     n_test: int = typer.Option(30, help="test pairs (steerability)"),
     n_texts: int = typer.Option(40, help="fixed texts for the feature effects and the SAE-TS effect model"),
     max_text_tokens: int = typer.Option(32, help="longest fixed text in tokens"),
+    text_source: str = typer.Option("corpus", help="texts for the feature effects: corpus (data-set text) or generated "
+                                    "(the unsteered model's own continuations of the train prompts)"),
     n_probe: int = typer.Option(128, help="probe vectors for the SAE-TS effect model (half random, half decoder)"),
     ridge: float = typer.Option(1e-2, help="ridge of the SAE-TS effect-model fit (raise it when n_probe << d_model)"),
     multipliers: str = typer.Option("-2,0,2", help="multipliers (× the CAA norm)"),
@@ -56,7 +58,7 @@ def compare(
     config = CompareConfig(
         dataset=dataset, layer=layer, sae=sae, targets=_parse_targets(targets), n_targets=n_targets,
         n_decoder_baselines=n_decoder_baselines, n_train=n_train, n_test=n_test, n_texts=n_texts,
-        max_text_tokens=max_text_tokens, n_probe=n_probe, ridge=ridge, multipliers=parse_float_list(multipliers, "--multipliers"),
+        max_text_tokens=max_text_tokens, text_source=text_source, n_probe=n_probe, ridge=ridge, multipliers=parse_float_list(multipliers, "--multipliers"),
         n_generations=n_generations, max_new_tokens=max_new_tokens, model=model, framing=framing, seed=seed,
         data_dir=str(data_dir) if data_dir else None, device=device,
     )
