@@ -61,6 +61,10 @@ def main() -> None:
     parser.add_argument("--layer", type=int, default=None, help="steering layer (default: layer_scan.py's choice)")
     parser.add_argument("--time-budget-min", type=float, default=13.0, help="stop starting new units after this")
     parser.add_argument("--max-units", type=int, default=None, help="cap on the number of (dataset, framing) units")
+    parser.add_argument("--shard", default="0/1", help="I/N: compute only units with index %% N == I (run N processes "
+                        "side by side, then once more with --time-budget-min 0 to write the combined report)")
+    parser.add_argument("--framings", type=lambda s: s.split(","), default=["ab", "free_text"],
+                        help="framings whose missing units may be computed (cached units of any framing are reported)")
     args = parser.parse_args()
     layer, layer_source = chosen_layer(args.layer)
     report = Report("steerability_all", f"Steerability of CAA vectors across MWE datasets at layer {layer} (SmolLM2-135M)", args.out)
@@ -72,9 +76,13 @@ def main() -> None:
     deadline = time.time() + 60 * args.time_budget_min
     frames, skipped = [], []
     unit_seconds: list[float] = []
-    for spec, framing in units:
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    for index, (spec, framing) in enumerate(units):
         key = f"L{layer}__{spec}__tr{args.n_train}_te{args.n_test}_s{args.seed}"
         frame = read_unit(report.out_dir, key)
+        if frame is None and (framing not in args.framings or index % n_shards != shard):
+            skipped.append(spec)
+            continue
         if frame is None:
             # start a unit only if a typical unit still fits into the budget
             typical = max(unit_seconds[-4:]) if unit_seconds else 0.0
@@ -121,9 +129,8 @@ def write_report(report: Report, per_sample: pd.DataFrame, layer: int, layer_sou
         f"evaluated on {args.n_test} test pairs at multipliers {args.multipliers}. Steerability = slope of a "
         "sample's propensity on the multiplier (A/B: logit difference of the answer letters; free text: "
         "log-prob difference of the completions); anti-steerable = slope < 0.",
-        f"**Datasets done** ({summary['dataset'].nunique()} (dataset, framing) units within the "
-        f"{args.time_budget_min:g}-minute budget): " + ", ".join(f"`{d}`" for d in summary["dataset"]) + "."
-        + (f" Not reached: {len(skipped)} more units (rerun with a larger `--time-budget-min`)." if skipped else ""),
+        f"**Datasets done** ({summary['dataset'].nunique()} (dataset, framing) units): " + ", ".join(f"`{d}`" for d in summary["dataset"]) + "."
+        + (f" Not computed: {len(skipped)} more units (time budget or `--framings`; a rerun continues)." if skipped else ""),
     )
     report.lines += ["## Headline", ""]
     for row in groups.itertuples():

@@ -62,3 +62,28 @@ def test_caa_errors(tiny):
         extract_caa(tiny, AB_PAIRS, [9], progress=False)
     with pytest.raises(ConfigError, match="read_position"):
         extract_caa(tiny, AB_PAIRS, [0], read_position="middle", progress=False)
+
+
+def test_norm_relative_rescales_each_hook_to_the_mean_residual_norm(tiny):
+    from interp_steer.methods.caa import activation_norms, collect_contrastive_activations, mean_difference, norm_relative
+
+    pairs = AB_PAIRS
+    acts = collect_contrastive_activations(tiny, pairs, [0, 2], progress=False)
+    norms = activation_norms(acts)
+    # independent: the residuals at the answer letter from run_with_cache, one pair side at a time
+    for layer in (0, 2):
+        name = f"blocks.{layer}.hook_resid_post"
+        lengths = [float(hand_activation(tiny, pair, side, name, "answer").norm())
+                   for pair in pairs for side in (pair.positive, pair.negative)]
+        assert norms[name] == pytest.approx(sum(lengths) / len(lengths), rel=1e-4)
+    from interp_steer.steering import SteeringVector
+    from interp_steer.errors import SteeringVectorError
+
+    vector = SteeringVector(mean_difference(acts))
+    scaled = norm_relative(vector, norms)
+    for name, direction in scaled.directions.items():
+        assert float(direction.norm()) == pytest.approx(norms[name], rel=1e-5)
+        assert float(torch.nn.functional.cosine_similarity(direction, vector[name], dim=0)) == pytest.approx(1.0, abs=1e-6)
+    assert scaled.provenance.extra["transform"] == "norm_relative"
+    with pytest.raises(SteeringVectorError, match="blocks.2"):
+        norm_relative(vector, {"blocks.0.hook_resid_post": 1.0})

@@ -7,7 +7,7 @@ so the expensive part can be cached and re-aggregated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
 import torch
@@ -18,7 +18,7 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import encode_pair, left_pad, pad_token_id
-from interp_steer.errors import ConfigError
+from interp_steer.errors import ConfigError, SteeringVectorError
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 from interp_steer.steering.vector import Provenance, SteeringVector
 
@@ -129,3 +129,24 @@ def extract_caa(
         extra={"variants": sorted({p.variant for p in pairs})},
     )
     return SteeringVector(mean_difference(acts), provenance)
+
+
+def activation_norms(activations: ContrastiveActivations) -> dict[str, float]:
+    """Mean L2 norm of the residual stream at the read position, over both sides of every pair, per hook name.
+
+    The natural unit for norm-relative multipliers: a vector rescaled to this norm and added at multiplier ``m``
+    moves the residual by ``m`` times its typical length (see :func:`norm_relative`)."""
+    return {
+        n: float(torch.cat([activations.positive[n], activations.negative[n]]).float().norm(dim=-1).mean())
+        for n in activations.hook_names
+    }
+
+
+def norm_relative(vector: SteeringVector, norms: dict[str, float]) -> SteeringVector:
+    """``vector`` with the direction at each hook rescaled to ``norms[hook]`` (e.g. :func:`activation_norms`)."""
+    missing = [n for n in vector.hook_names if n not in norms]
+    if missing:
+        raise SteeringVectorError(f"no reference norm for hook(s) {', '.join(missing)}")
+    directions = {n: d * (norms[n] / d.norm().clamp_min(1e-12)) for n, d in vector.directions.items()}
+    extra = {**vector.provenance.extra, "transform": "norm_relative", "reference_norms": {n: norms[n] for n in vector.hook_names}}
+    return SteeringVector(directions, replace(vector.provenance, extra=extra))
