@@ -29,9 +29,10 @@ def data_root() -> Path:
 def tiny():
     """A seeded tiny llama-style HookedTransformer (3 layers, d_model 64) with the SmolLM2 tokenizer."""
     from interp_steer.models import tiny_model
+    from interp_steer.models.layout import use_linear_layout
 
     torch.manual_seed(0)
-    return tiny_model("tiny-llama", seed=0)
+    return use_linear_layout(tiny_model("tiny-llama", seed=0))  # the layout load_model() gives every model
 
 
 @pytest.fixture(scope="session")

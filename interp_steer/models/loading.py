@@ -8,13 +8,15 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.errors import ModelLoadError
 from interp_steer.models.embedded import EMBEDDED_MODEL_NAME, embedded_gguf_path
+from interp_steer.models.layout import use_linear_layout
 from interp_steer.models.llama_conversion import load_llama_as_hooked
 from interp_steer.models.tiny import TINY_CONFIGS, tiny_model
 
 EMBEDDED_ALIASES = (EMBEDDED_MODEL_NAME, "embedded", "SmolLM2-135M-Instruct")
 
 
-def load_model(spec: str = EMBEDDED_MODEL_NAME, *, device: str = "cpu", use_cache: bool = True) -> HookedTransformer:
+def load_model(spec: str = EMBEDDED_MODEL_NAME, *, device: str = "cpu", use_cache: bool = True,
+               linear_layout: bool = True) -> HookedTransformer:
     """Load a model as a ``HookedTransformer``.
 
     ``spec`` is one of:
@@ -24,7 +26,14 @@ def load_model(spec: str = EMBEDDED_MODEL_NAME, *, device: str = "cpu", use_cach
       * an official TransformerLens model name (downloaded from the hub; needs a network).
 
     Converted GGUF / local weights are cached under ``$INTERP_STEER_CACHE`` (default ``~/.cache/interp_steer``).
+    ``linear_layout`` re-stores the matmul weights so TransformerLens's per-call weight copies become views
+    (same values; see :mod:`interp_steer.models.layout`): about 3.5× faster token-by-token generation on CPU.
     """
+    model = _load(spec, device, use_cache)
+    return use_linear_layout(model) if linear_layout else model
+
+
+def _load(spec: str, device: str, use_cache: bool) -> HookedTransformer:
     if spec in EMBEDDED_ALIASES:
         gguf = embedded_gguf_path()
         return load_llama_as_hooked(gguf.parent, gguf_file=gguf.name, model_name=EMBEDDED_MODEL_NAME, device=device, use_cache=use_cache)
