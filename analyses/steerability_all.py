@@ -77,10 +77,12 @@ def main() -> None:
     frames, skipped = [], []
     unit_seconds: list[float] = []
     shard, n_shards = (int(x) for x in args.shard.split("/"))
-    for index, (spec, framing) in enumerate(units):
+    selected = [u for u in units if u[1] in args.framings]
+    mine = {u for i, u in enumerate(selected) if i % n_shards == shard}  # shards split the computable units evenly
+    for spec, framing in units:
         key = f"L{layer}__{spec}__tr{args.n_train}_te{args.n_test}_s{args.seed}"
         frame = read_unit(report.out_dir, key)
-        if frame is None and (framing not in args.framings or index % n_shards != shard):
+        if frame is None and (spec, framing) not in mine:
             skipped.append(spec)
             continue
         if frame is None:
