@@ -143,6 +143,13 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _portable(value):
+    """Paths inside the repository as repository-relative strings (reports must not carry machine paths)."""
+    if isinstance(value, Path) and value.is_absolute() and value.is_relative_to(RESULTS_ROOT.parents[1]):
+        return value.relative_to(RESULTS_ROOT.parents[1]).as_posix()
+    return value
+
+
 class Report:
     """Collects markdown sections, tables (also saved as CSV) and figures (PNG) for one study folder."""
 
@@ -179,7 +186,7 @@ class Report:
 
     def settings(self, args, extra: dict | None = None, uses_model: bool = True) -> None:
         """A 'Settings' section listing the options used and (``uses_model``) the machine and model."""
-        items = {k: v for k, v in vars(args).items() if k != "out"}
+        items = {k: _portable(v) for k, v in vars(args).items() if k != "out"}
         items.update(extra or {})
         self.lines += ["## Settings", ""]
         self.lines += [f"- `{k}`: {v}" for k, v in items.items()]

@@ -179,6 +179,7 @@ def test_resume_ends_identical_to_uninterrupted_run(tiny, tmp_path):
     assert load_checkpoint(checkpoint)["state"]["step"] == 3
     resumed = train_bipo(tiny, pairs, config, resume_from=checkpoint, progress=False)
     assert resumed.provenance.extra["steps"] == 5 and resumed.provenance.extra["finished"]
+    assert resumed.provenance.extra["config"]["checkpoint_path"] == "run.pt"  # no machine-local directory
     assert torch.equal(resumed[HOOK], full[HOOK])
     assert resumed.provenance.extra["loss_history"] == full.provenance.extra["loss_history"]
     assert resumed.provenance.extra["direction_history"] == full.provenance.extra["direction_history"]

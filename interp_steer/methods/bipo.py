@@ -276,7 +276,8 @@ def train_bipo(
         read_position="all",
         layers=[layer_of(hook_name)],
         extra={
-            "config": config.to_dict(),
+            # the checkpoint's file name only: a machine-local directory has no place in a vector's provenance
+            "config": {**config.to_dict(), "checkpoint_path": Path(config.checkpoint_path).name if config.checkpoint_path else None},
             "hook_name": hook_name,
             "loss_history": list(state.loss_history),
             "direction_history": [list(d) for d in state.direction_history],
