@@ -24,7 +24,7 @@ def rss_mb() -> float:
 
 
 def main(job_path: str, out_path: str) -> None:
-    job = torch.load(job_path)
+    job = torch.load(job_path, weights_only=True)  # plain data and tensors only: no pickled code runs
     torch.set_num_threads(job["threads"])
     model = AutoModelForCausalLM.from_pretrained(job["gguf_dir"], gguf_file=job["gguf_file"], torch_dtype=torch.float32)
     model.eval()
