@@ -1,18 +1,33 @@
 """The ``interp-steer`` command line: thin typer wrappers around the library functions.
 
-Each sub-command lives in its own module and registers itself on ``app``; errors derived from
-``InterpSteerError`` are printed as one line (exit code 2) instead of a traceback.
+Each sub-command lives in its own module and registers itself on ``app``. Errors derived from
+``InterpSteerError`` are printed as one line ``error: …`` with exit code 2 (no traceback), both from the
+``interp-steer`` entry point and from ``typer.testing.CliRunner``; usage errors (an unknown option, a missing
+required option, a value of the wrong type) are typer's usual short usage message, also exit code 2.
 """
 
 from __future__ import annotations
 
-import sys
-
 import typer
+from typer.core import TyperGroup
 
 from interp_steer.errors import InterpSteerError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Steering vectors on TransformerLens models.")
+
+class _OneLineErrors(TyperGroup):
+    """The app's command group: a package error raised by a sub-command becomes one line on stderr and exit 2."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except InterpSteerError as exc:
+            message = " ".join(str(exc).split())  # one line even if a message carries a newline
+            typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True,
+                  help="Steering vectors on TransformerLens models.")
 
 # sub-command modules register themselves on import
 from interp_steer.cli import commands_core  # noqa: E402,F401
@@ -23,19 +38,6 @@ from interp_steer.cli import commands_compare  # noqa: E402,F401
 
 
 def main() -> None:
-    """Entry point: run the typer app, turning package errors into one clean line."""
-    try:
-        app(standalone_mode=False)
-    except InterpSteerError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    """Entry point (``interp-steer``): typer's standalone mode, which prints usage errors as a short message and
+    exits with their code (2); package errors are turned into one line by the command group above."""
+    app()

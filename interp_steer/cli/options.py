@@ -1,37 +1,141 @@
-"""Parsing helpers shared by CLI commands (comma lists, layer lists)."""
+"""Parsing and checking helpers shared by CLI commands (comma lists, layer lists, counts, devices, outputs).
+
+Every check raises a one-line ``ConfigError`` naming the option, so a command can validate all of its
+arguments, and its outputs, before it loads a model or computes anything.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
+from interp_steer.checks import check_device, require_count, require_finite
 from interp_steer.errors import ConfigError
 
 
 def parse_float_list(text: str, option: str) -> list[float]:
-    """``"-2,-1,0,1,2"`` → floats; a ConfigError naming the option otherwise."""
+    """``"-2,-1,0,1,2"`` → finite floats; a ConfigError naming the option otherwise (also for NaN / inf)."""
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"{option}: expected comma-separated numbers, got {text!r}") from None
     if not values:
         raise ConfigError(f"{option}: no values given")
+    bad = [v for v in values if v != v or v in (float("inf"), float("-inf"))]
+    if bad:
+        raise ConfigError(f"{option}: values must be finite numbers, got {bad[0]} in {text!r}")
     return values
 
 
-def parse_layers(text: str, n_layers: int, option: str = "--layers") -> list[int]:
-    """``"3,6,12"``, ``"all"`` or a range ``"3-12"`` → layer ints, checked against the model."""
+def parse_layers(text: str, n_layers: int | None, option: str = "--layers") -> list[int]:
+    """``"3,6,12"``, ``"all"`` or a range ``"3-12"`` → layer ints, each at most once, checked against the model.
+
+    ``n_layers=None`` checks the syntax only (before a model is loaded; ``"all"`` then gives ``[]``). Empty
+    specs, reversed ranges (``"12-6"``) and repeated layers (``"6,6"``, ``"3-6,5"``) are errors.
+    """
     text = text.strip()
     if text == "all":
-        return list(range(n_layers))
+        return list(range(n_layers)) if n_layers is not None else []
     layers: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                lo, hi = part.split("-")
-                layers.extend(range(int(lo), int(hi) + 1))
-            elif part.strip():
+    hint = "expected e.g. '12', '3,6,12', '3-12' or 'all'"
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                lo_text, hi_text = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
+                lo, hi = int(lo_text), int(hi_text)
+                if hi < lo:
+                    raise ConfigError(f"{option}: range {part!r} is reversed; write '{hi}-{lo}'")
+                layers.extend(range(lo, hi + 1))
+            else:
                 layers.append(int(part))
-    except ValueError:
-        raise ConfigError(f"{option}: expected e.g. '12', '3,6,12', '3-12' or 'all', got {text!r}") from None
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise ConfigError(f"{option}: layer(s) {bad} out of range for a {n_layers}-layer model")
+        except ValueError:
+            raise ConfigError(f"{option}: {hint}, got {text!r}") from None
+    if not layers:
+        raise ConfigError(f"{option}: no layers given ({hint})")
+    repeated = sorted({layer for layer in layers if layers.count(layer) > 1})
+    if repeated:
+        raise ConfigError(f"{option}: layer(s) {repeated} given more than once in {text!r}")
+    if n_layers is not None:
+        bad = [layer for layer in layers if not 0 <= layer < n_layers]
+        if bad:
+            raise ConfigError(f"{option}: layer(s) {bad} out of range for a {n_layers}-layer model")
     return layers
+
+
+def check_count(value: int, option: str, *, minimum: int = 1, zero_means: str | None = None) -> int:
+    """An integer option ≥ ``minimum`` (``zero_means="all"``: 0 is the documented 'no limit' value)."""
+    return require_count(value, option, minimum=minimum, zero_means=zero_means)
+
+
+def check_finite(value: float | None, option: str, *, positive: bool = False) -> float | None:
+    """A finite float option (``None`` passes: an unset optional value); ``positive``: also > 0."""
+    if value is None:
+        return None
+    value = require_finite(value, option)
+    if positive and value <= 0:
+        raise ConfigError(f"{option}: must be > 0, got {value}")
+    return value
+
+
+def check_fraction(value: float, option: str) -> float:
+    """A share strictly between 0 and 1 (e.g. ``--test-fraction``)."""
+    value = require_finite(value, option)
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"{option}: must be strictly between 0 and 1, got {value}")
+    return value
+
+
+def check_device_option(device: str, option: str = "--device") -> str:
+    """``--device`` names a torch device present on this machine."""
+    return check_device(device, option)
+
+
+def _probe_writable(directory: Path, option: str, shown: Path) -> None:
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {shown}: directory {directory} is not writable ({exc.strerror})") from None
+
+
+def prepare_out_dir(path: Path, option: str = "--out") -> Path:
+    """Create the output directory now (parents too) and check it is writable, before any computation.
+
+    An existing file at ``path``, a parent that is a file, or an unwritable location is a ``ConfigError``
+    naming the option; an existing directory is fine (commands that resume rely on it).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: is an existing file; give a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create the directory ({exc.strerror})") from None
+    _probe_writable(path, option, path)
+    return path
+
+
+def prepare_out_file(path: Path, option: str = "--out", *, force: bool = False, sidecar_suffixes: tuple[str, ...] = ()) -> Path:
+    """Check an output file can be written, before any computation: not a directory, its directory creatable
+    and writable, and — unless ``force`` — neither it nor a sidecar (``path.with_suffix(s)``) exists yet."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; give a file name")
+    if not force:
+        existing = [p for p in [path, *(path.with_suffix(s) for s in sidecar_suffixes)] if p.exists()]
+        if existing:
+            raise ConfigError(f"{option} {path}: {existing[0]} already exists; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create the directory {parent} ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{option} {path}: directory {parent} is not writable")
+    _probe_writable(parent, option, path)
+    return path
