@@ -107,7 +107,8 @@ def test_kv_cache_generation_equals_full_recomputation(tiny, vector):
     kwargs = dict(max_new_tokens=8, do_sample=False, verbose=False, return_type="tokens", stop_at_eos=False)
     with steer(tiny, vector, multiplier=4.0, positions="from_last_prompt"):
         cached = tiny.generate(toks, use_past_kv_cache=True, **kwargs)
-    with steer(tiny, vector, multiplier=4.0, positions="from_last_prompt"):
+    # without a KV cache every forward holds the whole sequence: the prompt length must be explicit
+    with steer(tiny, vector, multiplier=4.0, positions="from_last_prompt", prompt_lengths=toks.shape[1]):
         full = tiny.generate(toks, use_past_kv_cache=False, **kwargs)
     unsteered = tiny.generate(toks, use_past_kv_cache=True, **kwargs)
     assert torch.equal(cached, full)

@@ -1,13 +1,15 @@
-"""Steering vectors and how they are applied: hook names, positions, hooks, generation."""
+"""Steering vectors and how they are applied: hook names, positions, operators, hooks, generation."""
 
-from interp_steer.steering.apply import ensure_steering_hook_points, steer, steering_hooks
-from interp_steer.steering.generation import chat_prompt, generate
+from interp_steer.steering.apply import ForwardOffset, steer, steering_hook, steering_points
+from interp_steer.steering.generation import chat_prompt, generate, generate_batch
 from interp_steer.steering.hook_names import as_hook_name, layer_of, resid_hook_name, steering_hook_name
+from interp_steer.steering.operators import OPERATORS, Operator, check_multiplier, check_operator, steering_delta
 from interp_steer.steering.positions import SteeringPositions, resolve_positions
 from interp_steer.steering.vector import Provenance, SteeringVector, from_mapping
 
 __all__ = [
-    "Provenance", "SteeringPositions", "SteeringVector", "as_hook_name", "chat_prompt", "ensure_steering_hook_points",
-    "from_mapping", "generate", "layer_of", "resid_hook_name", "resolve_positions", "steer", "steering_hook_name",
-    "steering_hooks",
+    "OPERATORS", "ForwardOffset", "Operator", "Provenance", "SteeringPositions", "SteeringVector", "as_hook_name",
+    "chat_prompt", "check_multiplier", "check_operator", "from_mapping", "generate", "generate_batch", "layer_of",
+    "resid_hook_name", "resolve_positions", "steer", "steering_delta", "steering_hook", "steering_hook_name",
+    "steering_points",
 ]

@@ -1,0 +1,100 @@
+"""Steering operators: the one place where a direction is applied to an activation.
+
+Every steering site in the package — :func:`~interp_steer.steering.steer`, BiPO training, SAE feature-effect
+measurement and the fast propensity engine's resumed layers — computes its change of the activation with
+:func:`steering_delta`, so the three operators mean the same thing everywhere:
+
+* ``"add"`` (default): ``x + m·v``;
+* ``"ablate_then_add"``: remove the component of ``x`` along ``v̂ = v/|v|``, then add ``m·v``;
+* ``"clamp"``: set the projection of ``x`` on ``v̂`` to ``m·|v|``, leave the orthogonal part alone.
+
+For a single direction ``ablate_then_add`` and ``clamp`` produce the same activation (both leave ``x``'s orthogonal
+part and put exactly ``m·|v|`` along ``v̂``); they are kept as two names because they are two readings of the
+literature (ablation followed by addition, as in directional ablation; clamping a feature's value, as in SAE
+steering), and the tests check each against its own hand-written hook.
+
+The functions are differentiable in ``direction`` (BiPO optimises it through them) and work for one direction
+shared by the batch (``[d_model]``) or one per row (``[batch, d_model]``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from interp_steer.errors import ConfigError
+
+Operator = Literal["add", "ablate_then_add", "clamp"]
+OPERATORS: tuple[str, ...] = get_args(Operator)
+
+
+def check_operator(operator: str) -> Operator:
+    """``operator`` if it is one of :data:`OPERATORS`, else a ConfigError naming the argument."""
+    if operator not in OPERATORS:
+        raise ConfigError(f"operator={operator!r}: use one of {', '.join(OPERATORS)}")
+    return operator  # type: ignore[return-value]
+
+
+def check_multiplier(multiplier: float | Tensor, argument: str = "multiplier") -> None:
+    """ConfigError unless every multiplier is a finite number (NaN or ±inf would poison every downstream table)."""
+    try:
+        values = torch.as_tensor(multiplier, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(f"{argument}={multiplier!r} is not a number or a tensor of numbers") from None
+    if values.ndim > 1:
+        raise ConfigError(f"{argument} must be a scalar or a [batch] tensor, got shape {tuple(values.shape)}")
+    if not bool(torch.isfinite(values).all()):
+        raise ConfigError(f"{argument} must be finite, got {values.tolist()}")
+
+
+def _rows(value: Tensor, batch: int, what: str) -> Tensor:
+    """``value`` broadcast to ``[batch, ...]`` (a leading batch axis is added when absent)."""
+    if value.shape[0] != batch:
+        raise ConfigError(f"{what} has {value.shape[0]} rows but the batch has {batch}")
+    return value
+
+
+def steering_delta(
+    act: Float[Tensor, "batch pos d_model"],
+    direction: Float[Tensor, "d_model"] | Float[Tensor, "batch d_model"],
+    multiplier: float | Float[Tensor, "batch"] = 1.0,
+    mask: Bool[Tensor, "batch pos"] | None = None,
+    operator: Operator = "add",
+) -> Float[Tensor, "batch pos d_model"]:
+    """The change ``steered − act`` that ``operator`` makes at the positions where ``mask`` is true.
+
+    ``direction``: one vector for the whole batch or one per row. ``multiplier``: scalar or ``[batch]``.
+    ``mask``: ``None`` steers every position. The result has ``act``'s dtype and is zero where ``mask`` is false.
+    """
+    batch, seq, d_model = act.shape
+    direction = direction.to(device=act.device, dtype=act.dtype)
+    if direction.shape[-1] != d_model:
+        raise ConfigError(f"steering direction has d_model {direction.shape[-1]} but the activation has {d_model}")
+    v = direction[None, :] if direction.ndim == 1 else _rows(direction, batch, "direction")  # [batch|1, d_model]
+    mult = torch.as_tensor(multiplier, dtype=act.dtype, device=act.device)
+    if mult.ndim == 0:
+        mult = mult.expand(batch)
+    elif mult.ndim != 1 or mult.shape[0] != batch:
+        raise ConfigError(
+            f"multiplier has shape {tuple(mult.shape)} but the batch has {batch} rows; pass a scalar or a [batch] tensor"
+        )
+    added = (mult[:, None] * v)[:, None, :]  # [batch, 1, d_model]
+    if operator == "add":
+        delta = added.expand(batch, seq, d_model)
+    elif operator in ("ablate_then_add", "clamp"):
+        unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # [batch|1, d_model]
+        projection = torch.einsum("bpd,bd->bp", act, unit.expand(batch, d_model))  # [batch, pos]
+        if operator == "ablate_then_add":
+            delta = added - projection[..., None] * unit[:, None, :]
+        else:
+            target = (mult * v.norm(dim=-1))[:, None]  # [batch, 1]: m·|v|
+            delta = (target - projection)[..., None] * unit[:, None, :]
+    else:
+        check_operator(operator)
+        raise AssertionError("unreachable")
+    if mask is not None:
+        delta = delta * _rows(mask, batch, "positions mask")[:, :, None].to(act.dtype)
+    return delta
