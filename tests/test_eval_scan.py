@@ -17,7 +17,7 @@ import torch
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation import compute_propensities, steerability
-from interp_steer.evaluation.scan import ScanConfig, ScanUnit, combine_scan, run_scan, run_scan_unit
+from interp_steer.runs.scan import ScanConfig, ScanUnit, combine_scan, run_scan, run_scan_unit
 from interp_steer.methods import extract_caa
 
 KEYS = ["dataset", "layer", "sample_id", "multiplier"]
@@ -69,7 +69,7 @@ def test_fast_and_batched_engines_give_the_same_scan(tmp_path, tiny):
     fast_vec = SteeringVector.load(tmp_path / "fast" / "units" / f"{key}.safetensors")
     batched_vec = SteeringVector.load(tmp_path / "batched" / "units" / f"{key}.safetensors")
     assert fast_vec.hook_names == batched_vec.hook_names == ["blocks.2.hook_resid_post"]
-    assert fast_vec.provenance.layers == batched_vec.provenance.layers == [2]
+    assert list(fast_vec.provenance.layers) == list(batched_vec.provenance.layers) == [2]
     torch.testing.assert_close(fast_vec["blocks.2.hook_resid_post"], batched_vec["blocks.2.hook_resid_post"], atol=1e-6, rtol=0)
 
 
@@ -121,12 +121,12 @@ import sys, time, torch
 sys.path.insert(0, {tests!r})
 torch.set_num_threads(1)
 from test_eval_scan import toy_data, config
-from interp_steer.evaluation.scan import run_scan
+from interp_steer.runs.scan import run_scan
 from interp_steer.models import tiny_model
 def done(unit):
     print("done", unit.key, flush=True)
     time.sleep(60)  # parent kills us here, mid-scan
-run_scan(tiny_model("tiny-llama", seed=0), config(), toy_data, {out!r}, progress=False, on_unit_done=done)
+run_scan(tiny_model("tiny-llama", seed=0), config(layers_per_unit=1), toy_data, {out!r}, progress=False, on_unit_done=done)
 """
 
 
@@ -144,7 +144,7 @@ def test_resume_after_kill_9_equals_uninterrupted_run(tmp_path, tiny):
     assert proc.returncode == -signal.SIGKILL
     finished = list((out / "units").glob("*.propensity.parquet"))
     assert len(finished) == 1 and not (out / "summary.parquet").exists()
-    resumed = run_scan(tiny, config(), toy_data, out, progress=False)
+    resumed = run_scan(tiny, config(), toy_data, out, progress=False)  # units regrouped: not result-defining
     reference = run_scan(tiny, config(), toy_data, tmp_path / "reference", progress=False)
     assert len(resumed["propensities"]) == len(reference["propensities"]) == 36
     assert not resumed["propensities"].duplicated(KEYS).any()

@@ -52,7 +52,7 @@ def evaluate(
     from interp_steer.evaluation import (
         compute_propensities, random_baseline, single_hook, spurious_factor_variance, steerability, summarize_steerability,
     )
-    from interp_steer.evaluation.scan import write_table_atomic
+    from interp_steer.runs.files import write_table_atomic
     from interp_steer.models import load_model
     from interp_steer.steering import SteeringVector
     from interp_steer.viz.plots import (
@@ -107,25 +107,58 @@ def scan(
     model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
     batch_size: int = typer.Option(32, help="sequences per forward pass"),
     table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
-    engine: str = typer.Option("fast", help="fast (prefix cache, all layers of a dataset in one pass) or batched"),
+    engine: str = typer.Option("fast", help="fast (prefix cache, all layers of a unit in one pass) or batched"),
+    layers_per_unit: int = typer.Option(0, help="layers per work unit (0: all of a dataset's layers in one unit)"),
+    executor: str = typer.Option("local", help="local (this process) or ray"),
+    ray_address: Optional[str] = typer.Option(None, help="join this Ray cluster (default: start a local one)"),
+    workers: int = typer.Option(2, help="Ray workers (actors), each loading the model once"),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs reserved per Ray worker (use with --device cuda)"),
+    torch_threads: int = typer.Option(0, help="torch threads per worker (0: local leaves torch's default, ray uses 1)"),
+    time_budget: float = typer.Option(0.0, help="start no unit after this many minutes (0: no limit); rerun to continue"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
     device: str = typer.Option("cpu"),
 ) -> None:
     """Layer scan: CAA per (dataset, layer) on the train split, steerability on the test split; resumable."""
-    from interp_steer.evaluation.scan import ScanConfig, registry_pairs, run_scan
-    from interp_steer.models import load_model
+    from interp_steer.models import TINY_CONFIGS, load_model
+    from interp_steer.runs import make_executor
+    from interp_steer.runs.runner import preflight
+    from interp_steer.runs.scan import ScanConfig, registry_pairs, run_scan_job
     from interp_steer.viz.plots import plot_layer_scan, save_figure
 
     _check_format(table_format)
     mults = parse_float_list(multipliers, "--multipliers")
-    hooked = load_model(model, device=device)
-    config = ScanConfig(
-        model=model, datasets=list(dataset), layers=parse_layers(layers, hooked.cfg.n_layers), multipliers=mults,
-        n_train=n_train or None, n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed,
-        batch_size=batch_size, table_format=table_format, engine=engine,
-    )
-    result = run_scan(hooked, config, registry_pairs(config, data_dir), out, progress=progress)
-    save_figure(plot_layer_scan(result["summary"]), out / "layer_scan.png")
-    typer.echo(_format_table(result["summary"], SUMMARY_COLUMNS))
-    typer.echo(f"wrote {len(config.units())} units, combined tables and layer_scan.png to {out}")
+    if gpus_per_worker > 0 and device == "cpu":
+        raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --device cpu: add --device cuda")
+    if time_budget < 0:
+        raise ConfigError(f"--time-budget {time_budget:g}: give minutes ≥ 0")
+    runner = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
+                           torch_threads=torch_threads or None)
+
+    def build(layer_list):
+        return ScanConfig(
+            model=model, datasets=list(dataset), layers=layer_list, multipliers=mults, n_train=n_train or None,
+            n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed, batch_size=batch_size,
+            table_format=table_format, engine=engine, layers_per_unit=layers_per_unit or None, device=device,
+        )
+
+    preflight(build([0]), out)  # options, --out and the resume guard, before loading the model
+    hooked = None
+    if model in TINY_CONFIGS:
+        n_layers = TINY_CONFIGS[model]["n_layers"]
+    else:
+        hooked = load_model(model, device=device)
+        n_layers = hooked.cfg.n_layers
+    config = build(parse_layers(layers, n_layers))
+    if executor != "local":
+        hooked = None  # the workers load their own copy
+    report = run_scan_job(config, registry_pairs(config, data_dir), out, model=hooked, executor=runner,
+                          progress=progress, time_budget_s=time_budget * 60 or None)
+    if report.tables:
+        save_figure(plot_layer_scan(report.tables["summary"]), out / "layer_scan.png")
+        typer.echo(_format_table(report.tables["summary"], SUMMARY_COLUMNS))
+    typer.echo(report.summary_line())
+    report.raise_if_failed()
+    if report.skipped:
+        typer.echo(f"{len(report.skipped)} units not started within --time-budget; rerun the same command to continue")
+    typer.echo(f"wrote {len(config.units())} (dataset, layer) results, combined tables and layer_scan.png to {out}")

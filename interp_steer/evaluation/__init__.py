@@ -1,5 +1,5 @@
 """Reliability evaluation of steering vectors (after Tan et al. 2024): propensity, steerability, spurious factors,
-prompt variants and layer scans."""
+and prompt variants (the layer scan job lives in :mod:`interp_steer.runs.scan`)."""
 
 from interp_steer.evaluation.metrics import (
     random_baseline,
@@ -9,7 +9,6 @@ from interp_steer.evaluation.metrics import (
 )
 from interp_steer.evaluation.naive import naive_propensities
 from interp_steer.evaluation.propensity import PROPENSITY_COLUMNS, compute_propensities, single_hook, vector_label
-from interp_steer.evaluation.scan import ScanConfig, ScanUnit, combine_scan, registry_pairs, run_scan, run_scan_unit
 from interp_steer.evaluation.spurious import spurious_factor_variance
 from interp_steer.evaluation.variants import (
     VARIANTS,
@@ -22,8 +21,8 @@ from interp_steer.evaluation.variants import (
 )
 
 __all__ = [
-    "VARIANTS", "PersonaSentences", "ScanConfig", "ScanUnit", "apply_variant", "combine_scan", "cross_variant_steerability",
-    "persona_sentences", "registry_pairs", "relative_steerability", "run_scan", "run_scan_unit", "steerability_matrix",
+    "VARIANTS", "PersonaSentences", "apply_variant", "cross_variant_steerability",
+    "persona_sentences", "relative_steerability", "steerability_matrix",
     "PROPENSITY_COLUMNS", "compute_propensities", "naive_propensities", "random_baseline", "random_like",
     "single_hook", "spurious_factor_variance", "steerability", "summarize_steerability", "vector_label",
 ]

@@ -1,0 +1,280 @@
+"""The shared runner: a job's units → atomic unit files in an output directory → a combined report.
+
+A :class:`Job` is a typed config (:class:`~interp_steer.runs.config.JobConfig`) plus three functions: ``units()``
+(independent work units with stable keys), ``compute(unit, model)`` (a pure function of the config and the unit,
+returning the unit's files) and ``combine(out_dir)`` (the combined tables of every finished unit). :func:`run_job`
+does what every job needs around them::
+
+    1. check --out (an existing file or an unwritable place fails with one line), reject duplicate unit keys
+    2. refuse a directory written with a different config (naming the differing result-defining fields)
+    3. write config.json, delete temporaries a killed run left behind, skip the units already finished
+    4. hand the remaining units to an executor (in-process or Ray); write each returned unit's files atomically
+       (the last file marks the unit done), record failures and go on; stop scheduling after a time budget
+    5. write run_report.json (done / skipped / failed units) and the job's combined tables
+
+A unit whose ``compute`` raises is recorded with its error; the others still run. Rerunning the same command
+computes only the units that are missing, so a run killed at any point resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from interp_steer.errors import ConfigError, InterpSteerError
+from interp_steer.runs.config import JobConfig
+from interp_steer.runs.files import (
+    check_out_dir, clean_stale_temporaries, write_bytes_atomic, write_table_atomic, write_text_atomic,
+    write_vector_atomic,
+)
+
+UnitFiles = list[tuple[str, Any]]
+"""A computed unit: ``(path relative to the output directory, payload)`` in writing order. Payloads are
+DataFrames (``.parquet`` / ``.csv``), steering vectors (``.safetensors``), ``str`` / ``bytes``, or JSON-able dicts."""
+
+REPORT_FILE = "run_report.json"
+
+
+class UnitsFailedError(InterpSteerError):
+    """Some units of a run raised; the others finished (their files and the combined tables are written)."""
+
+
+class Job(ABC):
+    """A job: a config, its independent units, how one unit is computed and how finished units combine.
+
+    Subclasses must be picklable (the Ray executor ships the job to its workers). ``compute`` gets the model
+    loaded from ``model_spec`` once per worker, never the driver's output directory.
+    """
+
+    config: JobConfig
+
+    @abstractmethod
+    def units(self) -> list[Any]:
+        """Every unit of the job, in report order; each has a ``key`` (a file-name-safe, stable string)."""
+
+    @abstractmethod
+    def unit_files(self, unit) -> list[str]:
+        """The files (relative to the output directory) a finished ``unit`` has; the last one marks it done."""
+
+    @abstractmethod
+    def compute(self, unit, model) -> UnitFiles:
+        """Compute ``unit`` with ``model``; return its files (see :data:`UnitFiles`)."""
+
+    @abstractmethod
+    def combine(self, out_dir: Path) -> dict[str, pd.DataFrame]:
+        """Combine the finished units found in ``out_dir`` into the job's tables (and write them there)."""
+
+    def remaining(self, unit, out_dir: Path):
+        """What is left of ``unit`` given the files in ``out_dir``: ``None`` if it is finished, else the unit
+        (jobs whose units write several independent results may return a smaller unit)."""
+        return None if (out_dir / self.unit_files(unit)[-1]).exists() else unit
+
+    @property
+    def model_spec(self) -> tuple[str, str]:
+        """``(model spec, device)`` the workers load (see :func:`interp_steer.models.load_model`)."""
+        return self.config.model, getattr(self.config, "device", "cpu")
+
+    @property
+    def name(self) -> str:
+        return self.config.JOB
+
+
+@dataclass
+class UnitOutcome:
+    """What an executor hands back for one unit: its files, or the error it raised."""
+
+    key: str
+    files: UnitFiles | None = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+    worker: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def compute_outcome(job: Job, unit, model) -> UnitOutcome:
+    """Run ``job.compute(unit, model)``, timing it and turning any exception into a failed outcome."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    started = time.perf_counter()
+    try:
+        files = job.compute(unit, model)
+    except Exception as exc:  # noqa: BLE001 - a unit's failure is recorded, the other units go on
+        message = str(exc) if isinstance(exc, InterpSteerError) else f"{type(exc).__name__}: {exc}"
+        return UnitOutcome(unit.key, error=message.splitlines()[0] if message else type(exc).__name__,
+                           error_type=type(exc).__name__, traceback=traceback.format_exc(),
+                           seconds=time.perf_counter() - started, worker=worker)
+    return UnitOutcome(unit.key, files=files, seconds=time.perf_counter() - started, worker=worker)
+
+
+@dataclass
+class RunReport:
+    """Done / skipped / failed units of one run, and the job's combined tables (``{}`` if no unit is finished)."""
+
+    out_dir: Path
+    total: int
+    reused: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    tracebacks: dict[str, str] = field(default_factory=dict)
+    unit_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    executor: str = "local"
+    budget_exhausted: bool = False
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def summary_line(self) -> str:
+        parts = [f"{len(self.done)} computed", f"{len(self.reused)} already done"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped" + (" (time budget)" if self.budget_exhausted else ""))
+        return f"{self.total} units: " + ", ".join(parts) + f" in {self.seconds:.1f} s ({self.executor})"
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "total": self.total, "reused": self.reused, "done": self.done, "skipped": self.skipped,
+            "failed": self.failed, "tracebacks": self.tracebacks, "unit_seconds": self.unit_seconds,
+            "seconds": self.seconds, "executor": self.executor, "budget_exhausted": self.budget_exhausted,
+        }, indent=2)
+
+    def raise_if_failed(self) -> None:
+        """A one-line :class:`UnitsFailedError` if any unit failed (the first error quoted)."""
+        if self.failed:
+            key, error = next(iter(self.failed.items()))
+            more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
+            raise UnitsFailedError(f"{len(self.failed)} of {self.total} units failed (unit {key}: {error}{more}); "
+                                   f"see {self.out_dir / REPORT_FILE}; rerun the same command to retry them")
+
+
+def write_unit_files(out_dir: Path, files: UnitFiles) -> None:
+    """Write a unit's files atomically, in order (so its last file appears only once the others are in place)."""
+    for rel, payload in files:
+        path = out_dir / rel
+        if isinstance(payload, pd.DataFrame):
+            write_table_atomic(payload, path)
+        elif isinstance(payload, str):
+            write_text_atomic(payload, path)
+        elif isinstance(payload, bytes):
+            write_bytes_atomic(payload, path)
+        elif isinstance(payload, (dict, list)):
+            write_text_atomic(json.dumps(payload, indent=2, ensure_ascii=False), path)
+        elif hasattr(payload, "save") and path.suffix == ".safetensors":
+            write_vector_atomic(payload, path)
+        else:
+            raise TypeError(f"cannot write a {type(payload).__name__} to {rel}")
+
+
+def check_unique_keys(units: Sequence[Any]) -> None:
+    """Reject duplicate unit keys (e.g. the same dataset given twice) before any work."""
+    repeated = [key for key, count in Counter(u.key for u in units).items() if count > 1]
+    if repeated:
+        raise ConfigError(f"duplicate work units {repeated[:3]}{' …' if len(repeated) > 3 else ''}: "
+                          f"each dataset / layer may appear only once")
+
+
+def preflight(config: JobConfig, out_dir: str | Path) -> Path:
+    """The checks of :func:`run_job` that need no model: ``--out`` usable and, if it holds a run, written with
+    compatible settings. Commands call it before loading a model; writes nothing but the directory itself."""
+    out_dir = check_out_dir(out_dir)
+    config_path = out_dir / "config.json"
+    if config_path.exists():
+        config.check_resumable(type(config).read(config_path), out_dir)
+    return out_dir
+
+
+def prepare_out_dir(job: Job, out_dir: str | Path) -> Path:
+    """Checks and set-up before any work: --out usable, unit keys unique, config compatible, temporaries removed."""
+    check_unique_keys(job.units())
+    out_dir = preflight(job.config, out_dir)
+    config_path = out_dir / "config.json"
+    write_text_atomic(job.config.to_json(), config_path)
+    clean_stale_temporaries(out_dir)
+    return out_dir
+
+
+def run_job(
+    job: Job,
+    out_dir: str | Path,
+    *,
+    executor=None,
+    model=None,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+    on_unit_done: Callable[[Any], None] | None = None,
+) -> RunReport:
+    """Run every unfinished unit of ``job`` into ``out_dir`` and combine the finished ones (see the module docs).
+
+    ``executor``: a :class:`~interp_steer.runs.executors.LocalExecutor` (default) or
+    :class:`~interp_steer.runs.executors.RayExecutor`. ``model``: an already loaded model for the local executor
+    (default: load ``job.model_spec`` once). ``time_budget_s``: no unit starts after this many seconds; the units
+    not started are reported as skipped. ``on_unit_done(unit)`` is called after each unit's files are in place.
+    """
+    from interp_steer.runs.executors import LocalExecutor
+
+    if time_budget_s is not None and time_budget_s < 0:
+        raise ConfigError(f"time budget must be ≥ 0 seconds, got {time_budget_s}")
+    started = time.monotonic()
+    out_dir = prepare_out_dir(job, out_dir)
+    executor = executor if executor is not None else LocalExecutor()
+    units = job.units()
+    report = RunReport(out_dir=out_dir, total=len(units), executor=executor.describe())
+    todo = []
+    for unit in units:
+        rest = job.remaining(unit, out_dir)
+        (report.reused.append(unit.key) if rest is None else todo.append(rest))
+    bar = tqdm(total=len(units), initial=len(report.reused), desc=f"{job.name} units", unit="unit",
+               disable=not progress)
+    delivered: set[str] = set()
+
+    def may_start() -> bool:
+        if time_budget_s is not None and time.monotonic() - started >= time_budget_s:
+            report.budget_exhausted = True
+            return False
+        return True
+
+    def deliver(unit, outcome: UnitOutcome) -> None:
+        delivered.add(unit.key)
+        report.unit_seconds[unit.key] = round(outcome.seconds, 4)
+        if outcome.ok:
+            write_unit_files(out_dir, outcome.files)
+            report.done.append(unit.key)
+        else:
+            report.failed[unit.key] = outcome.error
+            report.tracebacks[unit.key] = outcome.traceback or ""
+            bar.write(f"unit {unit.key} failed: {outcome.error}")
+        bar.set_postfix_str(unit.key[-40:])
+        bar.update(1)
+        if outcome.ok and on_unit_done is not None:
+            on_unit_done(unit)
+
+    try:
+        if todo:
+            executor.run(job, todo, deliver=deliver, may_start=may_start, model=model)
+    finally:
+        bar.close()
+    report.skipped = [u.key for u in todo if u.key not in delivered]
+    report.seconds = time.monotonic() - started
+    write_text_atomic(report.to_json(), out_dir / REPORT_FILE)
+    if report.done or report.reused:
+        report.tables = job.combine(out_dir)
+    return report

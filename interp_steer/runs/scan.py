@@ -1,0 +1,367 @@
+"""Layer scan as a runner job: CAA per (dataset, layer) on the train split, steerability on the test split.
+
+Each work unit is one dataset and a group of its layers (:class:`ScanGroup`; by default all of a dataset's layers,
+so the fast engine shares the prompt prefix across them). Its results are stored per layer, as before::
+
+    out/config.json                      the ScanConfig
+    out/units/<key>.safetensors          the (dataset, layer) vector (written first)
+    out/units/<key>.propensity.parquet   its propensity rows (written last: their presence marks the layer done)
+    out/propensities.parquet, per_sample.parquet, summary.parquet   the combined tables (rebuilt at the end)
+    out/run_report.json                  done / skipped / failed units of the last run
+
+``<key>`` is :attr:`ScanUnit.key`. A rerun computes only the layers whose table is missing, so a run killed at
+any point (even ``kill -9``) resumes with a result equal to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, ClassVar, Literal, Mapping, Sequence
+
+import pandas as pd
+
+from interp_steer.data.pairs import ContrastivePair
+from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.evaluation.metrics import steerability, summarize_steerability
+from interp_steer.evaluation.propensity import compute_propensities
+from interp_steer.runs.config import JobConfig
+from interp_steer.runs.files import read_table, write_table_atomic
+from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
+from interp_steer.steering.hook_names import as_hook_name
+from interp_steer.steering.vector import SteeringVector
+
+TableFormat = Literal["parquet", "csv"]
+EngineName = Literal["fast", "batched"]
+RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
+                   "split_order", "table_format")
+"""Config fields a resumed scan must share with the run that wrote the directory."""
+
+SPLIT_ORDER = "letter-balanced"
+"""How :func:`~interp_steer.data.train_test_split` orders each half (prefixes balanced between (A) and (B)).
+Configs written before this field existed read back as ``"file-order"``, so resuming such a directory is refused
+instead of silently mixing test slices."""
+
+DEFAULT_MULTIPLIERS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+
+
+@dataclass
+class ScanConfig(JobConfig):
+    """What a layer scan computes; saved as ``config.json`` beside the results.
+
+    ``n_train`` / ``n_test`` / ``test_fraction`` / ``framing`` / ``seed`` describe how the data provider built
+    each dataset's split (see :func:`registry_pairs`); they are recorded so a resume cannot mix settings.
+    ``engine="fast"`` evaluates a unit's layers in one
+    :func:`~interp_steer.evaluation.fast_engine.fast_propensities` call (prompt prefix once, each layer resumed
+    from its recorded residual); ``"batched"`` runs :func:`compute_propensities` per layer. Both give the same
+    numbers (to ~1e-5), so the engine is not result-defining and may differ between a run and its resume.
+    ``layers_per_unit`` splits each dataset's layers into work units of that many layers (``None``: one unit per
+    dataset); smaller units spread a one-dataset scan over more workers. ``device`` is where workers load the model.
+    """
+
+    RESULT_FIELDS: ClassVar[tuple[str, ...]] = RESULT_DEFINING
+    LEGACY_DEFAULTS: ClassVar[dict] = {"split_order": "file-order"}
+    JOB: ClassVar[str] = "scan"
+
+    model: str
+    datasets: list[str]
+    layers: list[int]
+    multipliers: list[float] = field(default_factory=lambda: list(DEFAULT_MULTIPLIERS))
+    n_train: int | None = None
+    n_test: int | None = None
+    test_fraction: float = 0.5
+    framing: str | None = None
+    seed: int = 0
+    batch_size: int = 32
+    read_position: str | None = None
+    method: str = "caa"
+    table_format: TableFormat = "parquet"
+    engine: EngineName = "fast"
+    split_order: str = SPLIT_ORDER
+    layers_per_unit: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.datasets, self.layers = list(self.datasets), [int(x) for x in self.layers]
+        self.multipliers = [float(m) for m in self.multipliers]
+        if not self.datasets:
+            raise ConfigError("ScanConfig.datasets is empty: name at least one dataset")
+        repeated = sorted({d for d in self.datasets if self.datasets.count(d) > 1})
+        if repeated:
+            raise ConfigError(f"ScanConfig.datasets lists {', '.join(map(repr, repeated))} more than once "
+                              f"(--dataset given twice?); name each dataset once")
+        if not self.layers or min(self.layers) < 0:
+            raise ConfigError(f"ScanConfig.layers must be non-negative ints, got {self.layers}")
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"ScanConfig.layers lists a layer more than once: {self.layers}")
+        if len(self.multipliers) < 2 or len(set(self.multipliers)) != len(self.multipliers):
+            raise ConfigError(f"ScanConfig.multipliers needs ≥ 2 distinct values, got {self.multipliers}")
+        for name in ("n_train", "n_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"ScanConfig.{name} must be ≥ 1 or None, got {value}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"ScanConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.batch_size < 1:
+            raise ConfigError(f"ScanConfig.batch_size must be ≥ 1, got {self.batch_size}")
+        if self.table_format not in ("parquet", "csv"):
+            raise ConfigError(f"ScanConfig.table_format must be 'parquet' or 'csv', got {self.table_format!r}")
+        if self.engine not in ("fast", "batched"):
+            raise ConfigError(f"ScanConfig.engine must be 'fast' or 'batched', got {self.engine!r}")
+        if self.method != "caa":
+            raise ConfigError(f"ScanConfig.method {self.method!r}: only 'caa' is supported by the scan")
+        if self.layers_per_unit is not None and self.layers_per_unit < 1:
+            raise ConfigError(f"ScanConfig.layers_per_unit must be ≥ 1 or None, got {self.layers_per_unit}")
+
+    def units(self) -> list["ScanUnit"]:
+        """Every (dataset, layer) result of the scan, in table order."""
+        return [ScanUnit(d, layer) for d in self.datasets for layer in self.layers]
+
+    def groups(self) -> list["ScanGroup"]:
+        """The scan's work units: each dataset's layers in chunks of ``layers_per_unit``."""
+        size = self.layers_per_unit or len(self.layers)
+        return [ScanGroup(d, tuple(self.layers[i:i + size])) for d in self.datasets
+                for i in range(0, len(self.layers), size)]
+
+
+@dataclass(frozen=True)
+class ScanUnit:
+    """One (dataset spec, layer) result of a scan; its files are named by :attr:`key`."""
+
+    dataset: str
+    layer: int
+
+    @property
+    def key(self) -> str:
+        """File-name-safe, collision-free stem, e.g. ``persona_narcissism-3f2a1b7c__L012``."""
+        return f"{_dataset_stem(self.dataset)}__L{self.layer:03d}"
+
+
+@dataclass(frozen=True)
+class ScanGroup:
+    """A scan work unit: one dataset and the layers computed together. ``todo`` (default: all of ``layers``) is
+    what is still missing when a run resumes; the key stays that of the whole group."""
+
+    dataset: str
+    layers: tuple[int, ...]
+    todo: tuple[int, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        span = f"L{self.layers[0]:03d}" + (f"-{len(self.layers)}" if len(self.layers) > 1 else "")
+        digest = hashlib.sha1(",".join(map(str, self.layers)).encode()).hexdigest()[:6]
+        return f"{_dataset_stem(self.dataset)}__{span}-{digest}"
+
+    @property
+    def pending_layers(self) -> tuple[int, ...]:
+        return self.layers if self.todo is None else self.todo
+
+    def results(self) -> list[ScanUnit]:
+        return [ScanUnit(self.dataset, layer) for layer in self.pending_layers]
+
+
+def _dataset_stem(dataset: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)[:60]
+    return f"{safe}-{hashlib.sha1(dataset.encode()).hexdigest()[:8]}"
+
+
+def run_scan_unit(
+    model,
+    train_pairs: Sequence[ContrastivePair],
+    test_pairs: Sequence[ContrastivePair],
+    layer: int,
+    multipliers: Sequence[float],
+    *,
+    dataset: str | None = None,
+    batch_size: int = 32,
+    read_position: str | None = None,
+    engine: Callable = compute_propensities,
+):
+    """CAA at ``layer`` on ``train_pairs``, propensities on ``test_pairs``.
+
+    Returns ``(vector, propensities, per_sample, summary)``; the ``dataset`` column is set to ``dataset`` when given
+    (so tables are keyed by the dataset spec rather than each pair's own name).
+    """
+    from interp_steer.methods.caa import extract_caa
+
+    _check_split(dataset, train_pairs, test_pairs)
+    vector = extract_caa(model, train_pairs, [layer], read_position=read_position, batch_size=batch_size,
+                         progress=False, dataset=dataset)
+    propensities = engine(model, test_pairs, vector, multipliers, batch_size=batch_size, progress=False,
+                          vector_name=f"caa:{dataset}" if dataset else None)
+    if dataset is not None:
+        propensities["dataset"] = dataset
+    per_sample = steerability(propensities)
+    return vector, propensities, per_sample, summarize_steerability(per_sample)
+
+
+def _check_split(dataset, train, test) -> None:
+    if not train or not test:
+        raise ConfigError(f"dataset {dataset!r}: scan unit needs non-empty train and test splits "
+                          f"(got {len(train)} train, {len(test)} test)")
+
+
+PairSource = Callable[[str], tuple[Sequence[ContrastivePair], Sequence[ContrastivePair]]]
+
+
+@dataclass(frozen=True)
+class RegistryPairs:
+    """Data provider backed by the dataset registry: ``load_dataset(spec, framing)``, a stratified
+    ``train_test_split(test_fraction, seed)``, then the first ``n_train`` / ``n_test`` of each part.
+    Picklable, so Ray workers load their datasets themselves."""
+
+    framing: str | None
+    test_fraction: float
+    seed: int
+    n_train: int | None
+    n_test: int | None
+    data_dir: str | None = None
+
+    def __call__(self, spec: str):
+        from interp_steer.data import load_dataset, train_test_split
+
+        pairs = load_dataset(spec, data_dir=self.data_dir, framing=self.framing)
+        train, test = train_test_split(pairs, test_fraction=self.test_fraction, seed=self.seed)
+        return train[: self.n_train], test[: self.n_test]
+
+
+def registry_pairs(config: ScanConfig, data_dir: str | Path | None = None) -> RegistryPairs:
+    """The registry data provider for ``config`` (see :class:`RegistryPairs`)."""
+    return RegistryPairs(config.framing, config.test_fraction, config.seed, config.n_train, config.n_test,
+                         None if data_dir is None else str(data_dir))
+
+
+class ScanJob(Job):
+    """The layer scan on the runner: units are :class:`ScanGroup` s, results per :class:`ScanUnit`."""
+
+    def __init__(self, config: ScanConfig, data: PairSource | Mapping[str, tuple]) -> None:
+        self.config = config
+        self.data = dict(data) if isinstance(data, Mapping) else data
+
+    def units(self) -> list[ScanGroup]:
+        return self.config.groups()
+
+    def _files(self, unit: ScanUnit) -> tuple[str, str]:
+        return f"units/{unit.key}.safetensors", f"units/{unit.key}.propensity.{self.config.table_format}"
+
+    def unit_files(self, unit: ScanGroup) -> list[str]:
+        vectors, tables = zip(*(self._files(u) for u in unit.results()))
+        return [*vectors, *tables]
+
+    def remaining(self, unit: ScanGroup, out_dir: Path) -> ScanGroup | None:
+        todo = tuple(u.layer for u in unit.results() if not (out_dir / self._files(u)[1]).exists())
+        return None if not todo else replace(unit, todo=todo)
+
+    def pairs(self, dataset: str):
+        return self.data[dataset] if isinstance(self.data, dict) else self.data(dataset)
+
+    def compute(self, unit: ScanGroup, model) -> UnitFiles:
+        train, test = self.pairs(unit.dataset)
+        results = scan_dataset_layers(model, self.config, unit.dataset, list(unit.pending_layers), train, test)
+        files: UnitFiles = []
+        for result, (vector, table) in zip(unit.results(), results):  # vector then table, layer by layer
+            vector_file, table_file = self._files(result)
+            files += [(vector_file, vector), (table_file, table)]
+        return files
+
+    def combine(self, out_dir: Path) -> dict[str, pd.DataFrame]:
+        return combine_scan(out_dir, self.config)
+
+
+def scan_dataset_layers(model, config: ScanConfig, dataset: str, layers: list[int], train, test):
+    """``[(vector, propensities)]`` for each of ``layers`` of one dataset.
+
+    The fast engine extracts CAA at all the layers in one pass and scores every layer in one call; the batched
+    engine runs :func:`run_scan_unit` per layer. Either way each layer's results come back separately so they
+    are written as independent files.
+    """
+    if config.engine == "batched":
+        return [run_scan_unit(model, train, test, layer, config.multipliers, dataset=dataset,
+                              batch_size=config.batch_size, read_position=config.read_position)[:2]
+                for layer in layers]
+    from interp_steer.evaluation.fast_engine import fast_propensities
+    from interp_steer.methods.caa import extract_caa
+
+    _check_split(dataset, train, test)
+    combined = extract_caa(model, train, layers, read_position=config.read_position,
+                           batch_size=config.batch_size, progress=False, dataset=dataset)
+    vectors = {layer: _one_layer(combined, layer) for layer in layers}
+    table = fast_propensities(model, test, vectors, config.multipliers, progress=False,
+                              vector_name=f"caa:{dataset}")
+    table["dataset"] = dataset
+    return [(vectors[layer], table[table["layer"] == layer].reset_index(drop=True)) for layer in layers]
+
+
+def _one_layer(vector: SteeringVector, layer: int) -> SteeringVector:
+    """The layer's direction of a multi-layer vector, with provenance saying that one layer (as a unit run would)."""
+    name = as_hook_name(layer)
+    return SteeringVector({name: vector[name]}, replace(vector.provenance, layers=[layer]))
+
+
+def run_scan_job(
+    config: ScanConfig,
+    data: PairSource | Mapping[str, tuple],
+    out_dir: str | Path,
+    *,
+    model=None,
+    executor=None,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+    on_unit_done: Callable[[ScanGroup], None] | None = None,
+) -> RunReport:
+    """Run the scan through the runner (see :func:`~interp_steer.runs.runner.run_job`); returns its report, whose
+    ``tables`` are ``{"propensities", "per_sample", "summary"}``. Failed units are in ``report.failed``."""
+    return run_job(ScanJob(config, data), out_dir, executor=executor, model=model, progress=progress,
+                   time_budget_s=time_budget_s, on_unit_done=on_unit_done)
+
+
+def run_scan(
+    model,
+    config: ScanConfig,
+    data: PairSource | Mapping[str, tuple[Sequence[ContrastivePair], Sequence[ContrastivePair]]],
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    on_unit_done: Callable[[ScanUnit], None] | None = None,
+    executor=None,
+) -> dict[str, pd.DataFrame]:
+    """Run every unit of ``config`` not yet in ``out_dir`` (with ``model`` in this process unless ``executor``
+    says otherwise), then combine all units' tables.
+
+    ``data`` maps a dataset spec to its ``(train_pairs, test_pairs)`` (a mapping or a function, called only for
+    datasets with missing units). Returns ``{"propensities", "per_sample", "summary"}`` and writes them to
+    ``out_dir``. ``on_unit_done(unit)`` is called for each (dataset, layer) result once its files are in place.
+    Raises :class:`~interp_steer.runs.runner.UnitsFailedError` after the run if any unit failed.
+    """
+    def done(group: ScanGroup) -> None:
+        for unit in group.results():
+            on_unit_done(unit)
+
+    report = run_scan_job(config, data, out_dir, model=model, executor=executor, progress=progress,
+                          on_unit_done=done if on_unit_done else None)
+    report.raise_if_failed()
+    return report.tables
+
+
+def combine_scan(out_dir: str | Path, config: ScanConfig | None = None) -> dict[str, pd.DataFrame]:
+    """Concatenate the finished units of ``config`` (default: ``out_dir/config.json``) in unit order and rebuild
+    the per-sample and summary tables; writes the three combined tables into ``out_dir``."""
+    out_dir = Path(out_dir)
+    if config is None:
+        config_path = out_dir / "config.json"
+        if not config_path.exists():
+            raise DataFormatError(f"{out_dir} has no config.json; is it a scan output directory?")
+        config = ScanConfig.read(config_path)
+    fmt = config.table_format
+    paths = [out_dir / "units" / f"{u.key}.propensity.{fmt}" for u in config.units()]
+    present = [p for p in paths if p.exists()]
+    if not present:
+        raise DataFormatError(f"{out_dir} has no finished scan units yet")
+    propensities = pd.concat([read_table(p) for p in present], ignore_index=True)
+    per_sample = steerability(propensities)
+    summary = summarize_steerability(per_sample)
+    for name, frame in (("propensities", propensities), ("per_sample", per_sample), ("summary", summary)):
+        write_table_atomic(frame, out_dir / f"{name}.{fmt}")
+    return {"propensities": propensities, "per_sample": per_sample, "summary": summary}
