@@ -25,9 +25,10 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp_steer.analysis.readout import clean_and_steered_caches, final_logits
+from interp_steer.analysis.readout import clean_and_steered_caches
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
+from interp_steer.scoring import answer_letter_scores
 from interp_steer.evaluation.propensity import single_hook
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector
@@ -72,10 +73,8 @@ def direct_effects(
         readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, names)
         delta_u = unembed_difference(model, readout.positive_token, readout.negative_token)
         scale = float(clean["ln_final.hook_scale"][0, -1].reshape(-1)[0]) if model.cfg.normalization_type else 1.0
-        diffs = []
-        for cache in (clean, steered):
-            logits = final_logits(model, cache[last][0, -1:])[0]
-            diffs.append(float(logits[readout.positive_token] - logits[readout.negative_token]))
+        letters = torch.tensor([[readout.positive_token, readout.negative_token]])
+        diffs = [float(answer_letter_scores(model, cache[last][0, -1:], letters).logit_diff[0]) for cache in (clean, steered)]
         records.append({
             "sample_id": pair.id, "dataset": pair.dataset, "hook_name": hook_name, "layer": layer_of(hook_name),
             "multiplier": float(multiplier),
@@ -102,13 +101,13 @@ def logit_lens(
     vector.check_fits(model)
     names = {f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)}
     readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, names)
+    letters = torch.tensor([[readout.positive_token, readout.negative_token]])
     records = []
     for layer in range(model.cfg.n_layers):
         name = f"blocks.{layer}.hook_resid_post"
         values = {}
         for condition, cache in (("clean", clean), ("steered", steered)):
-            logits = final_logits(model, cache[name][0, -1:])[0]
-            values[condition] = float(logits[readout.positive_token] - logits[readout.negative_token])
+            values[condition] = float(answer_letter_scores(model, cache[name][0, -1:], letters).logit_diff[0])
         values["steered − clean"] = values["steered"] - values["clean"]
         records.extend({"sample_id": pair.id, "layer": layer, "condition": c, "logit_diff": v} for c, v in values.items())
     return pd.DataFrame.from_records(records)

@@ -20,7 +20,8 @@ from transformer_lens import HookedTransformer
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import PaddedBatch, encode_pair, left_pad, pad_token_id
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.propensity import ScoringRow, final_logits, scoring_rows
+from interp_steer.evaluation.propensity import ScoringRow, row_scores, scoring_rows
+from interp_steer.scoring import LetterScore
 
 
 @dataclass(frozen=True)
@@ -63,23 +64,12 @@ def sequence_scores(
     batch: PaddedBatch,
     rows: Sequence[ScoringRow],
 ) -> Float[Tensor, "batch"]:
-    """Per batch row: the A/B logit diff, or the summed completion log-prob (free text); ``rows[i]`` describes row i."""
-    last = batch.width - 1
-    scores = torch.empty(len(rows), dtype=torch.float64)
-    ab = [i for i, r in enumerate(rows) if r.letters is not None]
-    if ab:
-        logits = final_logits(model, final[ab, last])
-        pos = torch.tensor([rows[i].letters[0] for i in ab], device=logits.device)
-        neg = torch.tensor([rows[i].letters[1] for i in ab], device=logits.device)
-        picked = logits.gather(1, pos[:, None])[:, 0] - logits.gather(1, neg[:, None])[:, 0]
-        scores[ab] = picked.double().cpu()
-    for i, row in enumerate(rows):
-        if row.letters is None:
-            first = int(batch.offsets[i]) + row.score_from
-            logprobs = torch.log_softmax(final_logits(model, final[i, first - 1: last]), dim=-1)
-            targets = batch.tokens[i, first:].to(logprobs.device)
-            scores[i] = float(logprobs.gather(1, targets[:, None]).sum())
-    return scores
+    """Per batch row: the A/B logit diff, or the summed completion log-prob (free text); ``rows[i]`` describes row i.
+
+    The engine's own scoring (:func:`~interp_steer.evaluation.propensity.row_scores`, built on
+    :mod:`interp_steer.scoring`), as one float64 value per row."""
+    raw = row_scores(model, final, batch, rows)
+    return torch.tensor([s.logit_diff if isinstance(s, LetterScore) else s for s in raw], dtype=torch.float64)
 
 
 def combine_sides(scores: Float[Tensor, "batch"], n_sides: int) -> Float[Tensor, "copies"]:

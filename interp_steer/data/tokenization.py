@@ -85,3 +85,15 @@ def response_mask(batch: PaddedBatch, prompt_lens: Sequence[int]) -> Bool[Tensor
     start = batch.absolute(prompt_lens)
     cols = torch.arange(batch.width)
     return (cols.unsqueeze(0) >= start.unsqueeze(1)) & batch.attention_mask.bool()
+
+
+def answer_letter_index(tokenizer, response_ids: Sequence[int]) -> int:
+    """Index of the answer-letter token in ``"(A)"``-style response ids: the token before a closing bracket
+    (``")"``, ignoring surrounding whitespace) if the response ends with one, else the last token.
+
+    The one rule for "which token is the answer": CAA reads its activation there and the propensity engines
+    score the letter predicted from the token before it."""
+    if not response_ids:
+        raise DataFormatError("an answer response needs at least one token")
+    closes = len(response_ids) >= 2 and tokenizer.decode([response_ids[-1]]).strip() == ")"
+    return len(response_ids) - 2 if closes else len(response_ids) - 1

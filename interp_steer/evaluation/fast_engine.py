@@ -12,7 +12,7 @@ last prompt token on, A/B logit difference or free-text log-prob difference), co
    recomputed. The rows of all steered layers share each block call: rows steered at ``L`` join the batch just
    before block ``L+1``, so a 30-layer scan makes 30 block calls per chunk instead of 435.
 4. **Unembed only what is scored.** A/B rows need two columns of ``W_U``; free-text rows need the full
-   log-softmax only at the completion positions.
+   log-softmax only at the completion positions (both from :mod:`interp_steer.scoring`).
 
 All of it runs under ``torch.inference_mode`` with rows sorted by length and chunked to a memory budget.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float, Int
@@ -37,15 +36,14 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 
 from interp_steer.evaluation.prefix_cache import PrefixCache, build_prefix_cache, right_pad
 from interp_steer.evaluation.propensity import (
-    ScoringRow, _check_inputs, propensity_frame, scoring_rows, single_hook, vector_label,
+    RawScore, ScoringRow, _check_inputs, propensity_frame, scoring_rows, single_hook, vector_label,
 )
+from interp_steer.scoring import answer_letter_scores, gathered_completion_logprobs
 from interp_steer.steering.hook_names import DEFAULT_SITE, layer_of
 from interp_steer.steering.vector import SteeringVector
 
 DEFAULT_MEMORY_BUDGET_MB = 512
 """Default cap on the cached keys/values of one chunk and one block call (the engine's dominant allocations)."""
-
-_LOGIT_POSITIONS_PER_PIECE = 512  # free-text positions unembedded at once (× d_vocab floats)
 
 
 @dataclass(frozen=True)
@@ -116,34 +114,6 @@ def _chunks(rows: list[ScoringRow], n_mult: int, memory: _MemoryModel, budget: i
     return chunks
 
 
-def _final_residual(model: HookedTransformer, residual: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_model"]:
-    return model.ln_final(residual[:, None, :])[:, 0, :] if model.cfg.normalization_type is not None else residual
-
-
-def _soft_cap(model: HookedTransformer, logits: Tensor) -> Tensor:
-    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
-    return cap * torch.tanh(logits / cap) if cap is not None and cap > 0 else logits
-
-
-def _letter_logits(model: HookedTransformer, residual: Float[Tensor, "n d_model"], letters: Int[Tensor, "n 2"]) -> Float[Tensor, "n 2"]:
-    """Logits of just the (positive, negative) letter tokens: two columns of W_U per row."""
-    columns = model.W_U.T[letters]  # [n, 2, d_model]
-    logits = torch.einsum("nkd,nd->nk", columns, _final_residual(model, residual)) + model.b_U[letters]
-    return _soft_cap(model, logits).float()
-
-
-def _token_logprobs(model: HookedTransformer, residual: Float[Tensor, "n d_model"], targets: Int[Tensor, "n"]) -> Float[Tensor, "n"]:
-    """log p(target) at each residual vector (full log-softmax, in pieces to bound memory)."""
-    out = []
-    for lo in range(0, residual.shape[0], _LOGIT_POSITIONS_PER_PIECE):
-        piece = _final_residual(model, residual[lo: lo + _LOGIT_POSITIONS_PER_PIECE])
-        # W_U is [d_model, d_vocab]: a plain matmul, not TransformerLens's Unembed (which copies W_U.T every call)
-        logits = _soft_cap(model, torch.addmm(model.b_U, piece, model.W_U)).float()
-        target = targets[lo: lo + _LOGIT_POSITIONS_PER_PIECE]
-        out.append(logits.gather(1, target[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))
-    return torch.cat(out) if out else residual.new_zeros(0)
-
-
 class _ChunkScorer:
     """Scores the final residual of a chunk's steered rows (rows × multipliers, multiplier-minor)."""
 
@@ -172,22 +142,20 @@ class _ChunkScorer:
             self.ft_position = torch.tensor(position, device=device)
             self.ft_target = torch.tensor(target, device=device)
 
-    def __call__(self, final: Float[Tensor, "big pos d_model"], multipliers: Sequence[float]) -> dict[tuple[int, str, float], dict]:
-        scores: dict[tuple[int, str, float], dict] = {}
+    def __call__(self, final: Float[Tensor, "big pos d_model"], multipliers: Sequence[float]) -> dict[tuple[int, str, float], RawScore]:
+        scores: dict[tuple[int, str, float], RawScore] = {}
         if self.ab_big is not None:
-            diff = _letter_logits(self.model, final[self.ab_big, self.ab_last], self.ab_letters)
-            diff = (diff[:, 0] - diff[:, 1]).tolist()
-            for k, big in enumerate(self.ab_big.tolist()):
+            letter_scores = answer_letter_scores(self.model, final[self.ab_big, self.ab_last], self.ab_letters).per_row()
+            for big, score in zip(self.ab_big.tolist(), letter_scores):
                 row, m = self.rows[big // self.n_mult], float(multipliers[big % self.n_mult])
-                value = diff[k]
-                scores[(row.sample, row.side, m)] = {"logit_diff": value, "logprob_diff": value, "pos_prob": float(1 / (1 + np.exp(-value)))}
+                scores[(row.sample, row.side, m)] = score
         if self.ft_rows:
-            logprobs = _token_logprobs(self.model, final[self.ft_big_row, self.ft_position], self.ft_target)
-            totals = torch.zeros(final.shape[0], dtype=logprobs.dtype, device=logprobs.device)
-            totals = totals.index_add(0, self.ft_big_row, logprobs).tolist()
+            totals = gathered_completion_logprobs(
+                self.model, final[self.ft_big_row, self.ft_position], self.ft_target, self.ft_big_row, final.shape[0]
+            ).logprob.tolist()
             for i in self.ft_rows:
                 for j in range(self.n_mult):
-                    scores[(self.rows[i].sample, self.rows[i].side, float(multipliers[j]))] = {"logprob": totals[i * self.n_mult + j]}
+                    scores[(self.rows[i].sample, self.rows[i].side, float(multipliers[j]))] = totals[i * self.n_mult + j]
         return scores
 
 

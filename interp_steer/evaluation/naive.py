@@ -1,8 +1,11 @@
 """Reference propensity implementation: one unpadded forward per (sample, multiplier), scalar multiplier.
 
 Deliberately simple and slow; the tests check :func:`~interp_steer.evaluation.propensity.compute_propensities`
-(batched, left-padded, per-row multipliers) against it. It has the same signature, so it can also stand in as
-the engine of a work unit.
+(batched, left-padded, per-row multipliers) against it. It reads the full logits of the model's own forward
+(its final norm, unembedding and soft cap) and applies the metric rules of :mod:`interp_steer.scoring`
+(:func:`~interp_steer.scoring.letter_scores_from_logits`, :func:`~interp_steer.scoring.target_logprobs`), so it
+does not share the batched engines' gathered-position unembedding. It has the same signature, so it can also
+stand in as the engine of a work unit.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import torch
 from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
-from interp_steer.evaluation.propensity import _check_inputs, propensity_frame, scoring_rows, single_hook, vector_label
+from interp_steer.evaluation.propensity import (
+    RawScore, _check_inputs, propensity_frame, scoring_rows, single_hook, vector_label,
+)
+from interp_steer.scoring import letter_scores_from_logits, target_logprobs
 from interp_steer.steering.apply import steer
 from interp_steer.steering.vector import SteeringVector
 
@@ -36,22 +42,15 @@ def naive_propensities(
     vector = single_hook(vector)
     vector.check_fits(model)
     device = device or model.cfg.device
-    scores: dict[tuple[int, str, float], dict] = {}
+    scores: dict[tuple[int, str, float], RawScore] = {}
     for row in scoring_rows(model.tokenizer, pairs):
         tokens = torch.tensor([row.ids], device=device)
         for m in multipliers:
             with steer(model, vector, multiplier=float(m), positions=torch.tensor(row.steer_from)):
-                logits = model(tokens)[0].float()
-            logprobs = torch.log_softmax(logits, dim=-1)
+                logits = model(tokens)[0]  # the model's own final norm, unembedding and soft cap
             if row.letters is not None:
-                pos, neg = row.letters
-                lp_pos, lp_neg = logprobs[-1, pos], logprobs[-1, neg]
-                scores[(row.sample, row.side, float(m))] = {
-                    "logit_diff": float(logits[-1, pos] - logits[-1, neg]),
-                    "logprob_diff": float(lp_pos - lp_neg),
-                    "pos_prob": float(lp_pos.exp() / (lp_pos.exp() + lp_neg.exp())),
-                }
+                (score,) = letter_scores_from_logits(logits[-1:], torch.tensor([row.letters])).per_row()
             else:
-                total = sum(float(logprobs[t - 1, row.ids[t]]) for t in range(row.score_from, len(row.ids)))
-                scores[(row.sample, row.side, float(m))] = {"logprob": total}
+                score = float(target_logprobs(logits[row.score_from - 1: -1], tokens[0, row.score_from:]).sum())
+            scores[(row.sample, row.side, float(m))] = score
     return propensity_frame(pairs, vector, multipliers, scores, vector_name or vector_label(vector))

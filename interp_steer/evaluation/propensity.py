@@ -22,7 +22,7 @@ signature (e.g. :func:`interp_steer.evaluation.naive.naive_propensities`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,8 +33,9 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
-from interp_steer.data.tokenization import encode_pair, left_pad, pad_token_id
+from interp_steer.data.tokenization import PaddedBatch, answer_letter_index, encode_pair, left_pad, pad_token_id
 from interp_steer.errors import ConfigError, DataFormatError, SteeringVectorError
+from interp_steer.scoring import LetterScore, answer_letter_scores, completion_logprobs, final_logits  # noqa: F401
 from interp_steer.steering.apply import steer
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 from interp_steer.steering.vector import SteeringVector
@@ -83,10 +84,8 @@ def vector_label(vector: SteeringVector) -> str:
     return ":".join(parts) or "vector"
 
 
-def letter_index(tokenizer, response_ids: Sequence[int]) -> int:
-    """Index of the answer-letter token in ``"(A)"``-style response ids: −2 with a closing bracket, else −1."""
-    closes = len(response_ids) >= 2 and tokenizer.decode([response_ids[-1]]).strip() == ")"
-    return len(response_ids) - 2 if closes else len(response_ids) - 1
+letter_index = answer_letter_index
+"""Index of the answer-letter token in ``"(A)"``-style response ids (:func:`~interp_steer.data.tokenization.answer_letter_index`)."""
 
 
 def scoring_rows(tokenizer, pairs: Sequence[ContrastivePair]) -> list[ScoringRow]:
@@ -96,7 +95,7 @@ def scoring_rows(tokenizer, pairs: Sequence[ContrastivePair]) -> list[ScoringRow
         enc = encode_pair(tokenizer, pair)
         prompt = enc.prompt_ids
         if pair.kind == "ab":
-            pos_at, neg_at = letter_index(tokenizer, enc.positive_ids), letter_index(tokenizer, enc.negative_ids)
+            pos_at, neg_at = answer_letter_index(tokenizer, enc.positive_ids), answer_letter_index(tokenizer, enc.negative_ids)
             prefix = enc.positive_ids[:pos_at]
             if prefix != enc.negative_ids[:neg_at]:
                 raise DataFormatError(
@@ -115,16 +114,8 @@ def scoring_rows(tokenizer, pairs: Sequence[ContrastivePair]) -> list[ScoringRow
     return rows
 
 
-def final_logits(model: HookedTransformer, residual: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_vocab"]:
-    """``ln_final`` + unembedding (+ soft cap) of gathered final-residual vectors (only the positions we score)."""
-    resid = residual[:, None, :]
-    if model.cfg.normalization_type is not None:
-        resid = model.ln_final(resid)
-    logits = model.unembed(resid)[:, 0, :]
-    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
-    if cap is not None and cap > 0:
-        logits = cap * torch.tanh(logits / cap)
-    return logits.float()
+RawScore = LetterScore | float
+"""The raw score of one scoring row: an A/B row's letter scores, or a free-text row's summed completion log-prob."""
 
 
 def _score_chunk(
@@ -134,34 +125,34 @@ def _score_chunk(
     multipliers: Sequence[float],
     pad: int,
     device,
-) -> list[dict]:
+) -> list[RawScore]:
     """Run one left-padded chunk (each row with its own multiplier) and return its raw scores."""
     batch = left_pad([r.ids for r in rows], pad).to(device)
     mult: Float[Tensor, "batch"] = torch.tensor(multipliers, dtype=torch.float32, device=device)
     start: Int[Tensor, "batch"] = batch.absolute([r.steer_from for r in rows])
     with steer(model, vector, multiplier=mult, positions=start):
         final = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=model.cfg.n_layers)
-    last = batch.width - 1
-    ab_rows = [i for i, r in enumerate(rows) if r.letters is not None]
-    ab_logits = final_logits(model, final[ab_rows, last]) if ab_rows else None
-    ab_position = {row_index: k for k, row_index in enumerate(ab_rows)}
-    scores: list[dict] = []
-    for i, row in enumerate(rows):
-        if row.letters is not None:
-            logits = ab_logits[ab_position[i]]
-            logprobs = torch.log_softmax(logits, dim=-1)
-            pos, neg = row.letters
-            logit_diff = float(logits[pos] - logits[neg])
-            scores.append({
-                "logit_diff": logit_diff,
-                "logprob_diff": float(logprobs[pos] - logprobs[neg]),
-                "pos_prob": float(torch.sigmoid(logits[pos] - logits[neg])),
-            })
-        else:
-            first = int(batch.offsets[i]) + row.score_from
-            logprobs = torch.log_softmax(final_logits(model, final[i, first - 1: last]), dim=-1)
-            targets = batch.tokens[i, first:].to(logprobs.device)
-            scores.append({"logprob": float(logprobs.gather(1, targets[:, None]).sum())})
+    return row_scores(model, final, batch, rows)
+
+
+def row_scores(
+    model: HookedTransformer, final: Float[Tensor, "batch pos d_model"], batch: PaddedBatch, rows: Sequence[ScoringRow]
+) -> list[RawScore]:
+    """Raw scores of a left-padded batch from its final residual (``rows[i]`` describes batch row ``i``): the
+    letter scores at the last position of A/B rows, the summed log-prob of ``ids[score_from:]`` of free-text rows."""
+    scores: list[RawScore] = [0.0] * len(rows)
+    ab = [i for i, r in enumerate(rows) if r.letters is not None]
+    if ab:
+        letters = torch.tensor([rows[i].letters for i in ab], device=final.device)
+        for i, score in zip(ab, answer_letter_scores(model, final[ab, batch.width - 1], letters).per_row()):
+            scores[i] = score
+    ft = [i for i, r in enumerate(rows) if r.letters is None]
+    if ft:
+        first = batch.offsets[ft] + torch.tensor([rows[i].score_from for i in ft], device=batch.offsets.device)
+        mask = torch.arange(batch.width, device=first.device)[None, :] >= first[:, None]
+        totals = completion_logprobs(model, final[ft], batch.tokens[ft], mask).logprob.tolist()
+        for i, total in zip(ft, totals):
+            scores[i] = total
     return scores
 
 
@@ -188,10 +179,11 @@ def propensity_frame(
     pairs: Sequence[ContrastivePair],
     vector: SteeringVector,
     multipliers: Sequence[float],
-    scores: dict[tuple[int, str, float], dict],
+    scores: Mapping[tuple[int, str, float], RawScore],
     vector_name: str,
 ) -> pd.DataFrame:
-    """Assemble the tidy table from raw scores keyed by (sample index, side, multiplier)."""
+    """Assemble the tidy table from raw scores keyed by (sample index, side, multiplier): a :class:`LetterScore`
+    for ``side="ab"``, the summed completion log-prob for ``"pos"`` and ``"neg"``."""
     hook_name = vector.hook_names[0]
     records = []
     for index, pair in enumerate(pairs):
@@ -202,10 +194,11 @@ def propensity_frame(
                 "kind": pair.kind, "is_A": pair.is_A, "is_Yes": pair.is_Yes,
             }
             if pair.kind == "ab":
-                rec.update(scores[(index, "ab", float(m))])
-                rec["propensity"] = rec["logit_diff"]
+                ab: LetterScore = scores[(index, "ab", float(m))]
+                rec.update(logit_diff=ab.logit_diff, logprob_diff=ab.logprob_diff, pos_prob=ab.pos_prob,
+                           propensity=ab.logit_diff)
             else:
-                pos, neg = scores[(index, "pos", float(m))]["logprob"], scores[(index, "neg", float(m))]["logprob"]
+                pos, neg = scores[(index, "pos", float(m))], scores[(index, "neg", float(m))]
                 rec.update(pos_logprob=pos, neg_logprob=neg, propensity=pos - neg)
             records.append(rec)
     frame = pd.DataFrame.from_records(records).reindex(columns=PROPENSITY_COLUMNS)
@@ -244,7 +237,7 @@ def compute_propensities(
     # sort by length inside the row list so chunks pad little; the order does not change any score
     expanded = sorted(((row, float(m)) for row in rows for m in multipliers), key=lambda rm: len(rm[0].ids))
     pad = pad_token_id(model.tokenizer)
-    scores: dict[tuple[int, str, float], dict] = {}
+    scores: dict[tuple[int, str, float], RawScore] = {}
     for lo in tqdm(range(0, len(expanded), batch_size), desc="propensity", disable=not progress, leave=False):
         chunk = expanded[lo:lo + batch_size]
         chunk_scores = _score_chunk(model, vector, [r for r, _ in chunk], [m for _, m in chunk], pad, device)

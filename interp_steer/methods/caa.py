@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
-from interp_steer.data.tokenization import encode_pair, left_pad, pad_token_id
+from interp_steer.data.tokenization import answer_letter_index, encode_pair, left_pad, pad_token_id
 from interp_steer.errors import ConfigError, SteeringVectorError
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 from interp_steer.steering.vector import Provenance, SteeringVector
@@ -53,8 +53,7 @@ def _read_span(response_ids: Sequence[int], read: ReadPosition, tokenizer) -> tu
     if read == "last":
         return n - 1, n
     if read == "answer":
-        closes = n >= 2 and tokenizer.decode([response_ids[-1]]).strip() == ")"
-        idx = n - 2 if closes else n - 1
+        idx = answer_letter_index(tokenizer, response_ids)
         return idx, idx + 1
     raise ConfigError(f"read_position={read!r}: use 'answer', 'completion_mean' or 'last'")
 

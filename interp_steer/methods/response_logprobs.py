@@ -1,8 +1,8 @@
 """Summed log-probabilities of response tokens, prompt tokens and pads masked out.
 
 Used by preference-style methods (BiPO) on batches that hold the positive and the negative response of
-each pair as separate left-padded rows. Only the positions that predict a response token are unembedded,
-which saves the full-vocabulary projection of every prompt position.
+each pair as separate left-padded rows. Only the positions that predict a response token are unembedded
+(by :mod:`interp_steer.scoring`), which saves the full-vocabulary projection of every prompt position.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
-from transformer_lens.utilities import apply_softcap
 
 from interp_steer.data.tokenization import EncodedPair, PaddedBatch, left_pad, response_mask
 from interp_steer.errors import DataFormatError
+from interp_steer.scoring import completion_logprobs
 
 
 @dataclass
@@ -56,21 +56,14 @@ def response_logprob_sums(
     """Per row, the sum over response tokens ``t`` of ``log p(tokens[t] | tokens[:t])``.
 
     ``response_mask`` is True at the response tokens themselves (never at column 0, which has no
-    prediction). Any hooks active on ``model`` apply; gradients flow to whatever they add.
+    prediction). Any hooks active on ``model`` apply; gradients flow to whatever they add. Scored with
+    :func:`interp_steer.scoring.completion_logprobs` (float64 sums; the unembedding is recomputed in the
+    backward pass instead of keeping ``d_vocab`` logits per response token).
     """
     if response_mask[:, 0].any():
         raise DataFormatError("response_mask is True at column 0, which no position predicts; prompts must be non-empty")
-    target_mask = response_mask[:, 1:]
     residual = model(tokens, attention_mask=attention_mask, stop_at_layer=model.cfg.n_layers)
-    predicting = residual[:, :-1][target_mask].unsqueeze(0)  # [1, n_targets, d_model]
-    if model.cfg.normalization_type is not None:
-        predicting = model.ln_final(predicting)
-    logits = apply_softcap(model.unembed(predicting), model.cfg.output_logits_soft_cap)[0]
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    targets = tokens[:, 1:][target_mask]
-    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    rows = torch.arange(tokens.shape[0], device=tokens.device).unsqueeze(1).expand_as(target_mask)[target_mask]
-    return torch.zeros(tokens.shape[0], dtype=picked.dtype, device=picked.device).index_add(0, rows, picked)
+    return completion_logprobs(model, residual, tokens, response_mask).logprob
 
 
 def pair_logprobs(model: HookedTransformer, batch: PreferenceBatch) -> Float[Tensor, "n_pairs 2"]:

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from interp_steer.data import left_pad, pad_token_id
 from interp_steer.errors import ConfigError
+from interp_steer.scoring import target_logprobs
 
 
 def encode_texts(tokenizer, texts: Sequence[str], max_tokens: int = 128):
@@ -36,8 +37,7 @@ def scored_positions(tokenizer, tokens: Tensor, attention_mask: Tensor) -> Bool[
 
 def _summed_ce(logits: Float[Tensor, "batch pos vocab"], tokens: Tensor, ce_mask: Bool[Tensor, "batch pos_minus_1"]) -> float:
     """Sum of next-token cross-entropies at the positions ``ce_mask`` selects (inputs 0..pos-2)."""
-    logprobs = torch.log_softmax(logits[:, :-1][ce_mask].float(), dim=-1)
-    return float(-logprobs.gather(-1, tokens[:, 1:][ce_mask][:, None]).sum())
+    return float(-target_logprobs(logits[:, :-1][ce_mask], tokens[:, 1:][ce_mask]).sum())
 
 
 @torch.no_grad()
