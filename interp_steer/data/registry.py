@@ -25,6 +25,7 @@ from pathlib import Path
 
 from interp_steer.data.builtin_sets import BUILTIN_DATASETS, load_builtin
 from interp_steer.data.caa_sets import caa_behaviors, load_caa
+from interp_steer.data.capability_sets import CAPABILITY_FILES, capability_sets, load_capability_set
 from interp_steer.data.mwe import PERSONA_DIR, XRISK_DIRS, load_persona_ab, load_persona_free_text, load_xrisk
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.paths import data_root
@@ -51,6 +52,7 @@ def list_datasets(data_dir: str | Path | None = None) -> list[str]:
     names += [f"xrisk-human:{n}" for n in _jsonl_names(root / XRISK_DIRS["human"])]
     names += [f"caa:{n}" for n in caa_behaviors(root, "generate")]
     names += [f"caa-test:{n}" for n in caa_behaviors(root, "test")]
+    names += [f"caa-test:{n}" for n in capability_sets(root)]  # MMLU / TruthfulQA (capability side-effects)
     return names
 
 
@@ -98,6 +100,8 @@ def _load(source: str, name: str, framing: str, data_dir: str | Path | None) -> 
         return load_persona_ab(name, data_dir) if framing == "ab" else load_persona_free_text(name, data_dir)
     if source in ("xrisk", "xrisk-human"):
         return load_xrisk(name, data_dir, source="lm" if source == "xrisk" else "human")
+    if source == "caa-test" and name in CAPABILITY_FILES:
+        return load_capability_set(name, data_dir)
     return load_caa(name, "generate" if source == "caa" else "test", data_dir)
 
 
