@@ -11,8 +11,15 @@ from interp_steer.data import ContrastivePair
 from interp_steer.data.neutral import NeutralPassage, load_neutral_corpus
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation.side_effects import (
-    NeutralSet, answer_scores, bootstrap_ci, distinct_n, generation_side_effects, neutral_side_effects,
-    prepare_neutral, repetition_rate, summarize,
+    NeutralSet,
+    answer_scores,
+    bootstrap_ci,
+    distinct_n,
+    generation_side_effects,
+    neutral_side_effects,
+    prepare_neutral,
+    repetition_rate,
+    summarize,
 )
 from interp_steer.evaluation.units import in_units, mean_residual_norm, with_units
 from interp_steer.steering import SteeringVector, chat_prompt
@@ -114,7 +121,7 @@ def test_format_mass_and_correct_equal_hand_computation(tiny, vector):
     pairs = _ab_pairs()
     table = answer_scores(tiny, pairs, vector, [0.0, 3.0], batch_size=3)
     tok = tiny.tokenizer
-    for i, pair in enumerate(pairs):
+    for _i, pair in enumerate(pairs):
         enc = encode_pair(tok, pair)
         ids = list(enc.prompt_ids) + list(enc.positive_ids[:1])  # up to the "(" before the letter
         steer_from = len(enc.prompt_ids) - 1
