@@ -42,16 +42,17 @@ def load_caa(name: str, split: CaaSplit = "generate", data_dir: str | Path | Non
     """A CAA behaviour's A/B pairs (``dataset`` is ``caa:<name>`` for generate, ``caa-test:<name>`` for test).
 
     ``meta``: ``source_line`` (1-based item number in the JSON list) and ``positive_is_yes`` where the
-    positive choice text starts with Yes/No.
+    positive choice text starts with Yes/No. Rows that give no pair are counted by reason (see
+    :func:`~interp_steer.data.mwe.ab_pair_from_row`); a file with no usable row is a ``DataFormatError``.
     """
     path = caa_path(name, split, data_dir)
     if not path.is_file():
         raise DataFormatError(f"{path}: no CAA {split} file for {name!r}; available: {caa_behaviors(data_dir, split)}")
     records = read_records(path, on_error)
     dataset = f"{'caa' if split == 'generate' else 'caa-test'}:{name}"
-    pairs = LoadedPairs(source=path, skipped=Counter(malformed=records.skipped))
+    pairs = LoadedPairs(source=path, skipped=Counter(malformed=records.skipped), n_rows=len(records) + records.skipped)
     for line, row in records:
         pair = ab_pair_from_row(row, line, path, dataset=dataset, skipped=pairs.skipped, drop_junk=False)
         if pair is not None:
             pairs.append(pair)
-    return pairs.warn_if_skipped()
+    return pairs.require_pairs().warn_if_skipped()

@@ -33,20 +33,28 @@ class JsonRecords:
 def _looks_like_json_list(path: Path) -> bool:
     if path.suffix == ".jsonl":
         return False
-    with path.open("r", encoding="utf-8") as handle:
-        for chunk in iter(lambda: handle.read(256), ""):
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(256), b""):
             stripped = chunk.lstrip()
             if stripped:
-                return stripped.startswith("[")
+                return stripped.startswith(b"[")
     return False
+
+
+def _not_utf8(path: Path, line: int, raw: bytes, exc: UnicodeDecodeError) -> DataFormatError:
+    """``<file>:<line>: not valid UTF-8`` with the offending byte and column (1-based, in bytes)."""
+    byte = raw[exc.start:exc.start + 1].hex()
+    return DataFormatError(f"{path}:{line}: not valid UTF-8 (byte 0x{byte} at column {exc.start + 1}); "
+                           "re-save the file as UTF-8")
 
 
 def read_records(path: str | Path, on_error: OnError = "raise") -> JsonRecords:
     """Read a JSONL file (one object per line, blank lines ignored) or a JSON file holding a list of objects.
 
-    A malformed line or a non-object row raises ``DataFormatError("<file>:<line>: ...")``; with
-    ``on_error="skip"`` such lines are dropped, a warning gives their count, and ``skipped`` holds it.
-    A JSON-list file that does not parse at all always raises (there is no line to skip).
+    A malformed line, a line that is not valid UTF-8 or a non-object row raises
+    ``DataFormatError("<file>:<line>: ...")``; with ``on_error="skip"`` such lines are dropped, a warning gives
+    their count, and ``skipped`` holds it. A JSON-list file that does not parse (or decode) at all always raises
+    (there is no line to skip).
     """
     if on_error not in ("raise", "skip"):
         raise DataFormatError(f"on_error={on_error!r}: use 'raise' or 'skip'")
@@ -56,8 +64,15 @@ def read_records(path: str | Path, on_error: OnError = "raise") -> JsonRecords:
     if _looks_like_json_list(path):
         return _read_json_list(path, on_error)
     rows, lines, skipped = [], [], 0
-    with path.open("r", encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if on_error == "raise":
+                    raise _not_utf8(path, number, raw, exc) from None
+                skipped += 1
+                continue
             if not text.strip():
                 continue
             try:
@@ -77,8 +92,15 @@ def read_records(path: str | Path, on_error: OnError = "raise") -> JsonRecords:
 
 
 def _read_json_list(path: Path, on_error: OnError) -> JsonRecords:
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # no row to skip: the whole list is one JSON document
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        line_exc = UnicodeDecodeError(exc.encoding, exc.object, exc.start - line_start, exc.end - line_start, exc.reason)
+        raise _not_utf8(path, raw.count(b"\n", 0, exc.start) + 1, raw[line_start:], line_exc) from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
     if not isinstance(data, list):

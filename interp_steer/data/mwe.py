@@ -52,7 +52,8 @@ def load_persona_ab(name: str, data_dir: str | Path | None = None, on_error: OnE
     Yes/No are uncorrelated. ``meta``: ``positive_is_yes``, ``statement``, ``source_line`` (1-based).
     """
     records = read_records(_dataset_file(PERSONA_DIR, name, data_dir), on_error)
-    pairs = LoadedPairs(source=records.path, skipped=Counter(malformed=records.skipped))
+    pairs = LoadedPairs(source=records.path, skipped=Counter(malformed=records.skipped),
+                        n_rows=len(records) + records.skipped)
     for index, (line, row) in enumerate(records):
         require_str_fields(row, _PERSONA_FIELDS, records.path, line)
         matching, not_matching = row["answer_matching_behavior"], row["answer_not_matching_behavior"]
@@ -70,7 +71,7 @@ def load_persona_ab(name: str, data_dir: str | Path | None = None, on_error: OnE
             meta={"positive_is_yes": matching.strip() == "Yes", "statement": row["statement"], "source_line": line,
                   "label_confidence": row.get("label_confidence")},
         ))
-    return pairs
+    return pairs.require_pairs()
 
 
 def _as_sentence(statement: str) -> str:
@@ -98,7 +99,11 @@ def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_err
         if answer not in ("Yes", "No"):
             raise DataFormatError(f"{records.path}:{line}: persona answer must be ' Yes' or ' No', got {answer!r}")
         (matching if answer == "Yes" else not_matching).append((line, row["statement"], row.get("label_confidence")))
-    pairs = LoadedPairs(source=records.path, skipped=Counter(malformed=records.skipped))
+    pairs = LoadedPairs(source=records.path, skipped=Counter(malformed=records.skipped),
+                        n_rows=len(records) + records.skipped)
+    if records.rows and not (matching and not_matching):
+        raise DataFormatError(f"{records.path}: no free_text pairs: {len(matching)} matching and {len(not_matching)} "
+                              "non-matching statements (each pair needs one of each)")
     for (pos_line, pos_statement, pos_conf), (neg_line, neg_statement, neg_conf) in zip(matching, not_matching):
         pairs.append(ContrastivePair(
             prompt=prompt,
@@ -111,22 +116,33 @@ def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_err
                   "negative_statement": neg_statement, "negative_source_line": neg_line,
                   "negative_label_confidence": neg_conf},
         ))
-    return pairs
+    return pairs.require_pairs("free_text pairs")
 
 
 def ab_pair_from_row(row: dict, line: int, path: Path, *, dataset: str, skipped: Counter,
                      drop_junk: bool) -> ContrastivePair | None:
     """One A/B pair from an ``{question, answer_matching_behavior, answer_not_matching_behavior}`` row, or
-    ``None`` (counted in ``skipped``) for a row with 3+ choices / an answer outside (A)/(B), or a junk row.
+    ``None`` for a row that cannot be one, counted in ``skipped`` by reason (see
+    :data:`~interp_steer.data.loaded.SKIP_REASONS`): ``blank`` question or answer, ``same_answer``,
+    ``multi_choice`` (3+ choices, or an answer among the question's other choices), ``unknown_letter`` (an
+    answer letter the question does not offer), ``junk`` (with ``drop_junk``).
 
     META tags are stripped from the question; answers are kept verbatim (leading space and all).
     """
     require_str_fields(row, _AB_FIELDS, path, line)
     question = strip_meta_tags(row["question"])
     positive, negative = row["answer_matching_behavior"], row["answer_not_matching_behavior"]
+    if not question.strip() or not positive.strip() or not negative.strip():
+        skipped["blank"] += 1
+        return None
+    if positive.strip() == negative.strip():
+        skipped["same_answer"] += 1
+        return None
     choices = choice_texts(question)
     if len(choices) > 2 or {positive.strip(), negative.strip()} != {"(A)", "(B)"}:
-        skipped["multi_choice"] += 1
+        letters = {answer.strip()[1:-1] for answer in (positive, negative)}
+        offered = set(choices) | {"A", "B"}
+        skipped["unknown_letter" if len(choices) <= 2 and not letters <= offered else "multi_choice"] += 1
         return None
     if drop_junk and is_junk_question(question):
         skipped["junk"] += 1
@@ -145,17 +161,20 @@ def load_xrisk(name: str, data_dir: str | Path | None = None, source: Literal["l
 
     The prompt is the question with ``<META_START>…<META_END>`` removed; responses keep the raw leading space
     (``" (A)"``), as in steering-bench's ``mwe_xrisk`` files. Rows with 3+ choices (human power-seeking /
-    survival-instinct) are skipped, and with ``drop_junk`` so are broken rows (``is_junk_question``); the counts
-    are in ``.skipped`` and a warning. ``meta["positive_is_yes"]`` is set where the positive choice text starts
+    survival-instinct) are skipped, and with ``drop_junk`` so are broken rows (``is_junk_question``), as are rows
+    with a blank question or answer, the same positive and negative answer, or an answer letter the question does
+    not offer; the counts by reason are in ``.skipped`` and a warning. A file in which no row gives a pair is a
+    ``DataFormatError`` naming it with those counts. ``meta["positive_is_yes"]`` is set where the positive choice text starts
     with Yes/No (else ``None``).
     """
     if source not in XRISK_DIRS:
         raise DataFormatError(f"xrisk source={source!r}: use 'lm' or 'human'")
     records = read_records(_dataset_file(XRISK_DIRS[source], name, data_dir), on_error)
     dataset = f"{'xrisk' if source == 'lm' else 'xrisk-human'}:{name}"
-    pairs = LoadedPairs(source=records.path, skipped=Counter(malformed=records.skipped))
+    pairs = LoadedPairs(source=records.path, skipped=Counter(malformed=records.skipped),
+                        n_rows=len(records) + records.skipped)
     for line, row in records:
         pair = ab_pair_from_row(row, line, records.path, dataset=dataset, skipped=pairs.skipped, drop_junk=drop_junk)
         if pair is not None:
             pairs.append(pair)
-    return pairs.warn_if_skipped()
+    return pairs.require_pairs().warn_if_skipped()

@@ -31,13 +31,29 @@ def encode_text(tokenizer, text: str) -> tuple[int, ...]:
     return tuple(tokenizer(text, add_special_tokens=False).input_ids)
 
 
-def encode_pair(tokenizer, pair: ContrastivePair, *, use_chat_template: bool = True) -> EncodedPair:
-    """Prompt (templated) and both responses as token ids; raises if a response is empty."""
+def encode_pair(tokenizer, pair: ContrastivePair, *, use_chat_template: bool = True,
+                n_ctx: int | None = None) -> EncodedPair:
+    """Prompt (templated) and both responses as token ids; raises if a response is empty.
+
+    With ``n_ctx`` (the model's context, ``model.cfg.n_ctx``) a pair whose prompt plus longer response does not
+    fit is a ``DataFormatError`` naming the pair (its id is ``<dataset>#<source line>``)."""
     prompt_ids = encode_text(tokenizer, render_prompt(tokenizer, pair, use_chat_template=use_chat_template))
     positive_ids, negative_ids = encode_text(tokenizer, pair.positive), encode_text(tokenizer, pair.negative)
     if not positive_ids or not negative_ids:
         raise DataFormatError(f"pair {pair.id or pair.prompt[:40]!r} of dataset {pair.dataset!r} has an empty response")
-    return EncodedPair(prompt_ids, positive_ids, negative_ids)
+    encoded = EncodedPair(prompt_ids, positive_ids, negative_ids)
+    if n_ctx is not None:
+        check_fits_context(encoded, pair, n_ctx)
+    return encoded
+
+
+def check_fits_context(encoded: EncodedPair, pair: ContrastivePair, n_ctx: int) -> None:
+    """``DataFormatError`` if the prompt plus the longer response of ``pair`` exceeds ``n_ctx`` tokens."""
+    length = len(encoded.prompt_ids) + max(len(encoded.positive_ids), len(encoded.negative_ids))
+    if length > n_ctx:
+        name = pair.id or repr(pair.prompt[:40])
+        raise DataFormatError(f"pair {name} of dataset {pair.dataset!r} is {length} tokens (prompt + response), longer "
+                              f"than the model's context of {n_ctx} tokens; shorten or drop it")
 
 
 @dataclass

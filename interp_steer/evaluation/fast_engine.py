@@ -249,7 +249,7 @@ def fast_propensities(
     device = device or model.cfg.device
     cfg = model.cfg
     memory, budget = _MemoryModel.of(cfg), int(memory_budget_mb * 2**20)
-    rows = scoring_rows(model.tokenizer, pairs)
+    rows = scoring_rows(model.tokenizer, pairs, n_ctx=cfg.n_ctx)
     chunks = _chunks(rows, len(multipliers), memory, budget)
     pad = pad_token_id(model.tokenizer)
     scores: dict[int, dict] = {lay.layer: {} for lay in layers}

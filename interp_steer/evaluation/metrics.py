@@ -32,6 +32,30 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise ConfigError(f"{what} needs columns {missing}; got {list(frame.columns)}")
 
 
+def _describe_row(frame: pd.DataFrame, index, columns: Sequence[str]) -> str:
+    return ", ".join(f"{c}={frame.at[index, c]!r}" for c in columns if c in frame.columns)
+
+
+def _require_finite(frame: pd.DataFrame, column: str, keys: Sequence[str], what: str, hint: str) -> None:
+    """``ConfigError`` naming the column, the count and the first sample whose ``column`` is NaN or ±inf."""
+    values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        first = frame.index[np.argmax(bad)]
+        raise ConfigError(f"{what}: {int(bad.sum())} non-finite value(s) (NaN/inf) in column {column!r}, first at "
+                          f"{_describe_row(frame, first, keys)}: {values.at[first]}; {hint}")
+
+
+def _reject_duplicates(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """``ConfigError`` if two rows share ``columns`` (they would be counted twice)."""
+    dup = frame.duplicated(subset=list(columns), keep="first")
+    if dup.any():
+        first = frame.index[np.argmax(dup.to_numpy())]
+        raise ConfigError(f"{what}: {int(dup.sum())} duplicated row(s) with the same {list(columns)}, first at "
+                          f"{_describe_row(frame, first, columns)}; drop them (e.g. frame.drop_duplicates()) "
+                          "so no point is counted twice")
+
+
 def steerability(
     propensities: pd.DataFrame,
     *,
@@ -39,11 +63,21 @@ def steerability(
     x: str = "multiplier",
     y: str = "propensity",
 ) -> pd.DataFrame:
-    """Per-sample steerability: one row per propensity curve (``keys``, default :data:`SAMPLE_KEYS`)."""
+    """Per-sample steerability: one row per propensity curve (``keys``, default :data:`SAMPLE_KEYS`).
+
+    Refused with a ``ConfigError`` naming the sample: a NaN / inf multiplier or propensity (a NaN would
+    otherwise turn into a slope that looks like a number in the summary), and two rows of one curve at the
+    same multiplier (they would be counted twice in the fit).
+    """
     keys = list(keys) if keys is not None else [k for k in SAMPLE_KEYS if k in propensities.columns]
     _require(propensities, keys + [x, y], "steerability")
     if propensities.empty:
         raise ConfigError("steerability: the propensity table is empty")
+    for column in (x, y):
+        _require_finite(propensities, column, keys + [x], "steerability",
+                        "non-finite propensities come from a steering multiplier so large that the model's activations "
+                        "overflow, or from a non-finite vector")
+    _reject_duplicates(propensities, keys + [x], "steerability")
     data = propensities[keys + [x, y]].copy()
     data[x], data[y] = data[x].astype("float64"), data[y].astype("float64")
     groups = data.groupby(keys, sort=False, dropna=False)
@@ -82,9 +116,15 @@ def steerability(
 
 
 def summarize_steerability(per_sample: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per-group summary of per-sample steerability (``by`` default: the sample keys minus ``sample_id``)."""
+    """Per-group summary of per-sample steerability (``by`` default: the sample keys minus ``sample_id``).
+
+    A NaN / inf slope (a curve with one distinct multiplier, or a table not made by :func:`steerability`) is a
+    ``ConfigError`` naming the sample: it would otherwise count as "not anti-steerable" and vanish from the means.
+    """
     by = list(by) if by is not None else [k for k in SAMPLE_KEYS if k != "sample_id" and k in per_sample.columns]
     _require(per_sample, by + ["slope", "r2", "sign_flip"], "summarize_steerability")
+    _require_finite(per_sample, "slope", [k for k in SAMPLE_KEYS if k in per_sample.columns], "summarize_steerability",
+                    "a slope needs at least two distinct multipliers and finite propensities per sample")
     frame = per_sample.assign(anti=per_sample["slope"] < 0, flip=per_sample["sign_flip"].astype(float))
     summary = frame.groupby(by, sort=True, dropna=False).agg(
         n_samples=("slope", "size"),

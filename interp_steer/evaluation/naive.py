@@ -43,7 +43,7 @@ def naive_propensities(
     vector.check_fits(model)
     device = device or model.cfg.device
     scores: dict[tuple[int, str, float], RawScore] = {}
-    for row in scoring_rows(model.tokenizer, pairs):
+    for row in scoring_rows(model.tokenizer, pairs, n_ctx=model.cfg.n_ctx):
         tokens = torch.tensor([row.ids], device=device)
         for m in multipliers:
             with steer(model, vector, multiplier=float(m), positions=torch.tensor(row.steer_from)):

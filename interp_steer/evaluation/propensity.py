@@ -88,11 +88,13 @@ letter_index = answer_letter_index
 """Index of the answer-letter token in ``"(A)"``-style response ids (:func:`~interp_steer.data.tokenization.answer_letter_index`)."""
 
 
-def scoring_rows(tokenizer, pairs: Sequence[ContrastivePair]) -> list[ScoringRow]:
-    """The sequences (one per A/B sample, two per free-text sample) that score ``pairs``, in sample order."""
+def scoring_rows(tokenizer, pairs: Sequence[ContrastivePair], n_ctx: int | None = None) -> list[ScoringRow]:
+    """The sequences (one per A/B sample, two per free-text sample) that score ``pairs``, in sample order.
+
+    ``n_ctx`` (the model's context): a pair that does not fit is a ``DataFormatError`` naming it."""
     rows: list[ScoringRow] = []
     for index, pair in enumerate(pairs):
-        enc = encode_pair(tokenizer, pair)
+        enc = encode_pair(tokenizer, pair, n_ctx=n_ctx)
         prompt = enc.prompt_ids
         if pair.kind == "ab":
             pos_at, neg_at = answer_letter_index(tokenizer, enc.positive_ids), answer_letter_index(tokenizer, enc.negative_ids)
@@ -233,7 +235,7 @@ def compute_propensities(
     vector.check_fits(model)
     device = device or model.cfg.device
     vector = vector.to(device, dtype=model.cfg.dtype)
-    rows = scoring_rows(model.tokenizer, pairs)
+    rows = scoring_rows(model.tokenizer, pairs, n_ctx=model.cfg.n_ctx)
     # sort by length inside the row list so chunks pad little; the order does not change any score
     expanded = sorted(((row, float(m)) for row in rows for m in multipliers), key=lambda rm: len(rm[0].ids))
     pad = pad_token_id(model.tokenizer)

@@ -205,7 +205,7 @@ def train_bipo(
         raise ConfigError(f"BiPOConfig.warmup_steps={config.warmup_steps} must be below the run's {total_steps} steps")
     steps_per_epoch = config.steps_per_epoch(len(pairs))
 
-    encoded = [encode_pair(model.tokenizer, p) for p in pairs]
+    encoded = [encode_pair(model.tokenizer, p, n_ctx=model.cfg.n_ctx) for p in pairs]
     fingerprint = data_fingerprint(encoded)
     reference = compute_reference_logprobs(model, encoded, batch_size=config.batch_size)
     pad = pad_token_id(model.tokenizer)

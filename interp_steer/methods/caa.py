@@ -18,7 +18,7 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import answer_letter_index, encode_pair, left_pad, pad_token_id
-from interp_steer.errors import ConfigError, SteeringVectorError
+from interp_steer.errors import ConfigError, DataFormatError, SteeringVectorError
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 from interp_steer.steering.vector import Provenance, SteeringVector
 
@@ -68,17 +68,31 @@ def collect_contrastive_activations(
     batch_size: int = 16,
     progress: bool = True,
 ) -> ContrastiveActivations:
-    """Residual activations of every pair's positive and negative sequence at ``layers`` (ints or hook names)."""
+    """Residual activations of every pair's positive and negative sequence at ``layers`` (ints or hook names).
+
+    Each layer at most once (a layer given twice, also as int and hook name, is a ``ConfigError``), pair ids
+    unique, and every pair must fit the model's context."""
     if not pairs:
         raise ConfigError("CAA needs at least one contrastive pair")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int ≥ 1, got {batch_size!r}")
     hook_names = [as_hook_name(layer) for layer in layers]
+    if not hook_names:
+        raise ConfigError("layers: no layers given; pass e.g. layers=[6]")
+    repeated = sorted({name for name in hook_names if hook_names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"layers {list(layers)}: {', '.join(repeated)} given more than once; list each layer once")
     for name in hook_names:
         if name not in model.hook_dict:
             raise ConfigError(f"hook {name!r} does not exist on {model.cfg.model_name} ({model.cfg.n_layers} layers)")
+    ids = [p.id for p in pairs if p.id]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise DataFormatError(f"pair id {dup!r} occurs more than once; a pair would be counted twice in the mean")
     read = read_position or default_read_position(pairs)
     tokenizer, pad = model.tokenizer, pad_token_id(model.tokenizer)
     stop_at = max(layer_of(n) for n in hook_names) + 1
-    encoded = [encode_pair(tokenizer, p) for p in pairs]
+    encoded = [encode_pair(tokenizer, p, n_ctx=model.cfg.n_ctx) for p in pairs]
 
     # one row per (pair, side); positive rows first in each chunk
     rows = [(e.prompt_ids, resp) for e in encoded for resp in (e.positive_ids, e.negative_ids)]
