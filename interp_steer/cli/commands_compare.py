@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.options import parse_float_list
+from interp_steer.cli.options import check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir
 
 
 def _parse_targets(text: Optional[str]) -> list[int] | None:
@@ -54,11 +54,24 @@ def compare(
 
     from interp_steer.compare import CompareConfig, run_compare
 
+    mults = parse_float_list(multipliers, "--multipliers")
+    for value, option, minimum in ((n_targets, "--n-targets", 1), (n_decoder_baselines, "--n-decoder-baselines", 0),
+                                   (n_train, "--n-train", 2), (n_test, "--n-test", 2), (n_texts, "--n-texts", 1),
+                                   (max_text_tokens, "--max-text-tokens", 1), (n_probe, "--n-probe", 8),
+                                   (n_generations, "--n-generations", 0), (max_new_tokens, "--max-new-tokens", 1),
+                                   (threads, "--threads", 1)):
+        check_count(value, option, minimum=minimum)
+    if check_finite(ridge, "--ridge") < 0:
+        from interp_steer.errors import ConfigError
+
+        raise ConfigError(f"--ridge {ridge:g}: must be ≥ 0")
+    check_device_option(device)
+    prepare_out_dir(out)
     torch.set_num_threads(threads)
     config = CompareConfig(
         dataset=dataset, layer=layer, sae=sae, targets=_parse_targets(targets), n_targets=n_targets,
         n_decoder_baselines=n_decoder_baselines, n_train=n_train, n_test=n_test, n_texts=n_texts,
-        max_text_tokens=max_text_tokens, text_source=text_source, n_probe=n_probe, ridge=ridge, multipliers=parse_float_list(multipliers, "--multipliers"),
+        max_text_tokens=max_text_tokens, text_source=text_source, n_probe=n_probe, ridge=ridge, multipliers=mults,
         n_generations=n_generations, max_new_tokens=max_new_tokens, model=model, framing=framing, seed=seed,
         data_dir=str(data_dir) if data_dir else None, device=device,
     )

@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.options import parse_float_list, parse_layers
+from interp_steer.cli.options import (
+    check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir, prepare_out_file,
+)
 from interp_steer.errors import ConfigError
 
 
@@ -16,6 +18,7 @@ from interp_steer.errors import ConfigError
 def extract(
     dataset: str = typer.Option(..., help="dataset spec, e.g. builtin:sentiment, persona:narcissism, caa:sycophancy"),
     out: Path = typer.Option(..., help="output .safetensors file (a .json provenance sidecar is written beside it)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing vector file at --out"),
     layers: str = typer.Option("12", help="layer(s): '12', '3,6,12', '3-12' or 'all'"),
     method: str = typer.Option("caa", help="extraction method (caa, bipo, ...)"),
     model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
@@ -31,6 +34,11 @@ def extract(
 
     if method not in EXTRACTION_METHODS:
         raise ConfigError(f"--method {method!r} unknown; choose one of {sorted(EXTRACTION_METHODS)}")
+    parse_layers(layers, None)  # syntax (empty, reversed, repeated) before anything is loaded
+    check_count(n_train, "--n-train", zero_means="all")
+    check_device_option(device)
+    out = prepare_out_file(out if out.is_dir() or out.suffix == ".safetensors" else out.with_suffix(".safetensors"), "--out",
+                           force=force, sidecar_suffixes=(".json",))
     pairs = load_dataset(dataset, data_dir=data_dir, framing=framing, limit=n_train or None)
     hooked = load_model(model, device=device)
     vector = EXTRACTION_METHODS[method](hooked, pairs, parse_layers(layers, hooked.cfg.n_layers))
@@ -55,11 +63,20 @@ def generate(
     from interp_steer.steering import SteeringVector, chat_prompt
     from interp_steer.steering import generate as steered_generate
 
+    mults = parse_float_list(multipliers, "--multipliers")
+    check_count(max_new_tokens, "--max-new-tokens")
+    if not prompt.strip():
+        raise ConfigError("--prompt is empty; give a user message")
+    check_device_option(device)
     steering_vector = SteeringVector.load(vector)
     hooked = load_model(model, device=device)
     steering_vector.check_fits(hooked)
     text = chat_prompt(hooked, prompt, system_prompt)
-    for mult in parse_float_list(multipliers, "--multipliers"):
+    n_prompt = len(hooked.tokenizer(text, add_special_tokens=False).input_ids)
+    if n_prompt + max_new_tokens > hooked.cfg.n_ctx:
+        raise ConfigError(f"--prompt is {n_prompt} tokens in the chat template; with --max-new-tokens {max_new_tokens} "
+                          f"that exceeds the model's context of {hooked.cfg.n_ctx} tokens")
+    for mult in mults:
         completion = steered_generate(hooked, text, steering_vector, mult, max_new_tokens=max_new_tokens)
         typer.echo(f"[x{mult:+g}] {completion.strip()}")
 
@@ -81,6 +98,13 @@ def demo(
     """The main job: extract CAA vectors on the embedded model, generate, measure propensity, write a plot."""
     from interp_steer.demo import DemoConfig, run_demo
 
+    requested = parse_layers(layers, None)
+    if requested and eval_layer not in requested:  # "all" ([]) is checked against the model later
+        raise ConfigError(f"--eval-layer {eval_layer} is not one of --layers {layers!r}")
+    check_count(n_train, "--n-train", minimum=2)
+    check_count(n_test, "--n-test", minimum=2)
+    check_device_option(device)
+    prepare_out_dir(out)
     config = DemoConfig(
         model=model, dataset=dataset, framing=framing, layers=layers, eval_layer=eval_layer,
         multipliers=parse_float_list(multipliers, "--multipliers"), n_train=n_train, n_test=n_test,

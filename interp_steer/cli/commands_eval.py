@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.options import parse_float_list, parse_layers
+from interp_steer.cli.options import (
+    check_count, check_device_option, check_fraction, parse_float_list, parse_layers, prepare_out_dir, select_layer,
+)
 from interp_steer.errors import ConfigError
 
 DEFAULT_MULTIPLIERS = "-1.5,-1,-0.5,0,0.5,1,1.5"
@@ -63,7 +65,13 @@ def evaluate(
     if split not in ("test", "all"):
         raise ConfigError(f"--split {split!r}: use 'test' or 'all'")
     mults = parse_float_list(multipliers, "--multipliers")
-    steering_vector = single_hook(SteeringVector.load(vector), layer)
+    check_count(n, "--n", zero_means="all")
+    check_count(random_baselines, "--random-baselines", minimum=0)
+    check_count(batch_size, "--batch-size")
+    check_fraction(test_fraction, "--test-fraction")
+    check_device_option(device)
+    prepare_out_dir(out)
+    steering_vector = select_layer(SteeringVector.load(vector), layer, vector)
     pairs = load_dataset(dataset, data_dir=data_dir, framing=framing)
     if split == "test":
         pairs = train_test_split(pairs, test_fraction=test_fraction, seed=seed)[1]
@@ -128,6 +136,12 @@ def scan(
 
     _check_format(table_format)
     mults = parse_float_list(multipliers, "--multipliers")
+    parse_layers(layers, None)
+    check_count(n_train, "--n-train", zero_means="all")
+    check_count(n_test, "--n-test", zero_means="all")
+    check_count(batch_size, "--batch-size")
+    check_fraction(test_fraction, "--test-fraction")
+    check_device_option(device)
     if gpus_per_worker > 0 and device == "cpu":
         raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --device cpu: add --device cuda")
     if time_budget < 0:

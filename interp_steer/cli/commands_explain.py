@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.options import parse_float_list
+from interp_steer.cli.options import check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir
+from interp_steer.errors import ConfigError
 
 
 @app.command()
@@ -31,9 +32,16 @@ def explain(
     """Explain anti-steerable samples: breakdown, activation patching, direct effects, attention views."""
     from interp_steer.explain import ExplainConfig, run_explain
 
+    mults = parse_float_list(multipliers, "--multipliers")
+    check_count(n, "--n", minimum=2)
+    check_finite(patch_multiplier, "--patch-multiplier")
+    if check_finite(eps, "--eps") is not None and eps < 0:
+        raise ConfigError(f"--eps {eps:g}: must be ≥ 0")
+    check_device_option(device)
+    prepare_out_dir(out)
     config = ExplainConfig(
         vector=str(vector), dataset=dataset, layer=layer, n=n, sae=sae, model=model, framing=framing,
-        multipliers=parse_float_list(multipliers, "--multipliers"), patch_multiplier=patch_multiplier, eps=eps,
+        multipliers=mults, patch_multiplier=patch_multiplier, eps=eps,
         seed=seed, data_dir=str(data_dir) if data_dir else None, device=device,
     )
     run_explain(config, out, echo=typer.echo)

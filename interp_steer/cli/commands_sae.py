@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.options import check_count, check_finite, prepare_out_dir
 
 
 @app.command("train-sae")
@@ -37,6 +38,13 @@ def train_sae_command(
     from interp_steer.sae.training import SAETrainConfig, train_sae
     from interp_steer.steering import as_hook_name
 
+    for value, option, minimum in ((layer, "--layer", 0), (d_sae, "--d-sae", 1), (k, "--k", 1),
+                                   (training_tokens, "--training-tokens", 1), (context_size, "--context-size", 2),
+                                   (batch_tokens, "--batch-tokens", 1), (n_eval_texts, "--n-eval-texts", 1),
+                                   (n_generated, "--n-generated", 0), (threads, "--threads", 1)):
+        check_count(value, option, minimum=minimum)
+    check_finite(lr, "--lr", positive=True)
+    prepare_out_dir(out)
     torch.set_num_threads(threads)
     cfg = SAETrainConfig(hook_name=as_hook_name(layer), d_sae=d_sae, architecture=architecture, k=k,
                          training_tokens=training_tokens, context_size=context_size,
@@ -63,6 +71,7 @@ def sae_features_command(
     from interp_steer.sae.projections import decoder_cosine_table
     from interp_steer.steering import SteeringVector
 
+    check_count(top, "--top")
     loaded = load_sae(sae)
     table = decoder_cosine_table(SteeringVector.load(vector), loaded, sae_hook_name(loaded), top=top)
     typer.echo(table.to_string(index=False))

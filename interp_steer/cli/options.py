@@ -139,3 +139,22 @@ def prepare_out_file(path: Path, option: str = "--out", *, force: bool = False, 
         raise ConfigError(f"{option} {path}: directory {parent} is not writable")
     _probe_writable(parent, option, path)
     return path
+
+
+def select_layer(vector, layer: int | None, path: Path, option: str = "--layer"):
+    """The one-hook part of ``vector`` (read from ``path``) that ``option`` picks; a vector with several hooks
+    needs the option, and a layer the vector lacks is an error naming the option and the layers it has."""
+    from interp_steer.errors import SteeringVectorError
+
+    names = vector.hook_names
+    if layer is None:
+        if len(names) > 1:
+            raise ConfigError(f"{option}: {path} has {len(names)} hooks ({', '.join(names)}); "
+                              f"pick one with {option} N")
+        return vector
+    try:
+        if layer < 0:
+            raise SteeringVectorError(f"layers are ≥ 0; the vector has {', '.join(names)}")
+        return vector.select(layer)
+    except SteeringVectorError as exc:
+        raise ConfigError(f"{option} {layer}: {path}: {exc}") from None
