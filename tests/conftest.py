@@ -10,6 +10,13 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("INTERP_STEER_TYPECHECK", "0") != "0":
+    # jaxtyping shapes and beartype types checked at run time on every annotated function of the package;
+    # installed before any test imports interp_steer (INTERP_STEER_TYPECHECK=0 turns it off)
+    import jaxtyping
+
+    jaxtyping.install_import_hook("interp_steer", "typecheck_conf.checker")
+
 # small matmuls on a busy 2-core machine are far faster single-threaded
 torch.set_num_threads(1)
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from interp_steer.errors import ConfigError
 from interp_steer.sae.loading import check_sae_fits
 from interp_steer.sae.metrics import encode_texts, scored_positions
-from interp_steer.steering import layer_of
+from interp_steer.steering import layer_of, steering_hook
 
 
 @torch.no_grad()
@@ -51,13 +51,11 @@ def mean_feature_activations(model, sae, texts: Sequence[str], vectors: Float[Te
         n_rows = block.shape[0]
         tokens = batch.tokens.repeat(n_rows, 1)
         attention = batch.attention_mask.repeat(n_rows, 1)
-        deltas = block.repeat_interleave(n_texts, dim=0)[:, None, :] * real.repeat(n_rows, 1)[..., None]
+        # one direction per row (each vector repeated over the texts), added at the real tokens only
+        add_vector = steering_hook(block.repeat_interleave(n_texts, dim=0), 1.0, positions=real.repeat(n_rows, 1))
         captured: dict[str, Tensor] = {}
 
-        def add_vector(acts, hook):
-            return acts + deltas.to(acts.dtype)
-
-        def capture(acts, hook):
+        def capture(acts, hook, captured=captured):
             captured["x"] = acts.detach()
 
         hooks = [(steer_hook, add_vector), (measure_hook, capture)]

@@ -6,7 +6,7 @@ the others in SmolLM2) and special tokens are left out of every statistic and ar
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from jaxtyping import Bool, Float
@@ -54,21 +54,21 @@ def evaluate_sae(model, sae, texts: Sequence[str], hook_name: str | None = None,
     hook_name = hook_name or sae.cfg.metadata.hook_name
     tok = model.tokenizer
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    sums = {"l0": 0.0, "sse": 0.0, "sum_x": torch.zeros(sae.cfg.d_in, dtype=torch.float64), "sum_sq": 0.0, "n": 0,
+    sums: dict[str, Any] = {"l0": 0.0, "sse": 0.0, "sum_x": torch.zeros(sae.cfg.d_in, dtype=torch.float64), "sum_sq": 0.0, "n": 0,
             "ce_clean": 0.0, "ce_spliced": 0.0, "ce_zero": 0.0, "n_ce": 0}
     for start in range(0, len(texts), batch_size):
         batch = encode_texts(tok, texts[start:start + batch_size], max_tokens)
         mask = scored_positions(tok, batch.tokens, batch.attention_mask)
         captured: dict[str, Tensor] = {}
 
-        def capture(acts, hook):
+        def capture(acts, hook, captured=captured):
             captured["x"] = acts.detach().clone()
 
-        def splice(acts, hook):
+        def splice(acts, hook, mask=mask):
             recon = sae(acts.float()).to(acts.dtype)
             return torch.where(mask[..., None], recon, acts)
 
-        def zero(acts, hook):
+        def zero(acts, hook, mask=mask):
             return torch.where(mask[..., None], torch.zeros_like(acts), acts)
 
         kwargs = {"attention_mask": batch.attention_mask}

@@ -12,7 +12,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp_steer.errors import ConfigError, SteeringVectorError
-from interp_steer.steering import SteeringVector
+from interp_steer.steering import SteeringVector, steering_delta
 
 
 def _direction(vector: SteeringVector | Tensor, hook_name: str | None, d_in: int) -> Float[Tensor, "d_model"]:
@@ -24,6 +24,7 @@ def _direction(vector: SteeringVector | Tensor, hook_name: str | None, d_in: int
         if hook_name not in vector.directions:
             raise SteeringVectorError(f"vector has no direction at {hook_name!r} (it has {vector.hook_names})")
         vector = vector.directions[hook_name]
+    assert isinstance(vector, Tensor)
     vec = vector.detach().float()
     if vec.shape != (d_in,):
         raise SteeringVectorError(f"vector width {tuple(vec.shape)} does not match the SAE's d_in {d_in}")
@@ -48,13 +49,18 @@ def decoder_cosine_table(vector: SteeringVector | Tensor, sae, hook_name: str | 
                          "cosine": cos[order].tolist()})
 
 
+def _steered(acts: Float[Tensor, "n d_model"], vec: Float[Tensor, "d_model"], multiplier: float) -> Float[Tensor, "n d_model"]:
+    """``acts`` steered by ``multiplier · vec`` with the package's steering operator (``add``)."""
+    return acts + steering_delta(acts[:, None, :], vec, multiplier)[:, 0]
+
+
 @torch.no_grad()
 def encoder_change(vector: SteeringVector | Tensor, sae, activations: Float[Tensor, "n d_model"],
                    multiplier: float = 1.0, hook_name: str | None = None) -> Float[Tensor, "n d_sae"]:
     """``encode(x + multiplier·v) − encode(x)`` for each row ``x`` of ``activations``."""
     vec = _direction(vector, hook_name, sae.cfg.d_in)
     acts = activations.reshape(-1, sae.cfg.d_in).float()
-    return sae.encode(acts + multiplier * vec) - sae.encode(acts)
+    return sae.encode(_steered(acts, vec, multiplier)) - sae.encode(acts)
 
 
 def encoder_change_table(vector: SteeringVector | Tensor, sae, activations: Float[Tensor, "n d_model"],
@@ -68,7 +74,7 @@ def encoder_change_table(vector: SteeringVector | Tensor, sae, activations: Floa
     acts = activations.reshape(-1, sae.cfg.d_in).float()
     with torch.no_grad():
         before = sae.encode(acts)
-        after = sae.encode(acts + multiplier * vec)
+        after = sae.encode(_steered(acts, vec, multiplier))
     change = (after - before).mean(dim=0)
     order = change.abs().argsort(descending=True)[:top]
     return pd.DataFrame({

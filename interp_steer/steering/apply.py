@@ -24,7 +24,7 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from contextlib import ExitStack, contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from jaxtyping import Float, Int
@@ -192,7 +192,7 @@ def steer(
     vector.check_fits(model)
     with ExitStack() as stack:
         points = stack.enter_context(steering_points(model, vector.hook_names))
-        hooks = []
+        hooks: list[tuple[str | Callable[..., Any], Callable[..., Any]]] = []
         offsets: dict[int, ForwardOffset] = {}
         for hook_name, point in zip(vector.hook_names, points):
             layer = layer_of(hook_name)

@@ -25,8 +25,9 @@ from interp_steer.steering.vector import SteeringVector
 def chat_prompt(model: HookedTransformer, user_message: str, system_prompt: str | None = None) -> str:
     """The model's chat template around one user turn, ending where the assistant's reply starts."""
     messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user_message}]
-    if getattr(model.tokenizer, "chat_template", None):
-        return model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    tokenizer = model.tokenizer
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     return (system_prompt + "\n\n" if system_prompt else "") + user_message + "\n"
 
 
@@ -70,6 +71,7 @@ def generate_batch(
         raise ConfigError(f"multipliers has {len(mults)} entries but there are {len(prompts)} prompts")
     check_multiplier(torch.tensor(mults, dtype=torch.float64), "multipliers")
     tokenizer = model.tokenizer
+    assert tokenizer is not None  # checked above
     ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
     for i, row in enumerate(ids):
         if not row:
@@ -120,7 +122,7 @@ def generate_batch(
     for row in out:
         if stop_at_eos and eos is not None and eos in row:
             row = row[: row.index(eos)]
-        texts.append(tokenizer.decode(row, skip_special_tokens=True))
+        texts.append(str(tokenizer.decode(row, skip_special_tokens=True)))
     return texts
 
 
