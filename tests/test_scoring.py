@@ -213,3 +213,42 @@ def test_answer_letter_index_is_the_letter_token(tiny):
         assert tok.decode([ids[answer_letter_index(tok, ids)]]).strip() == letter, text
     with pytest.raises(DataFormatError):
         answer_letter_index(tok, ())
+
+
+STORY = " Once upon a time, in a small village by the sea, there lived an old fisherman who went out every morning." * 6
+REPORT = " The committee reviewed the quarterly budget, noted discrepancies in travel expenses and asked for a new report." * 7
+
+
+def test_engines_match_float64_reference_on_long_completions(peaked):
+    """All three propensity engines give each completion's log-prob within 1e-5 nats of float64 log_softmax of the
+    steered model's own logits; the old float32 log_softmax rule misses by more on the same completions."""
+    from interp_steer.data import ContrastivePair, encode_pair
+    from interp_steer.evaluation import compute_propensities, naive_propensities
+    from interp_steer.evaluation.fast_engine import fast_propensities
+    from interp_steer.steering import SteeringVector, steer
+
+    pair = ContrastivePair("Tell me something.", STORY, REPORT, kind="free_text", id="long", dataset="t")
+    enc = encode_pair(peaked.tokenizer, pair)
+    assert min(len(enc.positive_ids), len(enc.negative_ids)) >= 130
+    vector = SteeringVector({"blocks.1.hook_resid_post": torch.randn(64, generator=torch.Generator().manual_seed(0))})
+    multipliers = [0.0, 1.5]
+    prompt = list(enc.prompt_ids)
+    exact, old = {}, {}
+    for m in multipliers:
+        for side, completion in (("pos", enc.positive_ids), ("neg", enc.negative_ids)):
+            ids = prompt + list(completion)
+            with torch.no_grad(), steer(peaked, vector, multiplier=m, positions=torch.tensor(len(prompt) - 1)):
+                logits = peaked(torch.tensor([ids]))[0]
+            at, targets = torch.arange(len(prompt) - 1, len(ids) - 1), torch.tensor(ids[len(prompt):])
+            exact[(m, side)] = float(torch.log_softmax(logits.double(), -1)[at, targets].sum())
+            old[(m, side)] = float(torch.log_softmax(logits.float(), -1)[at, targets].double().sum())
+    assert all(abs(old[k] - exact[k]) > 1e-5 for k in exact)  # the bound below can fail
+    engines = {
+        "batched": compute_propensities, "naive": naive_propensities,
+        "fast": lambda *args: fast_propensities(*args, progress=False),
+    }
+    for name, engine in engines.items():
+        table = engine(peaked, [pair], vector, multipliers)
+        for row in table.itertuples():
+            for side, got in (("pos", row.pos_logprob), ("neg", row.neg_logprob)):
+                assert abs(got - exact[(row.multiplier, side)]) <= 1e-5, (name, row.multiplier, side)
