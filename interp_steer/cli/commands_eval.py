@@ -48,14 +48,9 @@ def evaluate(
     device: str = typer.Option("cpu"),
 ) -> None:
     """Propensity curves of a steering vector on a dataset: tables, plots and a printed steerability summary."""
-    import pandas as pd
-
-    from interp_steer.data import load_dataset, train_test_split
-    from interp_steer.evaluation import (
-        compute_propensities, random_baseline, single_hook, spurious_factor_variance, steerability, summarize_steerability,
-    )
-    from interp_steer.runs.files import write_table_atomic
     from interp_steer.models import load_model
+    from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob, file_sha1
+    from interp_steer.runs.runner import preflight, run_job
     from interp_steer.steering import SteeringVector
     from interp_steer.viz.plots import (
         plot_propensity_curves, plot_spurious_variance, plot_steerability_distribution, save_figure,
@@ -72,26 +67,21 @@ def evaluate(
     check_device_option(device)
     prepare_out_dir(out)
     steering_vector = select_layer(SteeringVector.load(vector), layer, vector)
-    pairs = load_dataset(dataset, data_dir=data_dir, framing=framing)
-    if split == "test":
-        pairs = train_test_split(pairs, test_fraction=test_fraction, seed=seed)[1]
-    pairs = pairs[: n or None]
+    config = EvaluateConfig(
+        vector=str(vector), dataset=dataset, model=model, multipliers=mults, layer=layer, split=split,
+        test_fraction=test_fraction, seed=seed, n=n or None, random_baselines=random_baselines, framing=framing,
+        batch_size=batch_size, table_format=table_format, device=device, vector_sha1=file_sha1(vector),
+    )
+    preflight(config, out)  # the resume guard, before loading the model
+    job = EvaluateJob(config, steering_vector, data_dir)
+    job.pairs()  # a bad dataset spec fails here, before the model is loaded
     hooked = load_model(model, device=device)
     steering_vector.check_fits(hooked)
-    props = compute_propensities(hooked, pairs, steering_vector, mults, batch_size=batch_size, device=device,
-                                 progress=True, vector_name=vector.stem)
-    if random_baselines:
-        baseline = random_baseline(hooked, pairs, steering_vector, mults, seeds=range(random_baselines),
-                                   batch_size=batch_size, device=device, progress=True)
-        props = pd.concat([props, baseline], ignore_index=True)
-    per_sample = steerability(props)
-    summary = summarize_steerability(per_sample)
-    tables = {"propensities": props, "per_sample": per_sample, "summary": summary}
-    own = per_sample[per_sample["vector"] == vector.stem]
-    if own["is_A"].notna().any():
-        tables["spurious"] = spurious_factor_variance(own)
-    for name, frame in tables.items():
-        write_table_atomic(frame, out / f"{name}.{table_format}")
+    report = run_job(job, out, model=hooked)
+    report.raise_if_failed()
+    tables = report.tables
+    props, summary = tables["propensities"], tables["summary"]
+    own = tables["per_sample"][tables["per_sample"]["vector"] == vector.stem]
     save_figure(plot_propensity_curves(props[props["vector"] == vector.stem], title=f"{vector.stem} on {dataset}"),
                 out / "propensity_curves.png")
     save_figure(plot_steerability_distribution(own), out / "steerability_distribution.png")

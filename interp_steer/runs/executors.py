@@ -68,20 +68,24 @@ class UnitWorker:
     (so the driver reports it instead of waiting for restarts).
     """
 
-    def __init__(self, job: Job, torch_threads: int | None) -> None:
+    def __init__(self, job_blob: bytes, torch_threads: int | None) -> None:
+        import pickle
+
         import torch
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
-        self.job = job
-        self.load_error: UnitOutcome | None = None
+        self.model, self.load_error = None, None
         started = time.perf_counter()
-        try:
-            self.model = cached_model(*job.model_spec)
+        try:  # the job arrives pickled, so a worker that cannot import its code reports that per unit
+            self.job: Job = pickle.loads(job_blob)
         except Exception as exc:  # noqa: BLE001 - reported per unit
-            self.model = None
-            self.load_error = UnitOutcome("", error=f"worker could not load {job.model_spec[0]!r}: {exc}",
-                                          error_type=type(exc).__name__)
+            self.load_error = f"worker could not unpickle the job ({type(exc).__name__}: {exc}); is its code importable there?"
+        else:
+            try:
+                self.model = cached_model(*self.job.model_spec)
+            except Exception as exc:  # noqa: BLE001 - reported per unit
+                self.load_error = f"worker could not load model {self.job.model_spec[0]!r}: {exc}"
         self.load_seconds = time.perf_counter() - started
 
     def info(self) -> dict:
@@ -92,7 +96,7 @@ class UnitWorker:
 
     def compute(self, unit) -> UnitOutcome:
         if self.load_error is not None:
-            return UnitOutcome(unit.key, error=self.load_error.error, error_type=self.load_error.error_type)
+            return UnitOutcome(unit.key, error=self.load_error, error_type="WorkerSetupError")
         return compute_outcome(self.job, unit, self.model)
 
 
@@ -162,7 +166,9 @@ class RayExecutor:
             num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
             max_restarts=self.max_restarts, max_task_retries=self.max_task_retries,
         )
-        job_ref = ray.put(job)
+        from ray import cloudpickle
+
+        job_ref = ray.put(cloudpickle.dumps(job))
         queue = deque(units)
         inflight: dict[Any, tuple[Any, Any]] = {}
         replacements = 0
