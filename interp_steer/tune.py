@@ -143,6 +143,7 @@ def run_tune(config: TuneConfig, out_dir: str | Path, *, model=None, executor=No
                                  title=f"{config.dataset}: behaviour shift vs KL ({config.units} multipliers)"),
                 out_dir / "tune_pareto.png")
     write_text_atomic(tune_report_markdown(config, result), out_dir / "report.md")
+    write_tune_card(config, result, model, setting, job)
     write_text_atomic(json.dumps(rec, indent=2), out_dir / "recommendation.json")
     return result
 
@@ -212,3 +213,42 @@ def tune_report_markdown(config: TuneConfig, result: TuneResult) -> str:
                              f"{row.unsteered_ppl:.1f})")
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def write_tune_card(config: TuneConfig, result: TuneResult, model, setting, job: TuneJob) -> Path:
+    """The run's steering card (``steering_card.html``, see :mod:`interp_steer.viz.steering_card`): provenance of
+    the chosen layer's vector, recommendation, summary with the shift-vs-KL plot and the chosen layer's propensity
+    curves, side effects, the prompting baseline, capability, generations and the projection view."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from interp_steer.viz.plots import plot_propensity_curves
+    from interp_steer.viz.steering_card import save_steering_card
+
+    out_dir = result.out_dir
+    images = [("Behaviour shift vs KL on neutral text, per layer (95% CIs)", (out_dir / "tune_pareto.png").read_bytes())]
+    provenance, projection, notes = None, None, list(result.notes)
+    if setting is not None:
+        layer, m = setting
+        vector = SteeringVector.load(out_dir / f"units/L{layer:03d}.vector.safetensors")
+        provenance = vector.provenance.to_dict()
+        props = result.report.tables["propensities"]
+        buffer = io.BytesIO()
+        fig = plot_propensity_curves(props[props.layer == layer], title=f"Propensity curves at layer {layer} "
+                                                                        f"({config.units} multipliers)")
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        images.append((f"Propensity vs multiplier at layer {layer} (held-out samples)", buffer.getvalue()))
+        try:
+            from interp_steer.viz.views import projection_view
+
+            projection = projection_view(model, vector, job.pairs()[1][0], [layer], multiplier=m)
+        except (InterpSteerError, ImportError) as exc:
+            notes.append(f"No projection view: {exc}")
+    path = out_dir / "steering_card.html"
+    save_steering_card(path, f"Steering card: {config.dataset} on {config.model}", provenance=provenance,
+                       recommendation=result.recommendation, summary=result.summary, images=images,
+                       baseline=result.baseline, capability=result.capability, generations=result.generations,
+                       projection=projection, notes=notes)
+    return path
