@@ -10,8 +10,15 @@ from interp_steer.data.tokenization import answer_letter_index, encode_text, lef
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.models.tiny import TINY_CONFIGS
 from interp_steer.scoring import (
-    CompletionScores, LetterScores, answer_letter_scores, completion_logprobs, final_logits,
-    gathered_completion_logprobs, letter_scores_from_logits, target_logprobs, token_logprobs,
+    CompletionScores,
+    LetterScores,
+    answer_letter_scores,
+    completion_logprobs,
+    final_logits,
+    gathered_completion_logprobs,
+    letter_scores_from_logits,
+    target_logprobs,
+    token_logprobs,
 )
 
 LONG = (150, 137)  # two completions of ≥ 130 scored tokens, different lengths (so one row is left-padded)

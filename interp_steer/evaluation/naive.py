@@ -18,7 +18,12 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.evaluation.propensity import (
-    RawScore, _check_inputs, propensity_frame, scoring_rows, single_hook, vector_label,
+    RawScore,
+    _check_inputs,
+    propensity_frame,
+    scoring_rows,
+    single_hook,
+    vector_label,
 )
 from interp_steer.scoring import letter_scores_from_logits, target_logprobs
 from interp_steer.steering.apply import steer
@@ -48,9 +53,11 @@ def naive_propensities(
         for m in multipliers:
             with steer(model, vector, multiplier=float(m), positions=torch.tensor(row.steer_from)):
                 logits = model(tokens)[0]  # the model's own final norm, unembedding and soft cap
+            score: RawScore
             if row.letters is not None:
                 (score,) = letter_scores_from_logits(logits[-1:], torch.tensor([row.letters])).per_row()
             else:
-                score = float(target_logprobs(logits[row.score_from - 1: -1], tokens[0, row.score_from:]).sum())
+                first = int(row.score_from or 0)  # free-text rows always have one
+                score = float(target_logprobs(logits[first - 1: -1], tokens[0, first:]).sum())
             scores[(row.sample, row.side, float(m))] = score
     return propensity_frame(pairs, vector, multipliers, scores, vector_name or vector_label(vector))

@@ -196,11 +196,13 @@ def propensity_frame(
                 "kind": pair.kind, "is_A": pair.is_A, "is_Yes": pair.is_Yes,
             }
             if pair.kind == "ab":
-                ab: LetterScore = scores[(index, "ab", float(m))]
+                ab = scores[(index, "ab", float(m))]
+                assert isinstance(ab, LetterScore)
                 rec.update(logit_diff=ab.logit_diff, logprob_diff=ab.logprob_diff, pos_prob=ab.pos_prob,
                            propensity=ab.logit_diff)
             else:
                 pos, neg = scores[(index, "pos", float(m))], scores[(index, "neg", float(m))]
+                assert not isinstance(pos, LetterScore) and not isinstance(neg, LetterScore)
                 rec.update(pos_logprob=pos, neg_logprob=neg, propensity=pos - neg)
             records.append(rec)
     frame = pd.DataFrame.from_records(records).reindex(columns=PROPENSITY_COLUMNS)
