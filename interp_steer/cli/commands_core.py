@@ -96,7 +96,7 @@ def demo(
     device: str = typer.Option("cpu"),
 ) -> None:
     """The main job: extract CAA vectors on the embedded model, generate, measure propensity, write a plot."""
-    from interp_steer.demo import DemoConfig, run_demo
+    from interp_steer.runs.demo import DemoConfig, run_demo
 
     requested = parse_layers(layers, None)
     if requested and eval_layer not in requested:  # "all" ([]) is checked against the model later
