@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_steer.errors import ModelLoadError
-from interp_steer.models.cache_dir import cache_root
+from interp_steer.models.cache_dir import cache_root, publish_entry
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,29 @@ def _load_hf(path: Path, gguf_file: str | None):
     return hf_config, tokenizer, lambda: AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
 
 
+_ENTRY_FILES = ("weights.safetensors", "tokenizer", "hf_config.json")
+
+
+def converted_entry_complete(entry: Path) -> bool:
+    """Whether the conversion-cache directory ``entry`` holds the weights, the tokenizer and the HF config."""
+    return all((entry / name).exists() for name in _ENTRY_FILES)
+
+
+def write_converted_entry(entry: Path, state_dict: dict[str, torch.Tensor], tokenizer, hf_config_json: str) -> Path:
+    """Write a conversion-cache entry (``weights.safetensors``, ``tokenizer/``, ``hf_config.json``) atomically.
+
+    The files go into a per-process temporary directory that is renamed to ``entry`` in one step
+    (:func:`~interp_steer.models.cache_dir.publish_entry`): processes converting the same model at once never
+    write the same file, and a reader sees either no entry or a complete one.
+    """
+    def write(tmp: Path) -> None:
+        save_file(state_dict, str(tmp / _ENTRY_FILES[0]))
+        tokenizer.save_pretrained(str(tmp / _ENTRY_FILES[1]))
+        (tmp / _ENTRY_FILES[2]).write_text(hf_config_json)
+
+    return publish_entry(entry, write, converted_entry_complete)
+
+
 def load_llama_as_hooked(
     path: Path, *, gguf_file: str | None = None, model_name: str, device: str = "cpu", use_cache: bool = True
 ) -> HookedTransformer:
@@ -103,9 +126,9 @@ def load_llama_as_hooked(
     """
     source = path / gguf_file if gguf_file else path
     entry = cache_root() / "converted" / f"{model_name.replace('/', '_')}-{source_fingerprint(source)}"
-    weights_file, tokenizer_dir, config_file = entry / "weights.safetensors", entry / "tokenizer", entry / "hf_config.json"
+    weights_file, tokenizer_dir, config_file = (entry / name for name in _ENTRY_FILES)
 
-    if use_cache and weights_file.exists() and tokenizer_dir.exists() and config_file.exists():
+    if use_cache and converted_entry_complete(entry):
         from transformers import AutoTokenizer, LlamaConfig
 
         hf_config = LlamaConfig.from_dict(json.loads(config_file.read_text()))
@@ -121,12 +144,7 @@ def load_llama_as_hooked(
         state_dict = {k: v.contiguous() for k, v in convert_llama_weights(hf_model, cfg).items()}
         del hf_model
         if use_cache:
-            entry.mkdir(parents=True, exist_ok=True)
-            tmp = weights_file.with_suffix(".tmp")
-            save_file(state_dict, str(tmp))
-            tmp.replace(weights_file)
-            tokenizer.save_pretrained(str(tokenizer_dir))
-            config_file.write_text(hf_config.to_json_string())
+            write_converted_entry(entry, state_dict, tokenizer, hf_config.to_json_string())
 
     cfg = llama_config_from_hf(hf_config, model_name=model_name)
     cfg.device = device

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from transformer_lens import HookedTransformer
 
+from interp_steer.checks import check_device
 from interp_steer.errors import ModelLoadError
 from interp_steer.models.embedded import EMBEDDED_MODEL_NAME, embedded_gguf_path
 from interp_steer.models.layout import use_linear_layout
@@ -28,7 +29,9 @@ def load_model(spec: str = EMBEDDED_MODEL_NAME, *, device: str = "cpu", use_cach
     Converted GGUF / local weights are cached under ``$INTERP_STEER_CACHE`` (default ``~/.cache/interp_steer``).
     ``linear_layout`` re-stores the matmul weights so TransformerLens's per-call weight copies become views
     (same values; see :mod:`interp_steer.models.layout`): about 3.5× faster token-by-token generation on CPU.
+    An unknown device, or one this machine lacks (``cuda`` without CUDA), is a ``ConfigError`` before loading.
     """
+    check_device(device)
     model = _load(spec, device, use_cache)
     return use_linear_layout(model) if linear_layout else model
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -27,19 +28,22 @@ TINY_CONFIGS: dict[str, dict] = {
 @lru_cache(maxsize=1)
 def shared_tokenizer():
     """The embedded SmolLM2 tokenizer (loaded from the conversion cache, or the GGUF on first use)."""
-    from interp_steer.models.cache_dir import cache_root
+    from interp_steer.models.cache_dir import cache_root, publish_entry
     from interp_steer.models.embedded import embedded_gguf_path
     from interp_steer.models.llama_conversion import _configure_tokenizer
     from transformers import AutoTokenizer
 
     saved = cache_root() / "tokenizers" / "smollm2-135m"
-    if saved.exists():
+
+    def complete(directory: Path) -> bool:
+        return (directory / "tokenizer_config.json").exists()
+
+    if complete(saved):
         tokenizer = AutoTokenizer.from_pretrained(str(saved))
     else:
         gguf = embedded_gguf_path()
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        saved.mkdir(parents=True, exist_ok=True)
-        tokenizer.save_pretrained(str(saved))
+        publish_entry(saved, lambda tmp: tokenizer.save_pretrained(str(tmp)), complete)  # atomic: parallel test runs
     _configure_tokenizer(tokenizer)
     return tokenizer
 
