@@ -27,13 +27,12 @@ from interp_steer.analysis.markdown_tables import markdown_table
 from interp_steer.data.templates import render_prompt
 from interp_steer.errors import InterpSteerError
 from interp_steer.evaluation.baseline import baseline_sentences, prompting_baseline
-from interp_steer.evaluation.side_effects import answer_scores, bootstrap_ci, generation_side_effects
+from interp_steer.evaluation.capability import capability_table
+from interp_steer.evaluation.side_effects import generation_side_effects
 from interp_steer.runs.files import write_table_atomic, write_text_atomic
 from interp_steer.runs.runner import RunReport
 from interp_steer.runs.tune import TuneConfig, TuneJob, recommend
 from interp_steer.steering.vector import SteeringVector
-
-CAPABILITY_SETS = ("caa-test:mmlu", "caa-test:truthfulqa")
 
 
 @dataclass
@@ -58,25 +57,6 @@ def _chosen_setting(summary: pd.DataFrame, rec: dict) -> tuple[int, float] | Non
         return None
     best = positive.loc[positive["shift"].idxmax()]
     return int(best.layer), float(best.multiplier)
-
-
-def capability_table(model, vector: SteeringVector, multipliers, *, n: int = 100, data_dir=None, batch_size: int = 16,
-                     n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Accuracy (correct letter preferred) and answer-format mass on ``n`` letter-balanced items of each
-    capability set, at each multiplier (0 = unsteered), with bootstrap 95% intervals over items."""
-    from interp_steer.data import load_dataset
-    from interp_steer.data.capability_sets import letter_balanced
-
-    records = []
-    for spec in CAPABILITY_SETS:
-        pairs = letter_balanced(load_dataset(spec, data_dir=data_dir), n)
-        scores = answer_scores(model, pairs, vector, list(multipliers), batch_size=batch_size)
-        for m, group in scores.groupby("multiplier"):
-            rec = {"dataset": spec, "multiplier": float(m), "n_items": len(group)}
-            for name, column in (("accuracy", "correct"), ("format_mass", "format_mass")):
-                rec.update(zip((name, f"{name}_lo", f"{name}_hi"), bootstrap_ci(group[column], n_boot=n_boot, seed=seed)))
-            records.append(rec)
-    return pd.DataFrame.from_records(records)
 
 
 def run_tune(config: TuneConfig, out_dir: str | Path, *, model=None, executor=None, data=None, data_dir=None,

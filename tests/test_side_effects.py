@@ -211,3 +211,18 @@ def test_bad_inputs_are_one_line_errors(tiny, vector):
         prepare_neutral(tiny, [], continuation_tokens=2)
     with pytest.raises(ConfigError):
         prepare_neutral(tiny, [NeutralPassage("x", "y", "Hello there.")], continuation_tokens=-1)
+
+
+def test_capability_accuracy_on_letter_balanced_sets(tiny, vector, data_root):
+    from interp_steer.evaluation.capability import capability_table
+
+    table = capability_table(tiny, vector, [0.0, 2.0], n=6, data_dir=data_root, n_boot=100)
+    assert set(table.dataset) == {"caa-test:mmlu", "caa-test:truthfulqa"} and (table.n_items == 6).all()
+    from interp_steer.data import load_dataset
+    from interp_steer.data.capability_sets import letter_balanced
+
+    items = letter_balanced(load_dataset("caa-test:mmlu", data_dir=data_root), 6)
+    assert [p.is_A for p in items] == [True, False] * 3
+    scores = answer_scores(tiny, items, vector, [2.0])
+    row = table[(table.dataset == "caa-test:mmlu") & (table.multiplier == 2.0)].iloc[0]
+    assert row.accuracy == pytest.approx((scores.logit_diff > 0).mean())
