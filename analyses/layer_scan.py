@@ -61,8 +61,7 @@ def run_unit(model, engine, name: str, framing: str, args) -> pd.DataFrame:
     if engine.__name__ == "fast_propensities":
         propensities = engine(model, test, vectors, args.multipliers, progress=False, vector_name=f"caa:{spec}")
     else:  # the reference engine takes one single-hook vector at a time
-        from interp_steer.evaluation import single_hook
-        propensities = pd.concat([engine(model, test, single_hook(vector, layer), args.multipliers, vector_name=f"caa:{spec}")
+        propensities = pd.concat([engine(model, test, vector.select(layer), args.multipliers, vector_name=f"caa:{spec}")
                                   for layer in args.layers], ignore_index=True)
     per_sample = steerability(propensities)
     norms = {layer: float(vector.directions[f"blocks.{layer}.hook_resid_post"].norm()) for layer in args.layers}

@@ -32,7 +32,6 @@ RELATIVE_MULTIPLIERS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
 def run_unit(model, name: str, framing: str, args) -> pd.DataFrame:
     from interp_steer.evaluation import steerability
     from interp_steer.evaluation.fast_engine import fast_propensities
-    from interp_steer.evaluation.propensity import single_hook
     from interp_steer.methods.caa import activation_norms, collect_contrastive_activations, mean_difference, norm_relative
     from interp_steer.steering import SteeringVector
 
@@ -42,7 +41,7 @@ def run_unit(model, name: str, framing: str, args) -> pd.DataFrame:
     raw = SteeringVector(mean_difference(acts))
     norms = activation_norms(acts)
     scaled = norm_relative(raw, norms)
-    vectors = {layer: single_hook(scaled, layer) for layer in args.layers}
+    vectors = {layer: scaled.select(layer) for layer in args.layers}
     propensities = fast_propensities(model, test, vectors, args.multipliers, progress=False, vector_name=f"caa-rel:{spec}")
     per_sample = steerability(propensities)
     hook = per_sample["layer"].map(lambda layer: f"blocks.{layer}.hook_resid_post")

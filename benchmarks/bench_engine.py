@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 from interp_steer.data import ContrastivePair  # noqa: E402
 from interp_steer.evaluation.fast_engine import fast_propensities  # noqa: E402
 from interp_steer.evaluation.naive import naive_propensities  # noqa: E402
-from interp_steer.evaluation.propensity import compute_propensities, scoring_rows, single_hook  # noqa: E402
+from interp_steer.evaluation.propensity import compute_propensities, scoring_rows  # noqa: E402
 from interp_steer.methods import extract_caa  # noqa: E402
 from interp_steer.models import load_model  # noqa: E402
 from interp_steer.models.embedded import embedded_gguf_path  # noqa: E402
@@ -106,7 +106,7 @@ class Result:
 
 
 def per_layer(engine, model, pairs, vector, layers, **kwargs) -> pd.DataFrame:
-    return pd.concat([engine(model, pairs, single_hook(vector, layer), MULTIPLIERS, **kwargs) for layer in layers],
+    return pd.concat([engine(model, pairs, vector.select(layer), MULTIPLIERS, **kwargs) for layer in layers],
                      ignore_index=True)
 
 

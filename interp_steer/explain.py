@@ -63,7 +63,7 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
     from interp_steer.analysis.markdown_tables import markdown_table
     from interp_steer.analysis.patching import compare_samples
     from interp_steer.data import load_dataset, train_test_split
-    from interp_steer.evaluation import compute_propensities, single_hook, steerability
+    from interp_steer.evaluation import compute_propensities, steerability
     from interp_steer.models import load_model
     from interp_steer.steering import SteeringVector
     from interp_steer.steering.hook_names import layer_of
@@ -76,7 +76,7 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
     started = time.perf_counter()
 
     model = load_model(config.model, device=config.device)
-    vector = single_hook(SteeringVector.load(config.vector), config.layer)
+    vector = SteeringVector.load(config.vector).select(config.layer)
     vector.check_fits(model)
     layer = layer_of(vector.hook_names[0])
     pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)

@@ -156,7 +156,8 @@ def test_provenance_holds_config_and_loss_curve(tiny, trained, tmp_path):
     vector = trained[0]
     assert vector.hook_names == [HOOK]
     prov = vector.provenance
-    assert prov.method == "bipo" and prov.layers == [1] and prov.n_pairs == 8 and prov.dataset == "toy"
+    assert prov.method == "bipo" and prov.layers == (1,) and prov.n_pairs == 8 and prov.dataset == "toy"
+    assert prov.model_processing["source"] == "tiny_random" and prov.model_processing["fold_ln"] is False
     assert BiPOConfig.from_dict(prov.extra["config"]) == BiPOConfig(**TOY_CONFIG)
     loaded = SteeringVector.load(vector.save(tmp_path / "bipo.safetensors"))
     assert loaded.provenance.extra["loss_history"] == pytest.approx(prov.extra["loss_history"])
@@ -279,7 +280,7 @@ def test_run_level_errors(tiny):
 
 
 def test_registry_entry(tiny):
-    assert EXTRACTION_METHODS["bipo"] is extract_bipo
+    assert EXTRACTION_METHODS["bipo"][:2] == (BiPOConfig, extract_bipo)
     with pytest.raises(ConfigError, match="one layer"):
         extract_bipo(tiny, ab_pairs(2), [0, 1])
     with pytest.raises(ConfigError, match="unknown BiPOConfig"):

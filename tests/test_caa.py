@@ -41,7 +41,7 @@ def test_caa_equals_hand_computation(tiny, pairs, read):
         hook = f"blocks.{layer}.hook_resid_post"
         diffs = [hand_activation(tiny, p, p.positive, hook, read) - hand_activation(tiny, p, p.negative, hook, read) for p in pairs]
         torch.testing.assert_close(vec[layer], torch.stack(diffs).mean(0), atol=1e-5, rtol=0)
-    assert vec.provenance.method == "caa" and vec.provenance.layers == layers
+    assert vec.provenance.method == "caa" and vec.provenance.layers == tuple(layers)
     assert vec.provenance.read_position == read and vec.provenance.n_pairs == len(pairs)
 
 

@@ -45,7 +45,7 @@ def test_demo_on_tiny_model_writes_table_and_plot(tmp_path):
     summary = pd.read_csv(tmp_path / "layer_summary.csv")
     assert list(summary["layer"]) == [0, 1]
     assert (tmp_path / "propensity_curves.png").stat().st_size > 10_000
-    assert SteeringVector.load(tmp_path / "caa_layer1.safetensors").provenance.layers == [1]
+    assert SteeringVector.load(tmp_path / "caa_layer1.safetensors").provenance.layers == (1,)
 
 
 def test_bad_input_is_one_clear_line_without_traceback(tmp_path):

@@ -84,7 +84,7 @@ def test_targeted_vector_beats_random_of_equal_norm(toy_sae, tiny):
                                                      n_decoder=96, seed=0)
     assert vector[HOOK].norm() == pytest.approx(norm, rel=1e-5)
     assert vector.provenance.method == "sae_targeted"
-    assert vector.provenance.extra["target_features"] == [target]
+    assert list(vector.provenance.extra["target_features"]) == [target]
     assert effect_model.r2_test > 0.3
 
     random_vectors = random_unit_vectors(8, tiny.cfg.d_model, seed=123) * norm

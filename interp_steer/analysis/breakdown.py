@@ -31,7 +31,6 @@ from interp_steer.analysis.readout import answer_readout, single_batch
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import encode_pair
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.propensity import single_hook
 from interp_steer.methods.caa import collect_contrastive_activations
 from interp_steer.steering.vector import SteeringVector
 
@@ -70,7 +69,7 @@ def sample_features(
     ``per_sample``: steerability rows keyed by ``sample_id`` (optionally with ``group``); ``propensities``: the
     propensity table, whose multiplier-0 rows give ``baseline_propensity`` (else the fitted intercept is used).
     """
-    vector = single_hook(vector)
+    vector = vector.select()
     hook = vector.hook_names[0]
     ids = [p.id for p in pairs]
     if len(set(ids)) != len(ids):

@@ -29,7 +29,6 @@ from interp_steer.analysis.readout import clean_and_steered_caches
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.scoring import answer_letter_scores
-from interp_steer.evaluation.propensity import single_hook
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector
 
@@ -62,7 +61,7 @@ def direct_effects(
     """One row per pair: ``direct_raw``, ``direct_normed``, ``final_scale``, ``total_per_unit`` (see module doc)."""
     if multiplier == 0:
         raise ConfigError("direct_effects: multiplier must be non-zero (the total effect is divided by it)")
-    vector = single_hook(vector)
+    vector = vector.select()
     vector.check_fits(model)
     hook_name = vector.hook_names[0]
     direction = vector.directions[hook_name].to(model.cfg.device).float()
@@ -97,7 +96,7 @@ def logit_lens(
 ) -> pd.DataFrame:
     """Answer logit diff read from every layer's ``resid_post`` (clean and steered); columns
     ``sample_id, layer, condition, logit_diff``, plus rows ``condition="steered − clean"``."""
-    vector = single_hook(vector)
+    vector = vector.select()
     vector.check_fits(model)
     names = {f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)}
     readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, names)

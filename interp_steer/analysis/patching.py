@@ -32,7 +32,6 @@ from interp_steer.analysis.readout import SampleSequences, combine_sides, sample
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import pad_token_id
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.propensity import single_hook
 from interp_steer.steering.apply import steer
 from interp_steer.steering.vector import SteeringVector
 
@@ -115,7 +114,7 @@ def patch_sites(
     """Metric of ``pair`` with each site patched from the steered run into the clean run (one site per batch row)."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
-    vector = single_hook(vector)
+    vector = vector.select()
     vector.check_fits(model)
     vector = vector.to(model.cfg.device, dtype=model.cfg.dtype)
     seqs = sample_sequences(model.tokenizer, pair)

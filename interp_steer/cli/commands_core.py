@@ -2,25 +2,63 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from interp_steer.cli import app
 from interp_steer.cli.options import (
-    check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir, prepare_out_file,
+    check_count, check_device_option, parse_float_list, parse_layers, parse_method_options, prepare_out_dir,
+    prepare_out_file,
 )
 from interp_steer.errors import ConfigError
 
 
+def _show_method_fields(ctx: typer.Context, method: str) -> None:
+    """Print ``method``'s config fields (``--help-method``) and end the command."""
+    from interp_steer.methods.registry import describe_config, method_entry
+
+    entry = method_entry(method, "--method")
+    typer.echo(f"--method {method}: {entry.summary}")
+    typer.echo(f"config {entry.config_class.__name__}; set fields with --set FIELD=VALUE (repeatable):")
+    typer.echo(describe_config(entry.config_class, exclude=entry.cli_fields, aliases=entry.aliases))
+    if entry.cli_fields:
+        typer.echo(f"(set by the command: {', '.join(entry.cli_fields)} from --layers)")
+    ctx.exit(0)
+
+
+def _method_callback(ctx: typer.Context, value: str) -> str:
+    # --method and --help-method are both eager, so whichever is processed second shows the fields
+    ctx.meta["extract_method"] = value
+    if ctx.meta.get("extract_help_method"):
+        _show_method_fields(ctx, value)
+    return value
+
+
+def _help_method_callback(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta["extract_help_method"] = True
+        if "extract_method" in ctx.meta:
+            _show_method_fields(ctx, ctx.meta["extract_method"])
+    return value
+
+
 @app.command()
 def extract(
+    ctx: typer.Context,
     dataset: str = typer.Option(..., help="dataset spec, e.g. builtin:sentiment, persona:narcissism, caa:sycophancy"),
     out: Path = typer.Option(..., help="output .safetensors file (a .json provenance sidecar is written beside it)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing vector file at --out"),
-    layers: str = typer.Option("12", help="layer(s): '12', '3,6,12', '3-12' or 'all'"),
-    method: str = typer.Option("caa", help="extraction method (caa, bipo, ...)"),
+    layers: str = typer.Option("12", help="layer(s): '12', '3,6,12', '3-12' or 'all' (bipo: one layer)"),
+    method: str = typer.Option("caa", help="extraction method: caa or bipo (see --help-method)",
+                               is_eager=True, callback=_method_callback),
+    set_: Optional[List[str]] = typer.Option(
+        None, "--set", metavar="FIELD=VALUE",
+        help="a field of the method's config, e.g. --set steps=30 --set lr=5e-4 (repeatable; --help-method lists them)"),
+    help_method: bool = typer.Option(False, "--help-method", is_eager=True, callback=_help_method_callback,
+                                     help="list the --set fields of --method with their types and defaults, then exit"),
     model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
     framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
     n_train: int = typer.Option(0, help="use only the first N pairs (0: all)"),
@@ -29,23 +67,35 @@ def extract(
 ) -> None:
     """Extract a steering vector from a contrastive dataset and save it with provenance."""
     from interp_steer.data import load_dataset
-    from interp_steer.methods import EXTRACTION_METHODS
+    from interp_steer.methods.registry import method_entry
     from interp_steer.models import load_model
+    from interp_steer.steering import SteeringVector
 
-    if method not in EXTRACTION_METHODS:
-        raise ConfigError(f"--method {method!r} unknown; choose one of {sorted(EXTRACTION_METHODS)}")
-    parse_layers(layers, None)  # syntax (empty, reversed, repeated) before anything is loaded
+    entry = method_entry(method, "--method")
+    if entry.from_pairs is None:
+        raise ConfigError(f"--method {method}: {entry.summary}; `extract` runs only pair-based methods "
+                          f"({', '.join(n for n, e in _pair_methods())})")
+    config = parse_method_options(method, set_, "--set")  # type-checked before any data or model is loaded
+    requested = parse_layers(layers, None)  # syntax (empty, reversed, repeated) before anything is loaded
+    if entry.one_layer and len(requested) != 1:
+        raise ConfigError(f"--layers {layers!r}: --method {method} trains one vector at one layer; give one layer")
     check_count(n_train, "--n-train", zero_means="all")
     check_device_option(device)
     out = prepare_out_file(out if out.is_dir() or out.suffix == ".safetensors" else out.with_suffix(".safetensors"), "--out",
                            force=force, sidecar_suffixes=(".json",))
     pairs = load_dataset(dataset, data_dir=data_dir, framing=framing, limit=n_train or None)
     hooked = load_model(model, device=device)
-    vector = EXTRACTION_METHODS[method](hooked, pairs, parse_layers(layers, hooked.cfg.n_layers))
-    vector.provenance.model = model
+    vector = entry.from_pairs(hooked, pairs, parse_layers(layers, hooked.cfg.n_layers), config)
+    vector = SteeringVector(vector.directions, replace(vector.provenance, model=model))
     path = vector.save(out)
     norms = ", ".join(f"{name}: {norm:.2f}" for name, norm in vector.norms().items())
     typer.echo(f"wrote {path} ({method}, {len(pairs)} pairs of {dataset}; norms {norms})")
+
+
+def _pair_methods():
+    from interp_steer.methods.registry import EXTRACTION_METHODS
+
+    return [(name, e) for name, e in EXTRACTION_METHODS.items() if e.from_pairs is not None]
 
 
 @app.command()

@@ -141,6 +141,44 @@ def prepare_out_file(path: Path, option: str = "--out", *, force: bool = False, 
     return path
 
 
+def parse_method_options(method: str, items: list[str] | None, option: str = "--set"):
+    """``--set FIELD=VALUE`` items → the config dataclass of extraction method ``method``, type-checked.
+
+    Fields come from the method's config class in :data:`interp_steer.methods.EXTRACTION_METHODS` (aliases such
+    as BiPO's ``steps`` → ``max_steps`` allowed); unknown fields, fields the command sets itself (BiPO's
+    ``layer``: use ``--layers``), repeated fields, values of the wrong type and values the config rejects are
+    one-line ConfigErrors naming ``option`` and the item.
+    """
+    from interp_steer.methods.registry import coerce_field, method_entry
+
+    entry = method_entry(method, "--method")
+    config_class = entry.config_class
+    settable = sorted({f for f in config_class.__dataclass_fields__ if f not in entry.cli_fields} | set(entry.aliases))
+    values: dict[str, object] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"{option} {item!r}: expected FIELD=VALUE, e.g. {option} batch_size=8")
+        field_name = entry.aliases.get(name, name)
+        if field_name in entry.cli_fields:
+            raise ConfigError(f"{option} {item!r}: {field_name} is set by the command's own option (--layers)")
+        if field_name not in config_class.__dataclass_fields__:
+            raise ConfigError(f"{option} {item!r}: --method {method} has no field {name!r}; fields: {', '.join(settable)} "
+                              f"(see --method {method} --help-method)")
+        if field_name in values:
+            raise ConfigError(f"{option} {item!r}: field {field_name!r} is given more than once")
+        try:
+            values[field_name] = coerce_field(config_class, field_name, text)
+        except ConfigError as exc:
+            raise ConfigError(f"{option} {item!r}: {exc}") from None
+    try:
+        return config_class(**values)
+    except ConfigError as exc:
+        given = " ".join(f"{option} {item}" for item in items or [])
+        raise ConfigError(f"{given or option}: {exc}") from None
+
+
 def select_layer(vector, layer: int | None, path: Path, option: str = "--layer"):
     """The one-hook part of ``vector`` (read from ``path``) that ``option`` picks; a vector with several hooks
     needs the option, and a layer the vector lacks is an error naming the option and the layers it has."""

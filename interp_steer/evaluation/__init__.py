@@ -8,7 +8,7 @@ from interp_steer.evaluation.metrics import (
     summarize_steerability,
 )
 from interp_steer.evaluation.naive import naive_propensities
-from interp_steer.evaluation.propensity import PROPENSITY_COLUMNS, compute_propensities, single_hook, vector_label
+from interp_steer.evaluation.propensity import PROPENSITY_COLUMNS, compute_propensities, vector_label
 from interp_steer.evaluation.spurious import spurious_factor_variance
 from interp_steer.evaluation.variants import (
     VARIANTS,
@@ -24,5 +24,5 @@ __all__ = [
     "VARIANTS", "PersonaSentences", "apply_variant", "cross_variant_steerability",
     "persona_sentences", "relative_steerability", "steerability_matrix",
     "PROPENSITY_COLUMNS", "compute_propensities", "naive_propensities", "random_baseline", "random_like",
-    "single_hook", "spurious_factor_variance", "steerability", "summarize_steerability", "vector_label",
+    "spurious_factor_variance", "steerability", "summarize_steerability", "vector_label",
 ]

@@ -36,7 +36,7 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 
 from interp_steer.evaluation.prefix_cache import PrefixCache, build_prefix_cache, right_pad
 from interp_steer.evaluation.propensity import (
-    RawScore, ScoringRow, _check_inputs, propensity_frame, scoring_rows, single_hook, vector_label,
+    RawScore, ScoringRow, _check_inputs, propensity_frame, scoring_rows, vector_label,
 )
 from interp_steer.scoring import answer_letter_scores, gathered_completion_logprobs
 from interp_steer.steering.hook_names import DEFAULT_SITE, layer_of
@@ -58,11 +58,11 @@ class _Layer:
 def _steered_layers(model: HookedTransformer, vectors: SteeringVector | Mapping[int, SteeringVector]) -> list[_Layer]:
     """Normalise ``vectors`` to one resid_post direction per layer, sorted by layer."""
     if isinstance(vectors, SteeringVector):
-        chosen = [single_hook(vectors)]
+        chosen = [vectors.select()]
     elif isinstance(vectors, Mapping):
         if not vectors:
             raise ConfigError("vectors is an empty mapping: pass {layer: SteeringVector}")
-        chosen = [single_hook(vec, layer) for layer, vec in vectors.items()]
+        chosen = [vec.select(layer) for layer, vec in vectors.items()]
     else:
         raise ConfigError(f"vectors must be a SteeringVector or a {{layer: SteeringVector}} mapping, got {type(vectors).__name__}")
     layers = []

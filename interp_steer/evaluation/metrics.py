@@ -11,6 +11,7 @@ All per-sample statistics are computed with grouped sums over the long table (no
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 import torch
 
 from interp_steer.errors import ConfigError
-from interp_steer.steering.vector import Provenance, SteeringVector
+from interp_steer.steering.vector import SteeringVector
 
 SAMPLE_KEYS = ["dataset", "variant", "layer", "hook_name", "vector", "sample_id"]
 """Columns that identify one sample's propensity curve."""
@@ -145,8 +146,8 @@ def random_like(vector: SteeringVector, seed: int = 0) -> SteeringVector:
     for name, direction in vector.directions.items():
         noise = torch.randn(direction.shape[0], generator=generator, dtype=torch.float64)
         directions[name] = (noise * (direction.double().norm() / noise.norm())).to(direction.dtype)
-    prov = Provenance(**{**vector.provenance.__dict__, "method": "random",
-                         "extra": {**vector.provenance.extra, "random_seed": int(seed), "norm_of": vector.provenance.method}})
+    prov = replace(vector.provenance, method="random",
+                   extra={**vector.provenance.extra, "random_seed": int(seed), "norm_of": vector.provenance.method})
     return SteeringVector(directions, prov)
 
 

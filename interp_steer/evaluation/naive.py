@@ -22,7 +22,6 @@ from interp_steer.evaluation.propensity import (
     _check_inputs,
     propensity_frame,
     scoring_rows,
-    single_hook,
     vector_label,
 )
 from interp_steer.scoring import letter_scores_from_logits, target_logprobs
@@ -44,7 +43,7 @@ def naive_propensities(
 ) -> pd.DataFrame:
     """Same table as ``compute_propensities``, computed with full-logit forwards of single sequences."""
     _check_inputs(model, pairs, multipliers, max(batch_size, 1))
-    vector = single_hook(vector)
+    vector = vector.select()
     vector.check_fits(model)
     device = device or model.cfg.device
     scores: dict[tuple[int, str, float], RawScore] = {}

@@ -34,10 +34,10 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import PaddedBatch, answer_letter_index, encode_pair, left_pad, pad_token_id
-from interp_steer.errors import ConfigError, DataFormatError, SteeringVectorError
+from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.scoring import LetterScore, answer_letter_scores, completion_logprobs, final_logits  # noqa: F401
 from interp_steer.steering.apply import steer
-from interp_steer.steering.hook_names import as_hook_name, layer_of
+from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector
 
 PROPENSITY_COLUMNS = [
@@ -61,20 +61,6 @@ class ScoringRow:
     steer_from: int
     letters: tuple[int, int] | None = None
     score_from: int | None = None
-
-
-def single_hook(vector: SteeringVector, layer: int | str | None = None) -> SteeringVector:
-    """The vector restricted to one hook (``layer`` as int or hook name; ``None``: the vector must have one hook)."""
-    if layer is None:
-        if len(vector.hook_names) != 1:
-            raise SteeringVectorError(
-                f"vector has {len(vector.hook_names)} hooks ({', '.join(vector.hook_names)}); pick one with layer=…"
-            )
-        return vector
-    name = as_hook_name(layer)
-    if name not in vector.directions:
-        raise SteeringVectorError(f"vector has no direction at {name!r}; it has {', '.join(vector.hook_names)}")
-    return SteeringVector({name: vector.directions[name]}, vector.provenance)
 
 
 def vector_label(vector: SteeringVector) -> str:
@@ -233,7 +219,7 @@ def compute_propensities(
     Columns: :data:`PROPENSITY_COLUMNS`, one row per (pair, multiplier).
     """
     _check_inputs(model, pairs, multipliers, batch_size)
-    vector = single_hook(vector)
+    vector = vector.select()
     vector.check_fits(model)
     device = device or model.cfg.device
     vector = vector.to(device, dtype=model.cfg.dtype)

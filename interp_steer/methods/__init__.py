@@ -1,18 +1,27 @@
 """Steering-vector extraction methods, chosen by name from ``EXTRACTION_METHODS``.
 
-Every entry is ``fn(model, pairs, layers, **options) -> SteeringVector``.
+``EXTRACTION_METHODS[name]`` is a :class:`~interp_steer.methods.registry.MethodEntry` whose first two items are
+``(config_class, function)``: ``CAAConfig`` / :func:`extract_caa`, ``BiPOConfig`` / :func:`extract_bipo`,
+``SAETargetedConfig`` / :func:`build_sae_targeted_vector`. :func:`extract` runs a pair-based method by name.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from interp_steer.methods.bipo import extract_bipo, train_bipo
 from interp_steer.methods.bipo_config import BiPOConfig
 from interp_steer.methods.caa import collect_contrastive_activations, extract_caa, mean_difference
-
-EXTRACTION_METHODS: dict[str, Callable] = {"caa": extract_caa, "bipo": extract_bipo}
+from interp_steer.methods.registry import (
+    EXTRACTION_METHODS,
+    CAAConfig,
+    MethodEntry,
+    SAETargetedConfig,
+    extract,
+    method_entry,
+)
+from interp_steer.methods.sae_targeted import build_sae_targeted_vector
 
 __all__ = [
-    "BiPOConfig", "EXTRACTION_METHODS", "extract_bipo", "train_bipo", "collect_contrastive_activations", "extract_caa", "mean_difference",
+    "BiPOConfig", "CAAConfig", "EXTRACTION_METHODS", "MethodEntry", "SAETargetedConfig", "build_sae_targeted_vector",
+    "collect_contrastive_activations", "extract", "extract_bipo", "extract_caa", "mean_difference", "method_entry",
+    "train_bipo",
 ]

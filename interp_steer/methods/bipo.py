@@ -33,6 +33,7 @@ from interp_steer.data.tokenization import EncodedPair, encode_pair, pad_token_i
 from interp_steer.errors import ConfigError
 from interp_steer.methods.bipo_config import BiPOConfig
 from interp_steer.methods.response_logprobs import PreferenceBatch, pair_logprobs, preference_batch
+from interp_steer.models.processing import describe_processing
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import Provenance, SteeringVector
 
@@ -275,6 +276,7 @@ def train_bipo(
         n_pairs=len(pairs),
         read_position="all",
         layers=[layer_of(hook_name)],
+        model_processing=describe_processing(model),
         extra={
             # the checkpoint's file name only: a machine-local directory has no place in a vector's provenance
             "config": {**config.to_dict(), "checkpoint_path": Path(config.checkpoint_path).name if config.checkpoint_path else None},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from interp_steer.errors import ConfigError
@@ -27,21 +27,21 @@ class BiPOConfig:
     the state is written to ``checkpoint_path``.
     """
 
-    layer: int | str = 12
-    beta: float = 0.1
-    lr: float = 5e-4
-    weight_decay: float = 0.05
-    batch_size: int = 4
-    grad_accumulation: int = 1
-    max_steps: int | None = None
-    epochs: int | None = None
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    seed: int = 0
-    early_stop_patience: int | None = None
-    early_stop_min_delta: float = 0.0
-    checkpoint_every: int | None = None
-    checkpoint_path: str | None = None
+    layer: int | str = field(default=12, metadata={"help": "block index or hook name to train at"})
+    beta: float = field(default=0.1, metadata={"help": "DPO temperature β of the loss"})
+    lr: float = field(default=5e-4, metadata={"help": "peak learning rate of AdamW"})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
+    batch_size: int = field(default=4, metadata={"help": "pairs per micro-batch"})
+    grad_accumulation: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    max_steps: int | None = field(default=None, metadata={"help": "optimiser steps of the run (give this or epochs)"})
+    epochs: int | None = field(default=None, metadata={"help": "passes over the pairs (neither max_steps nor epochs: 1)"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps before the cosine schedule"})
+    min_lr_ratio: float = field(default=0.0, metadata={"help": "final learning rate as a fraction of lr, in [0, 1]"})
+    seed: int = field(default=0, metadata={"help": "seed of the batch order and the direction draws"})
+    early_stop_patience: int | None = field(default=None, metadata={"help": "stop after this many epochs without improvement (none: never)"})
+    early_stop_min_delta: float = field(default=0.0, metadata={"help": "smallest epoch-loss improvement that counts"})
+    checkpoint_every: int | None = field(default=None, metadata={"help": "write a checkpoint every N steps (needs checkpoint_path)"})
+    checkpoint_path: str | None = field(default=None, metadata={"help": "checkpoint file (also written when a run stops)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.layer, str) and self.layer.isdigit():

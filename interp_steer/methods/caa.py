@@ -19,6 +19,7 @@ from transformer_lens import HookedTransformer
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import answer_letter_index, encode_pair, left_pad, pad_token_id
 from interp_steer.errors import ConfigError, DataFormatError, SteeringVectorError
+from interp_steer.models.processing import describe_processing
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 from interp_steer.steering.vector import Provenance, SteeringVector
 
@@ -139,6 +140,7 @@ def extract_caa(
         n_pairs=len(pairs),
         read_position=acts.read_position,
         layers=[layer_of(n) for n in acts.hook_names],
+        model_processing=describe_processing(model),
         extra={"variants": sorted({p.variant for p in pairs})},
     )
     return SteeringVector(mean_difference(acts), provenance)

@@ -5,11 +5,13 @@ targeted vector for target features ``t`` is ``v ∝ normalise(W t) − c · nor
 directions that raise the targets, minus the direction that produces the generic (target-independent)
 effect ``b`` of steering. The baseline is the target feature's SAE decoder direction.
 
-Not in ``EXTRACTION_METHODS``: the method needs an SAE and target features, not contrastive pairs.
+In ``EXTRACTION_METHODS`` as ``sae_targeted`` (config: ``SAETargetedConfig``), but not run by ``interp-steer extract``:
+the method needs an SAE and target features, not contrastive pairs.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -17,6 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp_steer.errors import ConfigError
+from interp_steer.models.processing import describe_processing
 from interp_steer.sae.feature_effects import (
     LinearEffectModel,
     fit_effect_model,
@@ -123,4 +126,6 @@ def build_sae_targeted_vector(model, sae, targets, texts: Sequence[str], hook_na
     effect_model = fit_sae_effect_model(model, sae, texts, hook_name, scale, n_random, n_decoder, measure_hook,
                                         ridge, seed)
     vector = sae_targeted_vector(effect_model, sae, targets, hook_name, norm or scale, bias_coefficient)
-    return vector, effect_model
+    provenance = replace(vector.provenance, model=vector.provenance.model or model.cfg.model_name,
+                         model_processing=describe_processing(model))
+    return SteeringVector(vector.directions, provenance), effect_model

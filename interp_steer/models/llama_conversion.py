@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_steer.errors import ModelLoadError
 from interp_steer.models.cache_dir import cache_root, publish_entry
+from interp_steer.models.processing import UNPROCESSED, record_processing
 
 logger = logging.getLogger(__name__)
 
@@ -150,17 +152,15 @@ def load_llama_as_hooked(
     cfg.device = device
     _configure_tokenizer(tokenizer)
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
-    model.load_and_process_state_dict(
-        state_dict,
-        fold_ln=False,
-        center_writing_weights=False,
-        center_unembed=False,
-        fold_value_biases=False,
-        refactor_factored_attn_matrices=False,
-    )
+    model.load_and_process_state_dict(state_dict, **UNPROCESSED)
     model.to(device)
     model.eval()
-    return model
+    if gguf_file:
+        quant = re.search(r"[.-](I?Q\d\w*|F16|BF16|F32)\.gguf$", gguf_file, flags=re.IGNORECASE)
+        details = {"source": "gguf", "file": gguf_file, "dequantised_from": quant.group(1).upper() if quant else "unknown"}
+    else:
+        details = {"source": "hf_directory", "name": path.name}
+    return record_processing(model, **details, **UNPROCESSED)
 
 
 def _configure_tokenizer(tokenizer) -> None:

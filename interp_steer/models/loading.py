@@ -11,7 +11,10 @@ from interp_steer.errors import ModelLoadError
 from interp_steer.models.embedded import EMBEDDED_MODEL_NAME, embedded_gguf_path
 from interp_steer.models.layout import use_linear_layout
 from interp_steer.models.llama_conversion import load_llama_as_hooked
+from interp_steer.models.processing import TRANSFORMER_LENS_DEFAULTS, describe_processing, record_processing
 from interp_steer.models.tiny import TINY_CONFIGS, tiny_model
+
+__all__ = ["describe_processing", "load_model"]
 
 EMBEDDED_ALIASES = (EMBEDDED_MODEL_NAME, "embedded", "SmolLM2-135M-Instruct")
 
@@ -67,6 +70,7 @@ def _load_official(name: str, device: str) -> HookedTransformer:
             "an existing .gguf file or directory, or an official TransformerLens model name"
         ) from None
     try:
-        return HookedTransformer.from_pretrained(official, device=device)
+        model = HookedTransformer.from_pretrained(official, device=device)
     except OSError as exc:
         raise ModelLoadError(f"could not download {official} from the hub (no network?): {exc}") from None
+    return record_processing(model, source="transformer_lens_pretrained", name=official, **TRANSFORMER_LENS_DEFAULTS)

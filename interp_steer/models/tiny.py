@@ -9,6 +9,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_steer.errors import ModelLoadError
+from interp_steer.models.processing import UNPROCESSED, record_processing
 
 TINY_CONFIGS: dict[str, dict] = {
     # llama-style like the embedded model: RMSNorm, rotary, gated MLP, grouped-query attention
@@ -67,4 +68,4 @@ def tiny_model(name: str = "tiny-llama", *, seed: int = 0, device: str = "cpu", 
             if param_name.endswith((".w", ".b")) or ".b_" in param_name:
                 param.add_(0.1 * torch.randn(param.shape, generator=generator))
     model.eval()
-    return model
+    return record_processing(model, source="tiny_random", name=name, seed=seed, **UNPROCESSED)

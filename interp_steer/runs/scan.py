@@ -30,8 +30,6 @@ from interp_steer.evaluation.propensity import compute_propensities
 from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.steering.hook_names import as_hook_name
-from interp_steer.steering.vector import SteeringVector
 
 TableFormat = Literal["parquet", "csv"]
 EngineName = Literal["fast", "batched"]
@@ -287,17 +285,11 @@ def scan_dataset_layers(model, config: ScanConfig, dataset: str, layers: list[in
     _check_split(dataset, train, test)
     combined = extract_caa(model, train, layers, read_position=config.read_position,
                            batch_size=config.batch_size, progress=False, dataset=dataset)
-    vectors = {layer: _one_layer(combined, layer) for layer in layers}
+    vectors = {layer: combined.select(layer) for layer in layers}  # provenance: that layer, selected from all
     table = fast_propensities(model, test, vectors, config.multipliers, progress=False,
                               vector_name=f"caa:{dataset}")
     table["dataset"] = dataset
     return [(vectors[layer], table[table["layer"] == layer].reset_index(drop=True)) for layer in layers]
-
-
-def _one_layer(vector: SteeringVector, layer: int) -> SteeringVector:
-    """The layer's direction of a multi-layer vector, with provenance saying that one layer (as a unit run would)."""
-    name = as_hook_name(layer)
-    return SteeringVector({name: vector[name]}, replace(vector.provenance, layers=[layer]))
 
 
 def run_scan_job(

@@ -1,12 +1,28 @@
-"""SteeringVector: one direction per hook name, with provenance, saved as safetensors + JSON metadata."""
+"""SteeringVector: one direction per hook name, with provenance, saved as safetensors + JSON metadata.
+
+A :class:`SteeringVector` is an immutable value: its directions live in a read-only mapping, each tensor is
+detached and cloned when the vector is built (so no caller holds an alias to it), and every operation
+(:meth:`~SteeringVector.scale`, ``+``, :meth:`~SteeringVector.select`, …) returns a new vector whose
+:class:`Provenance` says what was done. Tensors are not write-protected by torch itself: modifying one in place
+(``v["blocks.3.hook_resid_post"].add_(1)``) is unsupported.
+
+Every vector is validated when it is built and when it is loaded: at least one hook, 1-D floating-point tensors
+of finite values, hook names unique after the ``13`` → ``blocks.13.hook_resid_post`` shorthand; a file whose
+provenance header is not a JSON object is rejected with the file named.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass, field
+import math
+import numbers
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any, Callable, Sequence
 
 import torch
 from jaxtyping import Float
@@ -14,53 +30,176 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from interp_steer.errors import SteeringVectorError
-from interp_steer.steering.hook_names import as_hook_name
+from interp_steer.errors import InterpSteerError, SteeringVectorError
+from interp_steer.steering.hook_names import as_hook_name, layer_of
 
 _METADATA_KEY = "interp_steer_provenance"
 
 
-@dataclass
+# ------------------------------------------------------------------------------------------ freezing helpers
+def _freeze(value: Any) -> Any:
+    """A read-only copy of a JSON-like value: mappings → ``MappingProxyType``, lists/tuples → tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """The plain (JSON-serialisable) form of a value made by :func:`_freeze`: dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _package_version() -> str:
+    return __import__("interp_steer").__version__
+
+
+@dataclass(frozen=True)
 class Provenance:
-    """Where a vector came from. Saved next to the tensors, so any result can be traced to its run."""
+    """Where a vector came from. Saved next to the tensors, so any result can be traced to its run.
+
+    Immutable: derive a changed copy with :func:`dataclasses.replace` (``replace(p, method="random")``).
+    ``layers`` is stored as a tuple, ``model_processing`` and ``extra`` as read-only mappings (nested lists
+    become tuples); :meth:`to_dict` gives the plain JSON form. ``model_processing`` records how the model's
+    weights were processed when it was loaded (see :func:`interp_steer.models.describe_processing`).
+    """
 
     model: str = ""
     method: str = ""
     dataset: str = ""
     n_pairs: int = 0
     read_position: str = ""
-    layers: list[int] = field(default_factory=list)
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    package_version: str = field(default_factory=lambda: __import__("interp_steer").__version__)
-    extra: dict[str, Any] = field(default_factory=dict)
+    layers: Sequence[int] = ()
+    created: str = field(default_factory=_now)
+    package_version: str = field(default_factory=_package_version)
+    model_processing: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            layers = tuple(int(layer) for layer in self.layers)
+        except (TypeError, ValueError):
+            raise SteeringVectorError(f"Provenance.layers must be a list of ints, got {self.layers!r}") from None
+        for name in ("model_processing", "extra"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise SteeringVectorError(f"Provenance.{name} must be a mapping, got {type(getattr(self, name)).__name__}")
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "model_processing", _freeze(self.model_processing))
+        object.__setattr__(self, "extra", _freeze(self.extra))
+
+    def __reduce__(self):  # MappingProxyType does not pickle; rebuild from the plain form
+        return (_provenance_from_dict, (self.to_dict(),))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts and lists, as written to the file header."""
+        return {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True, default=str)
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+
+    def with_extra(self, **items: Any) -> "Provenance":
+        """A copy with ``items`` merged into ``extra``."""
+        return replace(self, extra={**self.extra, **items})
 
     @classmethod
     def from_json(cls, text: str) -> "Provenance":
-        data = json.loads(text)
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """Parse a header written by :meth:`to_json` (unknown keys, e.g. from newer versions, are ignored).
+
+        SteeringVectorError when ``text`` is not valid JSON or not a JSON object.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SteeringVectorError(f"provenance header is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise SteeringVectorError(f"provenance header must be a JSON object, got a JSON {type(data).__name__}")
+        return _provenance_from_dict(data)
 
 
-@dataclass
+def _provenance_from_dict(data: Mapping[str, Any]) -> Provenance:
+    known = {f.name for f in fields(Provenance)}
+    return Provenance(**{k: v for k, v in data.items() if k in known})
+
+
+# ------------------------------------------------------------------------------------------- the value
+def _check_direction(name: str, tensor: Any) -> Tensor:
+    """A validated private copy of one direction (SteeringVectorError naming ``name`` otherwise)."""
+    try:
+        tensor = torch.as_tensor(tensor)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise SteeringVectorError(f"direction at {name!r} is not a tensor ({exc})") from None
+    if not tensor.is_floating_point():
+        raise SteeringVectorError(f"direction at {name!r} has dtype {tensor.dtype}; steering vectors need a floating "
+                                  "dtype (float32, float64, float16 or bfloat16)")
+    if tensor.ndim != 1:
+        raise SteeringVectorError(f"direction at {name!r} must be 1-D [d_model], got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0:
+        raise SteeringVectorError(f"direction at {name!r} is empty (d_model 0)")
+    tensor = tensor.detach().clone()
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        n_nan, n_inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+        raise SteeringVectorError(f"direction at {name!r} has non-finite values ({n_nan} NaN, {n_inf} inf of "
+                                  f"{tensor.shape[0]}); a steering vector must be finite")
+    return tensor
+
+
+@dataclass(frozen=True, eq=False)
 class SteeringVector:
-    """A steering direction per hook name (e.g. ``blocks.13.hook_resid_post`` → ``[d_model]``)."""
+    """A steering direction per hook name (e.g. ``blocks.13.hook_resid_post`` → ``[d_model]``); immutable.
 
-    directions: dict[str, Float[Tensor, "d_model"]]
+    ``directions`` may be keyed by layer ints (``{13: t}``) or hook names; it is stored as a read-only mapping
+    of validated, detached clones. Two vectors are equal when they have the same hook names, equal tensors
+    (same dtype) and equal provenance.
+    """
+
+    # as given: layer ints or hook names → 1-D tensors (anything torch.as_tensor takes; validated in
+    # __post_init__); as stored: hook name → Float[Tensor, "d_model"]
+    directions: Mapping[int | str, Any]
     provenance: Provenance = field(default_factory=Provenance)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.directions, Mapping):
+            raise SteeringVectorError(f"SteeringVector directions must be a mapping hook name → tensor, "
+                                      f"got {type(self.directions).__name__}")
         if not self.directions:
-            raise SteeringVectorError("a SteeringVector needs at least one hook name → direction")
-        cleaned = {}
-        for name, tensor in self.directions.items():
-            tensor = torch.as_tensor(tensor)
-            if tensor.ndim != 1:
-                raise SteeringVectorError(f"direction at {name!r} must be 1-D [d_model], got shape {tuple(tensor.shape)}")
-            cleaned[as_hook_name(name)] = tensor.detach()
-        self.directions = cleaned
+            raise SteeringVectorError("a SteeringVector needs at least one hook name → direction, got none")
+        if not isinstance(self.provenance, Provenance):
+            raise SteeringVectorError(f"SteeringVector provenance must be a Provenance, got {type(self.provenance).__name__}")
+        cleaned: dict[str, Tensor] = {}
+        for key, tensor in self.directions.items():
+            try:
+                name = as_hook_name(key)
+            except InterpSteerError as exc:
+                raise SteeringVectorError(f"bad hook key {key!r}: {exc}") from None
+            if name in cleaned:
+                raise SteeringVectorError(f"hook {name!r} is given twice (keys resolve to the same hook name)")
+            cleaned[name] = _check_direction(name, tensor)
+        object.__setattr__(self, "directions", MappingProxyType(cleaned))
+
+    def __reduce__(self):  # MappingProxyType does not pickle
+        return (SteeringVector, (dict(self.directions), self.provenance))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SteeringVector):
+            return NotImplemented
+        return (
+            list(self.directions) == list(other.directions)
+            and all(a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu())
+                    for a, b in zip(self.directions.values(), other.directions.values()))
+            and self.provenance == other.provenance
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equality compares tensors; not hashable
 
     # ------------------------------------------------------------------ views
     @property
@@ -71,19 +210,54 @@ class SteeringVector:
     def d_model(self) -> int:
         return next(iter(self.directions.values())).shape[0]
 
-    def __getitem__(self, hook_name: int | str) -> Tensor:
+    def __getitem__(self, hook_name: int | str) -> Float[Tensor, "d_model"]:
         return self.directions[as_hook_name(hook_name)]
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{n}: [{t.shape[0]}] {str(t.dtype).removeprefix('torch.')}" for n, t in self.directions.items())
+        return f"SteeringVector({{{shapes}}}, method={self.provenance.method!r}, dataset={self.provenance.dataset!r})"
 
     def norms(self) -> dict[str, float]:
         return {name: float(t.norm()) for name, t in self.directions.items()}
 
+    def select(self, layer_or_hook: int | str | None = None) -> "SteeringVector":
+        """The vector at one hook: ``layer_or_hook`` as a layer int (→ ``blocks.L.hook_resid_post``) or hook name.
+
+        ``None`` asserts that the vector already has exactly one hook (SteeringVectorError naming the hooks and
+        how to pick one otherwise). When a hook is picked out of several, the provenance records it:
+        ``layers`` becomes that hook's layer and ``extra["selected_from"]`` lists the original hook names.
+        """
+        if layer_or_hook is None:
+            if len(self.directions) != 1:
+                raise SteeringVectorError(
+                    f"vector has {len(self.directions)} hooks ({', '.join(self.directions)}); "
+                    "pick one with --layer / select(layer)"
+                )
+            return self
+        try:
+            name = as_hook_name(layer_or_hook)
+        except InterpSteerError as exc:
+            raise SteeringVectorError(f"select({layer_or_hook!r}): {exc}") from None
+        if name not in self.directions:
+            raise SteeringVectorError(f"vector has no direction at {name!r}; it has {', '.join(self.directions)} "
+                                      "(pick one with --layer / select(layer))")
+        if list(self.directions) == [name]:
+            return self
+        try:
+            layers: tuple[int, ...] = (layer_of(name),)
+        except InterpSteerError:
+            layers = ()
+        provenance = replace(self.provenance, layers=layers,
+                             extra={**self.provenance.extra, "selected_from": list(self.directions)})
+        return SteeringVector({name: self.directions[name]}, provenance)
+
     # ------------------------------------------------------------ arithmetic
-    def _map(self, fn, note: str) -> "SteeringVector":
-        prov = Provenance(**{**self.provenance.__dict__, "extra": {**self.provenance.extra, "transform": note}})
-        return SteeringVector({k: fn(v) for k, v in self.directions.items()}, prov)
+    def _map(self, fn: Callable[[Tensor], Tensor], note: str) -> "SteeringVector":
+        return SteeringVector({k: fn(v) for k, v in self.directions.items()}, self.provenance.with_extra(transform=note))
 
     def scale(self, factor: float) -> "SteeringVector":
-        """Every direction multiplied by ``factor``."""
+        """Every direction multiplied by ``factor`` (a finite number)."""
+        factor = _finite_number(factor, "scale factor")
         return self._map(lambda t: t * factor, f"scale({factor})")
 
     def __mul__(self, factor: float) -> "SteeringVector":
@@ -95,6 +269,8 @@ class SteeringVector:
         return self.scale(-1.0)
 
     def __add__(self, other: "SteeringVector") -> "SteeringVector":
+        if not isinstance(other, SteeringVector):
+            return NotImplemented
         names = set(self.directions) | set(other.directions)
         summed = {}
         for name in names:
@@ -102,14 +278,14 @@ class SteeringVector:
             if len({p.shape for p in parts}) > 1:
                 raise SteeringVectorError(f"cannot add vectors with different d_model at {name!r}")
             summed[name] = sum(parts[1:], parts[0].clone())
-        prov = Provenance(**{**self.provenance.__dict__, "extra": {**self.provenance.extra, "transform": "sum"}})
-        return SteeringVector(dict(sorted(summed.items())), prov)
+        return SteeringVector(dict(sorted(summed.items())), self.provenance.with_extra(transform="sum"))
 
     def __sub__(self, other: "SteeringVector") -> "SteeringVector":
         return self + (-other)
 
     def normalize(self, norm: float = 1.0) -> "SteeringVector":
         """Each direction rescaled to L2 norm ``norm``."""
+        norm = _finite_number(norm, "normalize norm")
         return self._map(lambda t: t * (norm / t.norm().clamp_min(1e-12)), f"normalize({norm})")
 
     def cosine(self, other: "SteeringVector") -> dict[str, float]:
@@ -123,6 +299,7 @@ class SteeringVector:
         }
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> "SteeringVector":
+        """The same vector on ``device`` (and in floating ``dtype`` when given)."""
         return SteeringVector({k: v.to(device=device, dtype=dtype) for k, v in self.directions.items()}, self.provenance)
 
     # ------------------------------------------------------------------- I/O
@@ -132,30 +309,43 @@ class SteeringVector:
         if path.suffix != ".safetensors":
             path = path.with_suffix(".safetensors")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.directions.items()}
+        # clone: safetensors refuses tensors that share storage (e.g. views of one matrix moved to the CPU)
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.directions.items()}
         prov_json = self.provenance.to_json()
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={_METADATA_KEY: prov_json})
-        tmp.replace(path)
-        path.with_suffix(".json").write_text(json.dumps({"hook_names": list(tensors), "provenance": json.loads(prov_json)}, indent=2))
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            save_file(tensors, str(tmp), metadata={_METADATA_KEY: prov_json})
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        sidecar = {"hook_names": list(tensors), "provenance": json.loads(prov_json)}
+        path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "SteeringVector":
-        """Read a vector written by :meth:`save`; clear errors for missing or corrupt files."""
+        """Read a vector written by :meth:`save`; SteeringVectorError naming ``path`` for missing, corrupt or
+        invalid files (non-finite or integer tensors, a provenance header that is not a JSON object)."""
         path = Path(path)
         if not path.exists():
             raise SteeringVectorError(f"steering vector file not found: {path}")
+        if path.is_dir():
+            raise SteeringVectorError(f"{path} is a directory, not a steering vector file")
         try:
-            tensors = load_file(str(path))
             from safetensors import safe_open
 
+            tensors = load_file(str(path))
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
-        except (SafetensorError, OSError, ValueError) as exc:
+        except (SafetensorError, OSError, ValueError, TypeError) as exc:
             raise SteeringVectorError(f"{path} is not a valid safetensors steering vector: {exc}") from None
-        provenance = Provenance.from_json(metadata[_METADATA_KEY]) if _METADATA_KEY in metadata else Provenance()
-        return cls(tensors, provenance)
+        try:
+            provenance = Provenance.from_json(metadata[_METADATA_KEY]) if _METADATA_KEY in metadata else Provenance()
+            return cls(tensors, provenance)
+        except SteeringVectorError as exc:
+            raise SteeringVectorError(f"{path}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # header fields of the wrong type
+            raise SteeringVectorError(f"{path}: invalid provenance header ({exc})") from None
 
     def check_fits(self, model) -> None:
         """Raise SteeringVectorError unless every hook exists on ``model`` and matches its d_model."""
@@ -170,6 +360,14 @@ class SteeringVector:
                     f"vector at {name!r} has d_model {direction.shape[0]} but model {model.cfg.model_name!r} "
                     f"has d_model {model.cfg.d_model}"
                 )
+
+
+def _finite_number(value: Any, what: str) -> float:
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise SteeringVectorError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def from_mapping(directions: Mapping[int | str, Tensor], **provenance: Any) -> SteeringVector:

@@ -25,10 +25,27 @@ from transformer_lens import HookedTransformer
 from interp_steer.analysis.readout import clean_and_steered_caches
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.propensity import single_hook
 from interp_steer.steering.vector import SteeringVector
 
 _SELF_CLOSING_DIV = re.compile(r'(<div id="circuits-vis-[^"]*"[^>]*?)\s*/>')
+_SCRIPT_OPEN = re.compile(r"<script\b[^>]*>", flags=re.IGNORECASE)
+
+
+def _escape_script_body(source: str) -> str:
+    """Make the text inside a view's ``<script>`` block unable to end it early.
+
+    circuitsvis inlines a view's props (token strings included) as JSON in the script without escaping, so a
+    token ``</script>`` would close the block and spill the rest of the page into the HTML. Inside the block,
+    ``</`` becomes ``<\\/`` and ``<!--`` becomes ``\\u003C!--``: the same strings for JavaScript (and JSON),
+    never markup for the HTML parser. The block runs from the view's first ``<script …>`` to its last
+    ``</script>``, which circuitsvis writes as the end of every view.
+    """
+    opening = _SCRIPT_OPEN.search(source)
+    end = source.lower().rfind("</script>")
+    if opening is None or end < opening.end():
+        return source
+    body = source[opening.end():end].replace("</", "<\\/").replace("<!--", "\\u003C!--")
+    return source[:opening.end()] + body + source[end:]
 
 
 def _rounded(tensor: torch.Tensor, digits: int = 4) -> list:
@@ -57,7 +74,7 @@ def attention_views(
         raise ConfigError(f"layer={layer} out of range for a {model.cfg.n_layers}-layer model")
     if window < 2:
         raise ConfigError(f"window must be ≥ 2, got {window}")
-    vector = single_hook(vector)
+    vector = vector.select()
     name = f"blocks.{layer}.attn.hook_pattern"
     readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, {name})
     tokens = _token_labels(model, readout.ids)
@@ -91,7 +108,7 @@ def projection_view(
     """``(heading, view)``: per-token projection on the unit vector at ``layers`` (clean, steered) and SAE latents."""
     import circuitsvis as cv
 
-    vector = single_hook(vector)
+    vector = vector.select()
     bad = [layer for layer in layers if not 0 <= layer < model.cfg.n_layers]
     if bad or not layers:
         raise ConfigError(f"layers {list(layers)}: need at least one layer in 0..{model.cfg.n_layers - 1}")
@@ -141,6 +158,7 @@ def standalone_page(title: str, views: Sequence[tuple[str, object]]) -> str:
         # circuitsvis writes its mount point as "<div …/>", which HTML does not close: later views would be
         # nested inside it and wiped when React mounts the first one
         stripped = _SELF_CLOSING_DIV.sub(r"\1></div>", stripped)
+        stripped = _escape_script_body(stripped)
         parts.append(f"<section><h2>{html.escape(heading)}</h2>\n{stripped}</section>")
     body = "\n".join(parts)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>\n"
