@@ -35,6 +35,7 @@ from interp_steer.cli import commands_sae  # noqa: E402,F401
 from interp_steer.cli import commands_eval  # noqa: E402,F401
 from interp_steer.cli import commands_explain  # noqa: E402,F401
 from interp_steer.cli import commands_compare  # noqa: E402,F401
+from interp_steer.cli import commands_interop  # noqa: E402,F401
 from interp_steer.cli import commands_tune  # noqa: E402,F401
 
 
