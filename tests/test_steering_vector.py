@@ -136,6 +136,8 @@ def test_provenance_is_copied_with_replace():
     r = p.with_extra(b=[1, 2])
     assert dict(r.extra) == {"a": 1, "b": (1, 2)} and dict(p.extra) == {"a": 1}
     assert json.loads(r.to_json())["extra"] == {"a": 1, "b": [1, 2]}
+    assert json.dumps(r.extra, sort_keys=True) == '{"a": 1, "b": [1, 2]}'  # frozen values serialise as they are
+    assert isinstance(r.extra, dict) and hash(r) == hash(dataclasses.replace(r))
 
 
 def test_pickle_deepcopy_and_equality():

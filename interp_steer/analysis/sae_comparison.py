@@ -97,8 +97,7 @@ def equal_norm(vectors: Mapping[str, SteeringVector], norm: float, hook_name: st
         raise ConfigError(f"norm must be positive, got {norm}")
     hook_name = shared_hook(vectors, hook_name)
     direction_matrix(vectors, hook_name)  # zero check
-    return {name: SteeringVector({hook_name: v.directions[hook_name]}, v.provenance).normalize(norm)
-            for name, v in vectors.items()}
+    return {name: v.select(hook_name).normalize(norm) for name, v in vectors.items()}
 
 
 def _target_ids(target_features: Sequence[int], d_sae: int) -> list[int]:

@@ -37,10 +37,33 @@ _METADATA_KEY = "interp_steer_provenance"
 
 
 # ------------------------------------------------------------------------------------------ freezing helpers
+class FrozenDict(dict):
+    """A ``dict`` that refuses changes (TypeError), so provenance values stay JSON-serialisable as they are
+    (``json.dumps`` takes it like any dict) yet cannot be modified through the vector."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("provenance is immutable: build a changed copy with dataclasses.replace / with_extra")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> "FrozenDict":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "FrozenDict":
+        return self
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=lambda kv: kv[0])))
+
+
 def _freeze(value: Any) -> Any:
-    """A read-only copy of a JSON-like value: mappings → ``MappingProxyType``, lists/tuples → tuples."""
+    """A read-only copy of a JSON-like value: mappings → :class:`FrozenDict`, lists/tuples → tuples."""
     if isinstance(value, Mapping):
-        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+        return FrozenDict({str(k): _freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     return value
@@ -68,8 +91,8 @@ class Provenance:
     """Where a vector came from. Saved next to the tensors, so any result can be traced to its run.
 
     Immutable: derive a changed copy with :func:`dataclasses.replace` (``replace(p, method="random")``).
-    ``layers`` is stored as a tuple, ``model_processing`` and ``extra`` as read-only mappings (nested lists
-    become tuples); :meth:`to_dict` gives the plain JSON form. ``model_processing`` records how the model's
+    ``layers`` is stored as a tuple, ``model_processing`` and ``extra`` as read-only dicts (:class:`FrozenDict`;
+    nested lists become tuples, both serialise with ``json.dumps``); :meth:`to_dict` gives the plain form. ``model_processing`` records how the model's
     weights were processed when it was loaded (see :func:`interp_steer.models.describe_processing`).
     """
 
@@ -95,9 +118,6 @@ class Provenance:
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "model_processing", _freeze(self.model_processing))
         object.__setattr__(self, "extra", _freeze(self.extra))
-
-    def __reduce__(self):  # MappingProxyType does not pickle; rebuild from the plain form
-        return (_provenance_from_dict, (self.to_dict(),))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts and lists, as written to the file header."""
