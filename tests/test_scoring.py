@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jaxtyping
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -200,16 +201,21 @@ def test_gradients_through_recomputed_pieces_match_float64_autograd(peaked):
     torch.testing.assert_close(x.grad, y.grad, atol=1e-5, rtol=1e-4)
 
 
+# the functions' own checks raise ConfigError; with the suite's run-time shape checker installed
+# (INTERP_STEER_TYPECHECK=1) jaxtyping rejects the same calls first
+SHAPE_ERRORS = (ConfigError, jaxtyping.TypeCheckError)
+
+
 def test_bad_shapes_and_masks_raise(peaked):
     batch = random_batch(peaked.cfg.d_vocab, (5, 5))
     final = torch.zeros(2, 5, peaked.cfg.d_model)
     with pytest.raises(DataFormatError, match="column 0"):
         completion_logprobs(peaked, final, batch.tokens, torch.ones(2, 5, dtype=torch.bool))
-    with pytest.raises(ConfigError, match="share"):
+    with pytest.raises(SHAPE_ERRORS, match="share|batch pos"):
         completion_logprobs(peaked, final, batch.tokens, torch.ones(2, 4, dtype=torch.bool))
-    with pytest.raises(ConfigError, match="letters"):
+    with pytest.raises(SHAPE_ERRORS, match="letters"):
         answer_letter_scores(peaked, final[:, -1], torch.tensor([1, 2]))
-    with pytest.raises(ConfigError, match="targets"):
+    with pytest.raises(SHAPE_ERRORS, match="targets"):
         token_logprobs(peaked, final[:, -1], torch.tensor([1, 2, 3]))
 
 
@@ -244,7 +250,7 @@ def test_engines_match_float64_reference_on_long_completions(peaked):
     for m in multipliers:
         for side, completion in (("pos", enc.positive_ids), ("neg", enc.negative_ids)):
             ids = prompt + list(completion)
-            with torch.no_grad(), steer(peaked, vector, multiplier=m, positions=torch.tensor(len(prompt) - 1)):
+            with torch.no_grad(), steer(peaked, vector, multiplier=m, positions=torch.tensor([len(prompt) - 1])):
                 logits = peaked(torch.tensor([ids]))[0]
             at, targets = torch.arange(len(prompt) - 1, len(ids) - 1), torch.tensor(ids[len(prompt):])
             exact[(m, side)] = float(torch.log_softmax(logits.double(), -1)[at, targets].sum())

@@ -50,7 +50,7 @@ def naive_propensities(
     for row in scoring_rows(model.tokenizer, pairs, n_ctx=model.cfg.n_ctx):
         tokens = torch.tensor([row.ids], device=device)
         for m in multipliers:
-            with steer(model, vector, multiplier=float(m), positions=torch.tensor(row.steer_from)):
+            with steer(model, vector, multiplier=float(m), positions=torch.tensor([row.steer_from])):
                 logits = model(tokens)[0]  # the model's own final norm, unembedding and soft cap
             score: RawScore
             if row.letters is not None:
