@@ -21,6 +21,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
     "--virtual-time-budget=5000", "--window-size=1000,1400",
 ]
+pytestmark = pytest.mark.slow  # each runs a (tiny) tune job
+
 SECTIONS = ["provenance", "recommendation", "steerability", "side-effects", "baseline", "generations", "projection"]
 
 

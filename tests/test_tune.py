@@ -70,6 +70,7 @@ def ab_split():
     return train[:6], test[:4]
 
 
+@pytest.mark.slow
 def test_run_tune_end_to_end_on_tiny_model(tiny, ab_split, tmp_path):
     from interp_steer.tune import run_tune
 
@@ -111,6 +112,7 @@ def test_run_tune_end_to_end_on_tiny_model(tiny, ab_split, tmp_path):
     pd.testing.assert_frame_equal(again.summary, summary)
 
 
+@pytest.mark.slow
 def test_tune_cli(tmp_path):
     from interp_steer.cli import app
 
