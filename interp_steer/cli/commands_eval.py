@@ -131,7 +131,9 @@ def scan(
     check_count(n_test, "--n-test", zero_means="all")
     check_count(batch_size, "--batch-size")
     check_fraction(test_fraction, "--test-fraction")
-    check_device_option(device)
+    check_count(layers_per_unit, "--layers-per-unit", zero_means="all")
+    if executor == "local":  # with Ray the device is the workers' (checked where they load the model)
+        check_device_option(device)
     if gpus_per_worker > 0 and device == "cpu":
         raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --device cpu: add --device cuda")
     if time_budget < 0:
@@ -151,7 +153,7 @@ def scan(
     if model in TINY_CONFIGS:
         n_layers = TINY_CONFIGS[model]["n_layers"]
     else:
-        hooked = load_model(model, device=device)
+        hooked = load_model(model, device=device if executor == "local" else "cpu")
         n_layers = hooked.cfg.n_layers
     config = build(parse_layers(layers, n_layers))
     if executor != "local":

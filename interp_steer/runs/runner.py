@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -242,8 +243,8 @@ def run_job(
     for unit in units:
         rest = job.remaining(unit, out_dir)
         (report.reused.append(unit.key) if rest is None else todo.append(rest))
-    bar = tqdm(total=len(units), initial=len(report.reused), desc=f"{job.name} units", unit="unit",
-               disable=not progress)
+    show = progress and len(todo) > 1  # (a bar for one unit says nothing; its failure is the run's one-line error)
+    bar = tqdm(total=len(units), initial=len(report.reused), desc=f"{job.name} units", unit="unit", disable=not show)
     delivered: set[str] = set()
 
     def may_start() -> bool:
@@ -261,7 +262,8 @@ def run_job(
         else:
             report.failed[unit.key] = outcome.error
             report.tracebacks[unit.key] = outcome.traceback or ""
-            bar.write(f"unit {unit.key} failed: {outcome.error}")
+            if show:
+                bar.write(f"unit {unit.key} failed: {outcome.error}", file=sys.stderr)
         bar.set_postfix_str(unit.key[-40:])
         bar.update(1)
         if outcome.ok and on_unit_done is not None:
