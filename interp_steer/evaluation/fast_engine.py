@@ -28,18 +28,23 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import pad_token_id
 from interp_steer.errors import ConfigError, SteeringVectorError
-from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
-
 from interp_steer.evaluation.prefix_cache import PrefixCache, build_prefix_cache, right_pad
 from interp_steer.evaluation.propensity import (
-    RawScore, ScoringRow, _check_inputs, propensity_frame, scoring_rows, vector_label,
+    RawScore,
+    ScoringRow,
+    _check_inputs,
+    propensity_frame,
+    scoring_rows,
+    vector_label,
 )
 from interp_steer.scoring import answer_letter_scores, gathered_completion_logprobs
 from interp_steer.steering.hook_names import DEFAULT_SITE, layer_of
+from interp_steer.steering.operators import steering_delta
 from interp_steer.steering.vector import SteeringVector
 
 DEFAULT_MEMORY_BUDGET_MB = 512
@@ -195,7 +200,7 @@ def _run_chunk(
         joining = by_layer.get(block_index - 1)
         if joining is not None:
             start = resid[f"blocks.{joining.layer}.{DEFAULT_SITE}"].repeat_interleave(n_mult, 0)
-            start = start + mult[:, None, None] * joining.direction
+            start = start + steering_delta(start, joining.direction, mult)  # the suffix starts at the last prompt token
             state = start if state is None else torch.cat([state, start])
             joined.append(joining)
         if block_index < n_layers:

@@ -34,6 +34,7 @@ from interp_steer.errors import ConfigError
 from interp_steer.methods.bipo_config import BiPOConfig
 from interp_steer.methods.response_logprobs import PreferenceBatch, pair_logprobs, preference_batch
 from interp_steer.models.processing import describe_processing
+from interp_steer.steering.apply import steering_hook
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import Provenance, SteeringVector
 
@@ -78,8 +79,9 @@ def bipo_loss(
                 f"BiPO cannot add a [{vector.shape[0]}] vector at {hook_name!r}, whose activation has shape "
                 f"{tuple(activation.shape)}; choose a residual-stream hook such as 'blocks.L.hook_resid_post'"
             )
-        return activation + (direction * vector).to(activation.dtype)
+        return add(activation, hook)
 
+    add = steering_hook(vector, multiplier=direction, positions="all")  # the package's one steering hook
     with model.hooks(fwd_hooks=[(hook_name, add_vector)]):
         policy = pair_logprobs(model, batch)
     reference = reference.to(policy.device)
