@@ -10,7 +10,12 @@ import typer
 
 from interp_steer.cli import app
 from interp_steer.cli.options import (
-    check_count, check_device_option, parse_float_list, parse_layers, parse_method_options, prepare_out_dir,
+    check_count,
+    check_device_option,
+    parse_float_list,
+    parse_layers,
+    parse_method_options,
+    prepare_out_dir,
     prepare_out_file,
 )
 from interp_steer.errors import ConfigError

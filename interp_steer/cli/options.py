@@ -149,11 +149,14 @@ def parse_method_options(method: str, items: list[str] | None, option: str = "--
     ``layer``: use ``--layers``), repeated fields, values of the wrong type and values the config rejects are
     one-line ConfigErrors naming ``option`` and the item.
     """
+    import dataclasses
+
     from interp_steer.methods.registry import coerce_field, method_entry
 
     entry = method_entry(method, "--method")
     config_class = entry.config_class
-    settable = sorted({f for f in config_class.__dataclass_fields__ if f not in entry.cli_fields} | set(entry.aliases))
+    field_names = {f.name for f in dataclasses.fields(config_class)}
+    settable = sorted({f for f in field_names if f not in entry.cli_fields} | set(entry.aliases))
     values: dict[str, object] = {}
     for item in items or []:
         name, sep, text = item.partition("=")
@@ -163,7 +166,7 @@ def parse_method_options(method: str, items: list[str] | None, option: str = "--
         field_name = entry.aliases.get(name, name)
         if field_name in entry.cli_fields:
             raise ConfigError(f"{option} {item!r}: {field_name} is set by the command's own option (--layers)")
-        if field_name not in config_class.__dataclass_fields__:
+        if field_name not in field_names:
             raise ConfigError(f"{option} {item!r}: --method {method} has no field {name!r}; fields: {', '.join(settable)} "
                               f"(see --method {method} --help-method)")
         if field_name in values:

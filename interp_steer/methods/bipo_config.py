@@ -80,7 +80,10 @@ class BiPOConfig:
 
     def total_steps(self, n_pairs: int) -> int:
         """Optimiser steps of the whole run on ``n_pairs`` pairs."""
-        return self.max_steps if self.max_steps is not None else self.epochs * self.steps_per_epoch(n_pairs)
+        if self.max_steps is not None:
+            return self.max_steps
+        assert self.epochs is not None  # __post_init__ sets one of the two
+        return self.epochs * self.steps_per_epoch(n_pairs)
 
     def steps_per_epoch(self, n_pairs: int) -> int:
         return math.ceil(math.ceil(n_pairs / self.batch_size) / self.grad_accumulation)

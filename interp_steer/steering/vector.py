@@ -173,30 +173,31 @@ def _check_direction(name: str, tensor: Any) -> Tensor:
     return tensor
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class SteeringVector:
     """A steering direction per hook name (e.g. ``blocks.13.hook_resid_post`` → ``[d_model]``); immutable.
 
-    ``directions`` may be keyed by layer ints (``{13: t}``) or hook names; it is stored as a read-only mapping
-    of validated, detached clones. Two vectors are equal when they have the same hook names, equal tensors
-    (same dtype) and equal provenance.
+    ``SteeringVector(directions, provenance=None)``: ``directions`` maps layer ints (``{13: t}``) or hook names to
+    1-D floating tensors (or anything ``torch.as_tensor`` takes); it is stored as a read-only mapping hook name →
+    validated, detached clone. Two vectors are equal when they have the same hook names, equal tensors (same
+    dtype) and equal provenance.
     """
 
-    # as given: layer ints or hook names → 1-D tensors (anything torch.as_tensor takes; validated in
-    # __post_init__); as stored: hook name → Float[Tensor, "d_model"]
-    directions: Mapping[int | str, Any]
-    provenance: Provenance = field(default_factory=Provenance)
+    directions: Mapping[str, Float[Tensor, "d_model"]]
+    provenance: Provenance
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.directions, Mapping):
+    def __init__(self, directions: Mapping[Any, Any], provenance: Provenance | None = None) -> None:  # keys: int | str
+        if not isinstance(directions, Mapping):
             raise SteeringVectorError(f"SteeringVector directions must be a mapping hook name → tensor, "
-                                      f"got {type(self.directions).__name__}")
-        if not self.directions:
+                                      f"got {type(directions).__name__}")
+        if not directions:
             raise SteeringVectorError("a SteeringVector needs at least one hook name → direction, got none")
-        if not isinstance(self.provenance, Provenance):
-            raise SteeringVectorError(f"SteeringVector provenance must be a Provenance, got {type(self.provenance).__name__}")
+        if provenance is None:
+            provenance = Provenance()
+        if not isinstance(provenance, Provenance):
+            raise SteeringVectorError(f"SteeringVector provenance must be a Provenance, got {type(provenance).__name__}")
         cleaned: dict[str, Tensor] = {}
-        for key, tensor in self.directions.items():
+        for key, tensor in directions.items():
             try:
                 name = as_hook_name(key)
             except InterpSteerError as exc:
@@ -205,6 +206,7 @@ class SteeringVector:
                 raise SteeringVectorError(f"hook {name!r} is given twice (keys resolve to the same hook name)")
             cleaned[name] = _check_direction(name, tensor)
         object.__setattr__(self, "directions", MappingProxyType(cleaned))
+        object.__setattr__(self, "provenance", provenance)
 
     def __reduce__(self):  # MappingProxyType does not pickle
         return (SteeringVector, (dict(self.directions), self.provenance))
@@ -318,8 +320,8 @@ class SteeringVector:
             for n in shared
         }
 
-    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> "SteeringVector":
-        """The same vector on ``device`` (and in floating ``dtype`` when given)."""
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "SteeringVector":
+        """The same vector on ``device`` (``None``: where it is) and in floating ``dtype`` (``None``: its own)."""
         return SteeringVector({k: v.to(device=device, dtype=dtype) for k, v in self.directions.items()}, self.provenance)
 
     # ------------------------------------------------------------------- I/O
