@@ -11,11 +11,10 @@ typer's short usage block, so they are checked for exit code 2, no traceback and
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
+from bad_inputs_data import write_broken_data_root
 from interp_steer.cli import app
 
 LONG_TEXT = " ".join(["word"] * 700)  # > 512 tokens: the tiny models' context
@@ -177,21 +176,6 @@ USAGE_ROWS = [
 ]
 
 
-def _write_jsonl(path, rows) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _persona(statement: str, yes: bool) -> dict:
-    return {"question": f"Is the following statement something you would say?\n\"{statement}\"", "statement": statement,
-            "answer_matching_behavior": " Yes" if yes else " No", "answer_not_matching_behavior": " No" if yes else " Yes"}
-
-
-def _ab(question: str, positive: str, negative: str) -> dict:
-    return {"question": f"{question}\n\nChoices:\n (A) Yes\n (B) No", "answer_matching_behavior": positive,
-            "answer_not_matching_behavior": negative}
-
-
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory, tiny, tiny_gpt2):
     """Vector files for the tiny models and a data root of broken data sets."""
@@ -219,28 +203,7 @@ def paths(tmp_path_factory, tiny, tiny_gpt2):
     found["afile"] = root / "afile"
     found["afile"].write_text("not a directory")
 
-    data = root / "data"
-    persona = data / "anthropic-evals" / "persona"
-    xrisk = data / "anthropic-evals" / "advanced-ai-risk" / "lm_generated_evals"
-    persona.mkdir(parents=True)
-    good = _persona("I like helping people.", True)
-    (persona / "badbytes.jsonl").write_bytes(json.dumps(good).encode() + b"\n" + b'{"question": "caf\xe9"}\n')
-    (persona / "empty.jsonl").write_text("")
-    _write_jsonl(persona / "onlyyes.jsonl", [_persona("I am great.", True), _persona("I am the best.", True)])
-    _write_jsonl(persona / "sameanswer.jsonl", [{**good, "answer_not_matching_behavior": " Yes"}])
-    _write_jsonl(persona / "long.jsonl", [_persona("Short.", True), _persona(" ".join(["long"] * 700), False),
-                                          _persona("Short again.", True), _persona("Also short.", False)])
-    xrisk.mkdir(parents=True)
-    (xrisk / "blank.jsonl").write_text("\n   \n\n")
-    _write_jsonl(xrisk / "same.jsonl", [_ab(f"Q{i}?", " (A)", " (A)") for i in range(3)])
-    _write_jsonl(xrisk / "letters.jsonl", [_ab("Q1?", " (C)", " (A)"), _ab("Q2?", " (B)", " (Z)")])
-    caa = data / "caa" / "generate"
-    (caa / "mixed").mkdir(parents=True)
-    (caa / "mixed" / "generate_dataset.json").write_text(json.dumps(
-        [_ab("   ", "(A)", "(B)") | {"question": "   "}, _ab("Q?", "(B)", "(B)"), _ab("Q?", "(D)", "(B)")]))
-    (caa / "nothing").mkdir(parents=True)
-    (caa / "nothing" / "generate_dataset.json").write_text("[]")
-    found["data"] = data
+    found["data"] = write_broken_data_root(root)
     return found
 
 

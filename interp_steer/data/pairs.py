@@ -63,3 +63,17 @@ def answer_letter(response: str) -> str | None:
     if len(text) >= 2 and text[0] == "(" and text[1].isalpha() and (len(text) == 2 or text[2] == ")"):
         return text[1]
     return None
+
+
+def check_unique_ids(pairs, what: str) -> None:
+    """``DataFormatError`` naming the first pair id that occurs twice (pairs without an id are not checked):
+    a repeated sample would be counted twice in a mean or a fit, or land in both halves of a split."""
+    from interp_steer.errors import DataFormatError
+
+    seen: set[str] = set()
+    for pair in pairs:
+        if pair.id and pair.id in seen:
+            count = sum(p.id == pair.id for p in pairs)
+            raise DataFormatError(f"{what}: pair id {pair.id!r} occurs {count} times; give each sample one id "
+                                  "(drop or re-id the duplicates)")
+        seen.add(pair.id)

@@ -27,7 +27,7 @@ from interp_steer.data.builtin_sets import BUILTIN_DATASETS, load_builtin
 from interp_steer.data.caa_sets import caa_behaviors, load_caa
 from interp_steer.data.capability_sets import CAPABILITY_FILES, capability_sets, load_capability_set
 from interp_steer.data.mwe import PERSONA_DIR, XRISK_DIRS, load_persona_ab, load_persona_free_text, load_xrisk
-from interp_steer.data.pairs import ContrastivePair
+from interp_steer.data.pairs import ContrastivePair, check_unique_ids
 from interp_steer.data.paths import data_root
 from interp_steer.errors import ConfigError, DataFormatError
 
@@ -111,7 +111,8 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, framing: str | N
 
     ``framing`` selects "ab" or "free_text" where a source offers both (or use an ``@framing`` suffix);
     ``limit`` keeps the first ``limit`` pairs in file order. Every pair gets ``dataset`` = the canonical spec
-    and ``id`` = ``<dataset>#<line>``. Unknown names raise ``DataFormatError`` listing close matches.
+    and ``id`` = ``<dataset>#<line>``. Unknown names raise ``DataFormatError`` listing close matches; so does a
+    set in which two pairs end up with the same id.
     """
     if limit is not None and limit < 1:
         raise ConfigError(f"limit={limit}: must be a positive integer or None")
@@ -124,4 +125,5 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, framing: str | N
     for pair in pairs:
         suffix = pair.id.rpartition("#")[2] if "#" in pair.id else str(pair.meta.get("source_line", len(relabelled)))
         relabelled.append(replace(pair, dataset=dataset, id=f"{dataset}#{suffix}"))
+    check_unique_ids(relabelled, f"dataset {dataset!r}")
     return relabelled

@@ -6,7 +6,7 @@ import random
 from collections import Counter, defaultdict, deque
 from typing import Hashable, Sequence
 
-from interp_steer.data.pairs import ContrastivePair
+from interp_steer.data.pairs import ContrastivePair, check_unique_ids
 from interp_steer.errors import ConfigError
 
 
@@ -60,6 +60,7 @@ def train_test_indices(pairs: Sequence[ContrastivePair], test_fraction: float = 
         raise ConfigError(f"test_fraction={test_fraction}: must be strictly between 0 and 1")
     if len(pairs) < 2:
         raise ConfigError(f"cannot split {len(pairs)} pair(s) into train and test; need at least 2")
+    check_unique_ids(pairs, "train_test_split")
     strata: dict[Hashable, list[int]] = defaultdict(list)
     for index, pair in enumerate(pairs):
         strata[split_stratum(pair) if stratify else None].append(index)

@@ -34,7 +34,10 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 def _describe_row(frame: pd.DataFrame, index, columns: Sequence[str]) -> str:
-    return ", ".join(f"{c}={frame.at[index, c]!r}" for c in columns if c in frame.columns)
+    def plain(value):
+        return value.item() if isinstance(value, np.generic) else value  # 1.0, not np.float64(1.0)
+
+    return ", ".join(f"{c}={plain(frame.at[index, c])!r}" for c in columns if c in frame.columns)
 
 
 def _require_finite(frame: pd.DataFrame, column: str, keys: Sequence[str], what: str, hint: str) -> None:
