@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA ?= $(abspath ../shared/data)
 export INTERP_STEER_DATA ?= $(DATA)
 
-.PHONY: install demo test test-fast test-ray bench clean
+.PHONY: install demo test test-fast test-ray bench bench-runs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test-fast: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_engine.py
+
+# local vs Ray executor throughput of a layer scan (Ray inside a private network namespace, root)
+bench-runs: install
+	unshare -n bash -c 'ip link set lo up && RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled \
+	  $(BIN)/python benchmarks/bench_runs.py'
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

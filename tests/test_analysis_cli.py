@@ -9,7 +9,7 @@ import pytest
 
 from interp_steer.cli import app
 from interp_steer.errors import ConfigError
-from interp_steer.explain import ExplainConfig
+from interp_steer.runs.explain import ExplainConfig
 from interp_steer.methods import extract_caa
 
 

@@ -1,4 +1,4 @@
-"""``explain``: a mechanistic report on why some samples are anti-steerable (see :mod:`interp_steer.explain`)."""
+"""``explain``: a mechanistic report on why some samples are anti-steerable (see :mod:`interp_steer.runs.explain`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def explain(
     device: str = typer.Option("cpu"),
 ) -> None:
     """Explain anti-steerable samples: breakdown, activation patching, direct effects, attention views."""
-    from interp_steer.explain import ExplainConfig, run_explain
+    from interp_steer.runs.explain import ExplainConfig, run_explain
 
     mults = parse_float_list(multipliers, "--multipliers")
     check_count(n, "--n", minimum=2)

@@ -1,25 +1,38 @@
 """The ``explain`` job: why are some samples anti-steerable? Breakdown, patching, direct effects, views → report.md.
 
+On the runner as one work unit (the analysis is a chain: the patched samples are picked from the fitted slopes),
+which returns every file (CSV tables, PNG figures, two HTML views, ``summary.json``, ``report.md`` last) for the
+driver to write atomically beside ``config.json``; a rerun with the same settings reuses a finished report.
 Everything here calls library functions (:mod:`interp_steer.analysis`, :mod:`interp_steer.viz`); the CLI
 (:mod:`interp_steer.cli.commands_explain`) only parses options.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
 from interp_steer.errors import ConfigError
+from interp_steer.runs.config import JobConfig
+from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
 
 
 @dataclass
-class ExplainConfig:
-    """Options of one explain run; saved as ``config.json`` beside the report."""
+class ExplainConfig(JobConfig):
+    """Options of one explain run; saved as ``config.json`` beside the report. ``vector_sha1`` identifies the
+    vector file's contents for the resume guard (filled in by :func:`run_explain` when empty)."""
+
+    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "vector_sha1", "dataset", "layer", "n", "sae", "model", "framing", "multipliers", "patch_multiplier", "eps",
+        "test_fraction", "seed",
+    )
+    JOB: ClassVar[str] = "explain report"
 
     vector: str
     dataset: str
@@ -35,8 +48,10 @@ class ExplainConfig:
     seed: int = 0
     data_dir: str | None = None
     device: str = "cpu"
+    vector_sha1: str = ""
 
     def __post_init__(self) -> None:
+        self.multipliers = [float(m) for m in self.multipliers]
         if self.n < 2:
             raise ConfigError(f"--n {self.n}: need at least 2 samples")
         if len(self.multipliers) < 2 or 0.0 not in [float(m) for m in self.multipliers]:
@@ -53,9 +68,63 @@ def _top_sites(frame, k: int = 6):
     return ranked[~((ranked["component"] == "resid_pre"))][cols].head(k)
 
 
+@dataclass(frozen=True)
+class ExplainUnit:
+    """The whole analysis of one vector on one dataset."""
+
+    key: str = "report"
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+class ExplainJob(Job):
+    """``explain`` as a one-unit runner job (see the module docs)."""
+
+    def __init__(self, config: ExplainConfig) -> None:
+        self.config = config
+
+    def units(self) -> list[ExplainUnit]:
+        return [ExplainUnit()]
+
+    def unit_files(self, unit: ExplainUnit) -> list[str]:
+        return ["report.md"]
+
+    def compute(self, unit: ExplainUnit, model) -> UnitFiles:
+        return explain_files(self.config, model)
+
+    def combine(self, out_dir: Path) -> dict:
+        import pandas as pd
+
+        return {"sample_features": pd.read_csv(out_dir / "sample_features.csv"),
+                "patching": pd.read_csv(out_dir / "patching.csv")}
+
+
+def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None] = print, *, executor=None) -> dict:
+    """Run the analysis and write ``report.md``, CSV tables, PNG figures and two HTML views into ``out_dir``;
+    returns ``{"groups", "steerable", "anti", "view_layer"}`` (also in ``summary.json``)."""
+    from interp_steer.models import load_model
+    from interp_steer.runs.evaluate import file_sha1
+
+    if not config.vector_sha1 and Path(config.vector).exists():
+        config.vector_sha1 = file_sha1(config.vector)
+    out_dir = preflight(config, out_dir)
+    model = load_model(config.model, device=config.device) if executor is None else None
+    report = run_job(ExplainJob(config), out_dir, model=model, executor=executor, progress=False)
+    report.raise_if_failed()
+    summary = json.loads((out_dir / "summary.json").read_text())
+    for line in summary.pop("log"):
+        echo(line)
+    echo(f"wrote {out_dir / 'report.md'}")
+    return summary
+
+
 @torch.no_grad()
-def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None] = print) -> dict:
-    """Run the analysis and write ``report.md``, CSV tables, PNG figures and two HTML views into ``out_dir``."""
+def explain_files(config: ExplainConfig, model) -> UnitFiles:
+    """The analysis itself: every output file as ``(name, payload)``, ``report.md`` last."""
     import pandas as pd
 
     from interp_steer.analysis.breakdown import classify_steerability, compare_groups, render_breakdown_markdown, sae_feature_differences, sample_features
@@ -64,18 +133,13 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
     from interp_steer.analysis.patching import compare_samples
     from interp_steer.data import load_dataset, train_test_split
     from interp_steer.evaluation import compute_propensities, steerability
-    from interp_steer.models import load_model
     from interp_steer.steering import SteeringVector
     from interp_steer.steering.hook_names import layer_of
     from interp_steer.viz.patching_plots import plot_logit_lens, plot_patching
-    from interp_steer.viz.views import attention_views, projection_view, save_page
+    from interp_steer.viz.views import attention_views, projection_view, standalone_page
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    started = time.perf_counter()
-
-    model = load_model(config.model, device=config.device)
+    started, log = time.perf_counter(), []
+    echo = log.append
     vector = SteeringVector.load(config.vector).select(config.layer)
     vector.check_fits(model)
     layer = layer_of(vector.hook_names[0])
@@ -108,16 +172,13 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
     lens = pd.concat([logit_lens(model, vector, by_id[i], multiplier=config.patch_multiplier).assign(role=r)
                       for i, r in ((steer_id, "steerable"), (anti_id, "anti-steerable"))], ignore_index=True)
 
-    props.to_csv(out_dir / "propensity.csv", index=False)
-    features.to_csv(out_dir / "sample_features.csv", index=False)
-    direct.to_csv(out_dir / "direct_effect.csv", index=False)
-    patching.to_csv(out_dir / "patching.csv", index=False)
-    lens.to_csv(out_dir / "logit_lens.csv", index=False)
+    files: UnitFiles = [("propensity.csv", props), ("sample_features.csv", features), ("direct_effect.csv", direct),
+                        ("patching.csv", patching), ("logit_lens.csv", lens)]
     title = f"share of the steering effect (×{config.patch_multiplier:g}, vector at layer {layer})"
-    plot_patching(patching, title=title).savefig(out_dir / "patching.png", dpi=110, bbox_inches="tight")
-    plot_patching(patching[patching["layer"] > layer], title=title + ", layers after the vector").savefig(
-        out_dir / "patching_downstream.png", dpi=110, bbox_inches="tight")
-    plot_logit_lens(lens, title="logit lens at the answer position").savefig(out_dir / "logit_lens.png", dpi=110, bbox_inches="tight")
+    files += [("patching.png", _png(plot_patching(patching, title=title))),
+              ("patching_downstream.png", _png(plot_patching(patching[patching["layer"] > layer],
+                                                             title=title + ", layers after the vector"))),
+              ("logit_lens.png", _png(plot_logit_lens(lens, title="logit lens at the answer position")))]
 
     heads = patching[patching["component"] == "head"]
     view_layer = int(heads.groupby("layer")["share"].apply(lambda s: s.abs().sum()).idxmax()) if not heads.empty else layer
@@ -127,7 +188,7 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
         views.append(projection_view(model, vector, by_id[sample_id], sorted({layer, model.cfg.n_layers - 1}),
                                      multiplier=config.patch_multiplier))
         name = f"views_{role}.html"
-        save_page(out_dir / name, f"{role} sample {sample_id}", views)
+        files.append((name, standalone_page(f"{role} sample {sample_id}", views)))
         html_files[role] = name
 
     summary_direct = direct.groupby("group", observed=True)[["direct_raw", "direct_normed", "total_per_unit", "slope"]].mean().reset_index()
@@ -161,6 +222,6 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
         "projection on the vector per token): " + ", ".join(f"[{r}]({f})" for r, f in html_files.items()), "",
         "Tables: `propensity.csv`, `sample_features.csv`, `direct_effect.csv`, `patching.csv`, `logit_lens.csv`.", "",
     ]
-    (out_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    echo(f"wrote {out_dir / 'report.md'}")
-    return {"groups": comparison.attrs["group_sizes"], "steerable": steer_id, "anti": anti_id, "view_layer": view_layer}
+    summary = {"groups": {str(g): int(c) for g, c in comparison.attrs["group_sizes"].items()},
+               "steerable": str(steer_id), "anti": str(anti_id), "view_layer": int(view_layer), "log": log}
+    return [*files, ("summary.json", summary), ("report.md", "\n".join(lines))]
