@@ -92,8 +92,9 @@ class Provenance:
 
     Immutable: derive a changed copy with :func:`dataclasses.replace` (``replace(p, method="random")``).
     ``layers`` is stored as a tuple, ``model_processing`` and ``extra`` as read-only dicts (:class:`FrozenDict`;
-    nested lists become tuples, both serialise with ``json.dumps``); :meth:`to_dict` gives the plain form. ``model_processing`` records how the model's
-    weights were processed when it was loaded (see :func:`interp_steer.models.describe_processing`).
+    nested lists become tuples, both serialise with ``json.dumps``); :meth:`to_dict` gives the plain form.
+    ``model_processing`` records how the model's weights were processed when it was loaded (see
+    :func:`interp_steer.models.describe_processing`).
     """
 
     model: str = ""
