@@ -1,4 +1,4 @@
-"""``compare``: CAA vs SAE-targeted vs SAE decoder-direction vectors at equal norm (see :mod:`interp_steer.compare`)."""
+"""``compare``: CAA vs SAE-targeted vs SAE decoder-direction vectors at equal norm (see :mod:`interp_steer.runs.compare`)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def compare(
     """Compare CAA, SAE-TS, SAE decoder-direction and random vectors at equal norm: feature effects, steerability."""
     import torch
 
-    from interp_steer.compare import CompareConfig, run_compare
+    from interp_steer.runs.compare import CompareConfig, run_compare
 
     mults = parse_float_list(multipliers, "--multipliers")
     for value, option, minimum in ((n_targets, "--n-targets", 1), (n_decoder_baselines, "--n-decoder-baselines", 0),

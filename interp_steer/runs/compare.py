@@ -2,24 +2,36 @@
 
 Builds the vectors from one dataset at one layer (all rescaled to the CAA vector's norm), runs
 :func:`interp_steer.analysis.sae_comparison.compare_vectors` and writes ``report.md``, PNG plots, CSV tables,
-the vectors and ``config.json`` into the output folder. The CLI (:mod:`interp_steer.cli.commands_compare`)
-only parses options.
+the vectors and ``config.json`` into the output folder. On the runner as one work unit (every later step
+depends on the CAA vector and the fitted effect model) that returns all its files for the driver to write
+atomically (``report.md`` last); a rerun with the same settings reuses a finished report. The CLI
+(:mod:`interp_steer.cli.commands_compare`) only parses options.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 from interp_steer.errors import ConfigError
+from interp_steer.runs.config import JobConfig
+from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(JobConfig):
     """Options of one comparison run; saved as ``config.json`` beside the report."""
+
+    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "dataset", "layer", "sae", "targets", "n_targets", "n_decoder_baselines", "n_train", "n_test", "n_texts",
+        "max_text_tokens", "text_source", "n_probe", "ridge", "multipliers", "n_generations", "max_new_tokens",
+        "model", "framing", "seed",
+    )
+    JOB: ClassVar[str] = "comparison"
 
     dataset: str
     layer: int = 12
@@ -172,8 +184,61 @@ def _md_sections(config: CompareConfig, result, info: dict) -> list[str]:
     ]
 
 
-def run_compare(config: CompareConfig, out_dir: Path, echo: Callable[[str], None] = print) -> dict:
-    """Build the vectors, compare them and write the report; returns a dict of headline numbers."""
+@dataclass(frozen=True)
+class CompareUnit:
+    """The whole comparison (vectors, effect model, evaluation, report)."""
+
+    key: str = "report"
+
+
+class CompareJob(Job):
+    """``compare`` as a one-unit runner job (see the module docs)."""
+
+    def __init__(self, config: CompareConfig) -> None:
+        self.config = config
+
+    def units(self) -> list[CompareUnit]:
+        return [CompareUnit()]
+
+    def unit_files(self, unit: CompareUnit) -> list[str]:
+        return ["report.md"]
+
+    def compute(self, unit: CompareUnit, model) -> UnitFiles:
+        return compare_files(self.config, model)
+
+    def combine(self, out_dir: Path) -> dict:
+        import pandas as pd
+
+        return {"steerability": pd.read_csv(out_dir / "steerability.csv")} if (out_dir / "steerability.csv").exists() else {}
+
+
+def _png(figure) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def run_compare(config: CompareConfig, out_dir: Path, echo: Callable[[str], None] = print, *, executor=None) -> dict:
+    """Build the vectors, compare them and write the report; returns a dict of headline numbers (also in
+    ``summary.json``)."""
+    from interp_steer.models import load_model
+
+    out_dir = preflight(config, out_dir)
+    model = load_model(config.model, device=config.device) if executor is None else None
+    report = run_job(CompareJob(config), out_dir, model=model, executor=executor, progress=False)
+    report.raise_if_failed()
+    summary = json.loads((out_dir / "summary.json").read_text())
+    for line in summary.pop("log"):
+        echo(line)
+    echo(f"wrote {out_dir / 'report.md'} ({summary['seconds']:.0f} s)")
+    return summary
+
+
+def compare_files(config: CompareConfig, model) -> UnitFiles:
+    """The comparison itself: every output file as ``(name, payload)``, ``report.md`` last."""
     import pandas as pd
     import torch
 
@@ -182,20 +247,15 @@ def run_compare(config: CompareConfig, out_dir: Path, echo: Callable[[str], None
     from interp_steer.evaluation import random_like
     from interp_steer.methods.caa import extract_caa
     from interp_steer.methods.sae_targeted import build_sae_targeted_vector, decoder_direction_vector
-    from interp_steer.models import load_model
     from interp_steer.sae import check_sae_fits, decoder_cosine_table, load_sae
     from interp_steer.sae.feature_effects import mean_feature_activations
     from interp_steer.steering import as_hook_name
     from interp_steer.viz.comparison_plots import (
         plot_cosine_heatmap, plot_feature_effects, plot_mean_propensity_by_vector, plot_slopes_by_vector,
     )
-    from interp_steer.viz.plots import save_figure
 
-    start = time.time()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    model = load_model(config.model, device=config.device)
+    start, log = time.time(), []
+    echo = log.append
     sae = load_sae(config.sae, device=config.device)
     hook = check_sae_fits(sae, model, as_hook_name(config.layer))
     pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)
@@ -211,8 +271,7 @@ def run_compare(config: CompareConfig, out_dir: Path, echo: Callable[[str], None
         texts = generated_texts(model, config, train)
     else:
         texts = fixed_texts(model.tokenizer, config, train)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"text": texts}).to_csv(out_dir / "texts.csv", index=False)  # the texts behind the feature effects
+    files: UnitFiles = [("texts.csv", pd.DataFrame({"text": texts}))]  # the texts behind the feature effects
     clean = mean_feature_activations(model, sae, texts, None, hook, max_tokens=config.max_text_tokens)[0]
     cosines = decoder_cosine_table(caa, sae, hook, top=sae.cfg.d_sae)
     if config.targets is None:
@@ -235,19 +294,18 @@ def run_compare(config: CompareConfig, out_dir: Path, echo: Callable[[str], None
     result = compare_vectors(model, sae, vectors, test, texts, targets, config.multipliers, norm=norm,
                              hook_name=hook, n_generations=config.n_generations,
                              max_new_tokens=config.max_new_tokens, max_tokens=config.max_text_tokens)
-    for name, vector in vectors.items():
-        vector.save(out_dir / "vectors" / f"{name}.safetensors")
-    for name, table in result.tables().items():
-        table.to_csv(out_dir / f"{name}.csv", index=False)
-    save_figure(plot_cosine_heatmap(result.cosine), out_dir / "cosine.png")
-    save_figure(plot_feature_effects(result.feature_effects), out_dir / "feature_effects.png")
-    save_figure(plot_mean_propensity_by_vector(result.propensities), out_dir / "propensity_by_vector.png")
-    save_figure(plot_slopes_by_vector(result.per_sample), out_dir / "slopes_by_vector.png")
+    files += [(f"vectors/{name}.safetensors", vector) for name, vector in vectors.items()]
+    files += [(f"{name}.csv", table) for name, table in result.tables().items()]
+    files += [("cosine.png", _png(plot_cosine_heatmap(result.cosine))),
+              ("feature_effects.png", _png(plot_feature_effects(result.feature_effects))),
+              ("propensity_by_vector.png", _png(plot_mean_propensity_by_vector(result.propensities))),
+              ("slopes_by_vector.png", _png(plot_slopes_by_vector(result.per_sample)))]
     info = {"n_train": len(train), "n_test": len(test), "n_texts": len(texts), "r2_train": effect_model.r2_train,
             "r2_test": effect_model.r2_test, "targets_text": targets_text, "seconds": time.time() - start}
-    (out_dir / "report.md").write_text("\n".join(_md_sections(config, result, info)))
-    headline = {row.vector: {"mean_slope": row.mean_slope, "anti_steerable_fraction": row.anti_steerable_fraction}
+    report = "\n".join(_md_sections(config, result, info))
+    headline = {row.vector: {"mean_slope": float(row.mean_slope), "anti_steerable_fraction": float(row.anti_steerable_fraction)}
                 for row in result.steerability.itertuples()}
     echo(json.dumps(headline, indent=2))
-    echo(f"wrote {out_dir / 'report.md'} ({info['seconds']:.0f} s)")
-    return {"steerability": headline, "targets": targets, "norm": norm, **info}
+    summary = {"steerability": headline, "targets": [int(t) for t in targets], "norm": norm,
+               **{k: (float(v) if isinstance(v, float) else v) for k, v in info.items()}, "log": log}
+    return [*files, ("summary.json", json.loads(json.dumps(summary, default=float))), ("report.md", report)]
