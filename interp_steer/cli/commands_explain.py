@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.options import check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir
+from interp_steer.cli.options import (
+    check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir, select_layer,
+)
 from interp_steer.errors import ConfigError
 
 
@@ -38,6 +40,9 @@ def explain(
     if check_finite(eps, "--eps") is not None and eps < 0:
         raise ConfigError(f"--eps {eps:g}: must be ≥ 0")
     check_device_option(device)
+    from interp_steer.steering import SteeringVector
+
+    select_layer(SteeringVector.load(vector), layer, vector)  # a multi-hook vector needs --layer: say so now
     prepare_out_dir(out)
     config = ExplainConfig(
         vector=str(vector), dataset=dataset, layer=layer, n=n, sae=sae, model=model, framing=framing,
