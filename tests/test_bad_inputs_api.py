@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from bad_inputs_data import write_broken_data_root
+
 from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError
 
 NAN, INF = float("nan"), float("inf")

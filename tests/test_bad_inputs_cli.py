@@ -12,9 +12,9 @@ typer's short usage block, so they are checked for exit code 2, no traceback and
 from __future__ import annotations
 
 import pytest
+from bad_inputs_data import write_broken_data_root
 from typer.testing import CliRunner
 
-from bad_inputs_data import write_broken_data_root
 from interp_steer.cli import app
 
 LONG_TEXT = " ".join(["word"] * 700)  # > 512 tokens: the tiny models' context

@@ -9,7 +9,12 @@ import typer
 
 from interp_steer.cli import app
 from interp_steer.cli.options import (
-    check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir, select_layer,
+    check_count,
+    check_device_option,
+    check_finite,
+    parse_float_list,
+    prepare_out_dir,
+    select_layer,
 )
 from interp_steer.errors import ConfigError
 
