@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Iterable
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import DataFormatError
@@ -20,7 +21,7 @@ class LoadedPairs(list):
     """A ``list[ContrastivePair]`` with ``source`` (the file read), ``skipped`` (reason → row count, see
     :data:`SKIP_REASONS`) and ``n_rows`` (rows read from the file, kept or skipped; ``None`` if unknown)."""
 
-    def __init__(self, pairs: list[ContrastivePair] = (), source: Path | None = None, skipped: Counter | None = None,
+    def __init__(self, pairs: Iterable[ContrastivePair] = (), source: Path | None = None, skipped: Counter | None = None,
                  n_rows: int | None = None):
         super().__init__(pairs)
         self.source = source
