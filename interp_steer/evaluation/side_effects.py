@@ -138,22 +138,54 @@ def prepare_neutral(model: HookedTransformer, passages: Sequence[NeutralPassage]
     return NeutralSet(tuple(p.id for p in passages), tuple(tokens), tuple(conts))
 
 
-def _logprob_pieces(model: HookedTransformer, seqs: Sequence[Sequence[int]], read_from: Sequence[int],
-                    read_len: Sequence[int], vector: SteeringVector | None, multiplier: float) -> list[Tensor]:
-    """Per sequence, the float64 next-token log-probabilities ``[read_len, d_vocab]`` at positions
-    ``read_from .. read_from + read_len − 1`` (relative to the row's first token), steered at all positions."""
-    batch = left_pad(seqs, pad_token_id(model.tokenizer)).to(model.cfg.device)
-    if vector is not None and multiplier != 0.0:
-        with steer(model, vector, multiplier=float(multiplier), positions="all"):
-            final = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=model.cfg.n_layers)
-    else:
-        final = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=model.cfg.n_layers)
+def _read_logprobs(model: HookedTransformer, final: Tensor, offsets: Tensor, read_from: Sequence[int],
+                   read_len: Sequence[int]) -> list[Tensor]:
     out = []
     for row, (start, length) in enumerate(zip(read_from, read_len)):
-        lo = int(batch.offsets[row]) + start
+        lo = int(offsets[row]) + start
         logits = final_logits(model, final[row, lo:lo + length])
         out.append(torch.log_softmax(logits.double(), dim=-1))
     return out
+
+
+def _resumable_layer(vector: SteeringVector | None) -> int | None:
+    """The layer ``L`` if ``vector`` is one ``blocks.L.hook_resid_post`` direction (steering it at every position
+    is then ``resid_L + m·v`` fed to blocks ``L+1…``), else ``None``."""
+    if vector is None or len(vector.hook_names) != 1 or not vector.hook_names[0].endswith(".hook_resid_post"):
+        return None
+    return layer_of(vector.hook_names[0])
+
+
+def _logprob_pieces(model: HookedTransformer, seqs: Sequence[Sequence[int]], read_from: Sequence[int],
+                    read_len: Sequence[int], vector: SteeringVector | None, multiplier: float,
+                    *, keep_layer: int | None = None, kept: dict | None = None) -> list[Tensor]:
+    """Per sequence, the float64 next-token log-probabilities ``[read_len, d_vocab]`` at positions
+    ``read_from .. read_from + read_len − 1`` (relative to the row's first token), steered at all positions.
+
+    ``keep_layer``: also store the (unsteered) ``blocks.L.hook_resid_post`` and the batch in ``kept``."""
+    batch = left_pad(seqs, pad_token_id(model.tokenizer)).to(model.cfg.device)
+    hooks = []
+    if keep_layer is not None and kept is not None:
+        kept["batch"] = batch
+        hooks.append((f"blocks.{keep_layer}.hook_resid_post", lambda act, hook: kept.__setitem__("resid", act)))
+    with model.hooks(fwd_hooks=hooks):
+        if vector is not None and multiplier != 0.0:
+            with steer(model, vector, multiplier=float(multiplier), positions="all"):
+                final = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=model.cfg.n_layers)
+        else:
+            final = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=model.cfg.n_layers)
+    return _read_logprobs(model, final, batch.offsets, read_from, read_len)
+
+
+def _resumed_pieces(model: HookedTransformer, kept: dict, layer: int, direction: Tensor, multiplier: float,
+                    read_from: Sequence[int], read_len: Sequence[int]) -> list[Tensor]:
+    """:func:`_logprob_pieces` of a resid_post vector from the kept unsteered residual at ``layer``: only blocks
+    ``layer+1…`` are run (the layers below are unaffected by steering)."""
+    batch = kept["batch"]
+    resid = kept["resid"] + float(multiplier) * direction
+    final = model(resid, start_at_layer=layer + 1, stop_at_layer=model.cfg.n_layers,
+                  attention_mask=batch.attention_mask) if layer + 1 < model.cfg.n_layers else resid
+    return _read_logprobs(model, final, batch.offsets, read_from, read_len)
 
 
 def _kl_rows(ref: Float[Tensor, "n d_vocab"], other: Float[Tensor, "n d_vocab"]) -> Float[Tensor, "n"]:
@@ -195,10 +227,16 @@ def neutral_side_effects(
         n_kl = [len(neutral.tokens[i]) for i in idx]
         n_cont = [len(neutral.continuations[i]) for i in idx]
         read_len = [k + max(c - 1, 0) for k, c in zip(n_kl, n_cont)]
-        reference = _logprob_pieces(model, seqs, [0] * len(seqs), read_len, None, 0.0)
+        resume = None if prefix else _resumable_layer(vector)
+        kept: dict = {}
+        reference = _logprob_pieces(model, seqs, [0] * len(seqs), read_len, None, 0.0, keep_layer=resume, kept=kept)
         for m in multipliers:
-            compared_seqs = [prefix + s for s in seqs] if prefix else seqs
-            compared = _logprob_pieces(model, compared_seqs, [len(prefix)] * len(seqs), read_len, vector, float(m))
+            if resume is not None:
+                direction = vector.directions[vector.hook_names[0]].to(model.cfg.device, model.cfg.dtype)
+                compared = _resumed_pieces(model, kept, resume, direction, float(m), [0] * len(seqs), read_len)
+            else:
+                compared_seqs = [prefix + s for s in seqs] if prefix else seqs
+                compared = _logprob_pieces(model, compared_seqs, [len(prefix)] * len(seqs), read_len, vector, float(m))
             for j, i in enumerate(idx):
                 ref, cmp_ = reference[j], compared[j]
                 kl = _kl_rows(ref[: n_kl[j]], cmp_[: n_kl[j]]).mean().item()
