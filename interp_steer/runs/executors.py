@@ -157,7 +157,7 @@ class RayExecutor:
     def run(self, job: Job, units: Sequence[Any], *, deliver: Callable, may_start: Callable[[], bool],
             model=None) -> None:
         ray = _import_ray()
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import RayActorError, RayError
 
         t0 = time.perf_counter()
         started_here = self._connect(ray)
@@ -203,8 +203,10 @@ class RayExecutor:
                         replacements += 1
                         actor = actor_class.remote(job_ref, self.torch_threads)
                         actors.append(actor)
-                except RayTaskError as exc:  # compute_outcome catches unit errors; this is Ray's own failure
-                    outcome = UnitOutcome(unit.key, error=f"Ray task failed: {str(exc).splitlines()[0]}",
+                except RayError as exc:  # compute_outcome catches unit errors; this is Ray's own failure
+                    # (e.g. a result the driver cannot unpickle because its code differs from the workers')
+                    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+                    outcome = UnitOutcome(unit.key, error=f"Ray could not return the unit: {first}",
                                           error_type=type(exc).__name__)
                 deliver(unit, outcome)
                 if actor is not None:
