@@ -81,12 +81,14 @@ def test_cross_variant_on_tiny_matches_direct_computation(tiny):
     out = cross_variant_steerability(tiny, train, test, 1, mults, variants=("BASE", "USER_POS"), sentences=s)
     assert out["matrix"].shape == (2, 2)
     assert len(out["per_sample"]) == 2 * 2 * len(test)
-    # independent path for one cell: vector trained on USER_POS, evaluated on BASE
+    # independent path for one cell: vector trained on USER_POS, rescaled to the BASE vector's norm, evaluated on BASE
     vec = extract_caa(tiny, apply_variant(train, "USER_POS", s), [1], progress=False)
+    base_norm = extract_caa(tiny, apply_variant(train, "BASE", s), [1], progress=False)[1].double().norm()
+    vec = type(vec)({1: (vec[1].double() * base_norm / vec[1].double().norm()).float()}, vec.provenance)
     direct = steerability(compute_propensities(tiny, apply_variant(test, "BASE"), vec, mults))
     assert out["matrix"].at["USER_POS", "BASE"] == pytest.approx(direct.slope.mean(), abs=1e-6)
     own = out["matrix"].at["BASE", "BASE"]
-    expected = out["matrix"].at["USER_POS", "BASE"] / abs(own) if own > 0.25 else np.nan
+    expected = out["matrix"].at["USER_POS", "BASE"] / abs(own) if abs(own) > 0.25 else np.nan
     np.testing.assert_allclose(out["relative"].at["USER_POS", "BASE"], expected, equal_nan=True)
 
 

@@ -1,6 +1,7 @@
 """Reliability evaluation of steering vectors (after Tan et al. 2024): propensity, steerability, spurious factors,
-and prompt variants (the layer scan job lives in :mod:`interp_steer.runs.scan`)."""
+prompt variants, the unsteered A/B baseline and bootstrap intervals (the layer scan job lives in :mod:`interp_steer.runs.scan`)."""
 
+from interp_steer.evaluation.ab_baseline import ab_baseline
 from interp_steer.evaluation.metrics import (
     random_baseline,
     random_like,
@@ -10,17 +11,29 @@ from interp_steer.evaluation.metrics import (
 from interp_steer.evaluation.naive import naive_propensities
 from interp_steer.evaluation.propensity import PROPENSITY_COLUMNS, compute_propensities, vector_label
 from interp_steer.evaluation.spurious import spurious_factor_variance
+from interp_steer.evaluation.uncertainty import (
+    bootstrap,
+    bootstrap_ci,
+    correlation_ci,
+    spurious_cis,
+    steerability_cis,
+)
 from interp_steer.evaluation.variants import (
     VARIANTS,
     PersonaSentences,
     apply_variant,
     cross_variant_steerability,
+    generalisation_correlation,
+    match_base_norm,
     persona_sentences,
     relative_steerability,
+    relative_steerability_table,
     steerability_matrix,
 )
 
 __all__ = [
+    "ab_baseline", "bootstrap", "bootstrap_ci", "correlation_ci", "spurious_cis", "steerability_cis",
+    "generalisation_correlation", "match_base_norm", "relative_steerability_table",
     "VARIANTS", "PersonaSentences", "apply_variant", "cross_variant_steerability",
     "persona_sentences", "relative_steerability", "steerability_matrix",
     "PROPENSITY_COLUMNS", "compute_propensities", "naive_propensities", "random_baseline", "random_like",

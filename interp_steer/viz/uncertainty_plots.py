@@ -1,0 +1,159 @@
+"""Figures with their uncertainty: the spurious-factor variance bars, interval (forest) plots of tidy CI tables,
+and relative steerability vs the unsteered-propensity difference.
+
+Each function takes a table of :mod:`interp_steer.evaluation` (``spurious_factor_variance``, the tidy tables of
+:mod:`~interp_steer.evaluation.uncertainty`, ``relative_steerability_table``) and returns a matplotlib Figure
+with a title that states n, units on the axes and a legend; at most ``max_rows`` labelled rows per panel (more
+rows are split over panels side by side).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from interp_steer.errors import ConfigError
+
+AB_SLOPE_UNITS = "logit diff. per unit multiplier"
+FREE_TEXT_SLOPE_UNITS = "nats per unit multiplier"
+
+
+def _need(frame: pd.DataFrame, columns: Sequence[str], plot: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{plot} needs columns {missing}; got {list(frame.columns)}")
+    if frame.empty:
+        raise ConfigError(f"{plot}: the table is empty")
+
+
+def _panels(n_rows: int, max_rows: int, width: float = 6.5) -> tuple[Figure, list]:
+    if max_rows < 1:
+        raise ConfigError(f"max_rows={max_rows}: use at least 1")
+    n_panels = max(1, int(np.ceil(n_rows / max_rows)))
+    per_panel = int(np.ceil(n_rows / n_panels))
+    fig, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, max(2.8, 0.28 * per_panel + 1.6)), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _chunks(n_rows: int, n_panels: int) -> list[slice]:
+    size = int(np.ceil(n_rows / n_panels))
+    return [slice(i, min(n_rows, i + size)) for i in range(0, n_rows, size)]
+
+
+def plot_spurious_variance_split(
+    spurious: pd.DataFrame,
+    *,
+    units: str = AB_SLOPE_UNITS,
+    label: str = "dataset",
+    max_rows: int = 40,
+    title: str | None = None,
+) -> Figure:
+    """Stacked horizontal bars per dataset: the sample variance of per-sample steerability explained by ``is_A``,
+    additionally by ``is_Yes``, and unexplained (``spurious_factor_variance`` columns ``var_*``), in ``units``²."""
+    _need(spurious, [label, "var_is_A", "var_is_Yes", "var_unexplained"], "plot_spurious_variance_split")
+    table = spurious.assign(_total=spurious[["var_is_A", "var_is_Yes", "var_unexplained"]].fillna(0).sum(axis=1))
+    table = table.sort_values("_total", ascending=True).reset_index(drop=True)
+    fig, axes = _panels(len(table), max_rows)
+    parts = (("var_is_A", "is_A (answer letter)", "C0"), ("var_is_Yes", "+ is_Yes (answer means Yes)", "C1"),
+             ("var_unexplained", "unexplained", "0.75"))
+    for ax, rows in zip(axes, _chunks(len(table), len(axes))):
+        chunk = table.iloc[rows]
+        left = np.zeros(len(chunk))
+        for column, name, color in parts:
+            values = chunk[column].fillna(0).to_numpy(dtype=float)
+            ax.barh(chunk[label].astype(str), values, left=left, color=color, label=name)
+            left += values
+        ax.set_xlabel(f"variance of per-sample steerability (({units})²)")
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0].set_ylabel(label)
+    axes[0].legend(fontsize=7, loc="lower right")
+    n_samples = f", {int(table['n_samples'].sum())} samples" if "n_samples" in table.columns else ""
+    fig.suptitle(title or f"Spurious factors: variance of per-sample steerability ({len(table)} datasets{n_samples})",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_intervals(
+    table: pd.DataFrame,
+    *,
+    statistic: str,
+    label: str = "dataset",
+    units: str = "",
+    reference: float | None = None,
+    reference_label: str | None = None,
+    max_rows: int = 40,
+    title: str | None = None,
+) -> Figure:
+    """Forest plot of one ``statistic`` of a tidy interval table (estimate and ``ci_low``–``ci_high`` per ``label``),
+    sorted by the estimate, with an optional vertical reference line (e.g. 0.5 for the anti-steerable fraction)."""
+    _need(table, [label, "statistic", "estimate", "ci_low", "ci_high"], "plot_intervals")
+    rows = table[table["statistic"] == statistic].sort_values("estimate").reset_index(drop=True)
+    if rows.empty:
+        raise ConfigError(f"plot_intervals: no rows with statistic {statistic!r}; have {sorted(table['statistic'].unique())}")
+    fig, axes = _panels(len(rows), max_rows, width=5.5)
+    for ax, part in zip(axes, _chunks(len(rows), len(axes))):
+        chunk = rows.iloc[part]
+        names = chunk[label].fillna("all datasets").astype(str).to_numpy()
+        y = np.arange(len(chunk))
+        err = np.vstack([chunk["estimate"] - chunk["ci_low"], chunk["ci_high"] - chunk["estimate"]]).clip(min=0)
+        ax.errorbar(chunk["estimate"], y, xerr=err, fmt="o", ms=3, color="C0", ecolor="C0", elinewidth=1,
+                    label="estimate with 95% CI" if "confidence" not in chunk else
+                    f"estimate with {100 * float(chunk['confidence'].iloc[0]):.0f}% CI")
+        if reference is not None:
+            ax.axvline(reference, color="C3", ls="--", lw=1, label=reference_label or f"reference {reference:g}")
+        ax.set_yticks(y, names, fontsize=7)
+        ax.set_xlabel(f"{statistic} ({units})" if units else statistic)
+    axes[0].set_ylabel(label)
+    axes[0].legend(fontsize=7, loc="lower right")
+    n = f"{len(rows)} {label}s" + (f", {int(rows['n_samples'].sum())} samples" if "n_samples" in rows.columns else "")
+    method = f"; {rows['method'].iloc[0]} bootstrap" if "method" in rows.columns else ""
+    fig.suptitle(title or f"{statistic} with confidence intervals ({n}{method})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_relative_vs_propensity_difference(
+    per_dataset: pd.DataFrame,
+    *,
+    correlation: pd.DataFrame | None = None,
+    propensity_units: str = "logit diff.",
+    title: str | None = None,
+) -> Figure:
+    """Tan et al.'s generalisation figure: relative steerability of X's vector on Y against the difference in
+    unsteered propensity (Y − X), one point per (dataset, X ≠ Y) with its 95% CI, coloured by the test variant;
+    ``correlation`` (``generalisation_correlation``) is quoted in the title."""
+    _need(per_dataset, ["dataset", "train_variant", "variant", "relative", "propensity_difference"],
+          "plot_relative_vs_propensity_difference")
+    points = per_dataset[(per_dataset["train_variant"] != per_dataset["variant"])].dropna(
+        subset=["relative", "propensity_difference"])
+    if points.empty:
+        raise ConfigError("plot_relative_vs_propensity_difference: no off-diagonal point passes the own-slope cutoff")
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    for i, (variant, group) in enumerate(points.groupby("variant", sort=True)):
+        xerr = yerr = None
+        if {"relative_ci_low", "relative_ci_high"} <= set(group.columns):
+            yerr = np.vstack([group["relative"] - group["relative_ci_low"],
+                              group["relative_ci_high"] - group["relative"]]).clip(min=0)
+        if {"propensity_difference_ci_low", "propensity_difference_ci_high"} <= set(group.columns):
+            xerr = np.vstack([group["propensity_difference"] - group["propensity_difference_ci_low"],
+                              group["propensity_difference_ci_high"] - group["propensity_difference"]]).clip(min=0)
+        ax.errorbar(group["propensity_difference"], group["relative"], xerr=xerr, yerr=yerr, fmt="o", ms=4,
+                    color=f"C{i % 10}", elinewidth=0.6, alpha=0.8, label=f"test variant {variant}")
+    ax.axhline(1.0, color="grey", ls="--", lw=0.8, label="as steerable as Y's own vector")
+    ax.axhline(0.0, color="grey", ls=":", lw=0.8)
+    ax.axvline(0.0, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel(f"unsteered propensity, test − train variant ({propensity_units})")
+    ax.set_ylabel("relative steerability slope(X→Y) / |slope(Y→Y)| (ratio)")
+    ax.legend(fontsize=7, loc="best")
+    head = f"{len(points)} (dataset, train ≠ test) points, {points['dataset'].nunique()} datasets"
+    if correlation is not None and not correlation.empty:
+        row = correlation.iloc[0]
+        head += f"; {row['statistic']} = {row['estimate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+    ax.set_title(title or f"Relative steerability vs unsteered propensity difference\n({head})", fontsize=9)
+    fig.tight_layout()
+    return fig
