@@ -163,3 +163,20 @@ def test_driver_killed_then_rerun_resumes_without_recomputing(cluster, reference
     assert len(report.reused) == len(finished)  # one layer per unit
     assert not list(out.rglob(".*.tmp*"))
     assert_same_scan(report.tables, reference)
+
+
+def test_scan_cli_with_ray_executor_matches_local(cluster, tmp_path):
+    from typer.testing import CliRunner
+
+    from interp_steer.cli import app
+
+    args = ["scan", "--dataset", "builtin:sentiment", "--model", "tiny-llama", "--layers", "0,2", "--n-train", "4",
+            "--n-test", "3", "--multipliers", "-1,0,1", "--layers-per-unit", "1", "--no-progress"]
+    local = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "local")], catch_exceptions=False)
+    assert local.exit_code == 0, local.output
+    remote = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2",
+                                      "--ray-address", cluster], catch_exceptions=False)
+    assert remote.exit_code == 0, remote.output
+    assert "2 units: 2 computed, 0 already done" in remote.output and "ray (" in remote.output
+    a, b = (pd.read_parquet(tmp_path / d / "propensities.parquet") for d in ("local", "ray"))
+    pd.testing.assert_frame_equal(a, b, atol=1e-6, rtol=0)
