@@ -18,7 +18,7 @@ at the answer position of the clean run) by Cohen's d between the two groups.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ def sample_features(
     missing = [i for i in ids if i not in indexed.index]
     if missing:
         raise ConfigError(f"sample_features: {len(missing)} pair id(s) not in the steerability table, e.g. {missing[0]!r}")
-    read = read_position or vector.provenance.read_position or None
+    read: Any = read_position or vector.provenance.read_position or None
     acts = collect_contrastive_activations(model, pairs, [hook], read_position=read, progress=False)
     diffs = acts.differences(hook).double()
     unit = vector.directions[hook].double().cpu()
@@ -168,8 +168,8 @@ def sae_feature_differences(
         _, cache = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask, names_filter=lambda n: n == name)
         rows.append(cache[name][0, -1])
     latents = sae.encode(torch.stack(rows).to(sae.device if hasattr(sae, "device") else "cpu")).float().cpu().numpy()
-    groups = np.asarray(groups)
-    s, a = latents[groups == "steerable"], latents[groups == "anti-steerable"]
+    group_array = np.asarray(groups)
+    s, a = latents[group_array == "steerable"], latents[group_array == "anti-steerable"]
     active = (latents > 0).sum(0)
     records = []
     for feature in np.flatnonzero(active >= min_active):

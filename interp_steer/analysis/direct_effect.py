@@ -101,7 +101,7 @@ def logit_lens(
     names = {f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)}
     readout, clean, steered = clean_and_steered_caches(model, vector, pair, multiplier, names)
     letters = torch.tensor([[readout.positive_token, readout.negative_token]])
-    records = []
+    records: list[dict] = []
     for layer in range(model.cfg.n_layers):
         name = f"blocks.{layer}.hook_resid_post"
         values = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -124,13 +124,13 @@ def patch_sites(
     start = base.absolute([seqs.steer_from] * n_sides)
     needed = sorted({s.hook_name for s in sites})
     stop = model.cfg.n_layers
-    clean_final = model(base.tokens, attention_mask=base.attention_mask, stop_at_layer=stop)
+    clean_final: Tensor = model(base.tokens, attention_mask=base.attention_mask, stop_at_layer=stop)
     with steer(model, vector, multiplier=float(multiplier), positions=start):
         steered_final, cache = model.run_with_cache(
             base.tokens, attention_mask=base.attention_mask, stop_at_layer=stop, names_filter=lambda n: n in needed
         )
     metric_clean = float(combine_sides(sequence_scores(model, clean_final, base, seqs.rows), n_sides)[0])
-    metric_steered = float(combine_sides(sequence_scores(model, steered_final, base, seqs.rows), n_sides)[0])
+    metric_steered = float(combine_sides(sequence_scores(model, steered_final, base, seqs.rows), n_sides)[0])  # type: ignore[arg-type]
 
     patched = np.empty(len(sites), dtype=np.float64)
     per_chunk = max(1, batch_size // n_sides)
@@ -150,13 +150,13 @@ def patch_sites(
                     e[2].append(side)
                     e[3].append(int(base.offsets[side]) + position)
                     e[4].append(-1 if site.head is None else site.head)
-        hooks = []
+        hooks: list[tuple[str | Callable[..., Any], Callable[..., Any]]] = []
         for name, (dr, dp, sr, sp, hd) in entries.items():
             index = [torch.tensor(xs, dtype=torch.long, device=device) for xs in (dr, dp, sr, sp, hd)]
             heads = index[4] if name.endswith("hook_z") else None
             if heads is not None and bool((heads < 0).any()):
                 raise ConfigError(f"patch site {name}: attn.hook_z sites need a head")
-            hooks.append((name, _patch_hook(*index[:4], heads, cache[name])))
+            hooks.append((name, _patch_hook(index[0], index[1], index[2], index[3], heads, cache[name])))
         with model.hooks(fwd_hooks=hooks):
             final = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=stop)
         scores = sequence_scores(model, final, batch, list(seqs.rows) * len(chunk))
@@ -176,7 +176,7 @@ def scan_sites(
         raise ConfigError(f"components {unknown} unknown; choose from {sorted(COMPONENT_HOOKS)}")
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     steered_positions = tuple(range(seqs.steer_from, seqs.max_len))
-    out = []
+    out: list[tuple[str, int, PatchSite]] = []
     for component in components:
         for layer in layers:
             name = f"blocks.{layer}.{COMPONENT_HOOKS[component]}"

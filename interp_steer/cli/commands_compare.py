@@ -61,7 +61,7 @@ def compare(
                                    (n_generations, "--n-generations", 0), (max_new_tokens, "--max-new-tokens", 1),
                                    (threads, "--threads", 1)):
         check_count(value, option, minimum=minimum)
-    if check_finite(ridge, "--ridge") < 0:
+    if (check_finite(ridge, "--ridge") or 0.0) < 0:
         from interp_steer.errors import ConfigError
 
         raise ConfigError(f"--ridge {ridge:g}: must be ≥ 0")

@@ -115,8 +115,7 @@ def generate(
 ) -> None:
     """Generate from a prompt with the vector at several multipliers, side by side."""
     from interp_steer.models import load_model
-    from interp_steer.steering import SteeringVector, chat_prompt
-    from interp_steer.steering import generate as steered_generate
+    from interp_steer.steering import SteeringVector, chat_prompt, generate_batch
 
     mults = parse_float_list(multipliers, "--multipliers")
     check_count(max_new_tokens, "--max-new-tokens")
@@ -127,12 +126,14 @@ def generate(
     hooked = load_model(model, device=device)
     steering_vector.check_fits(hooked)
     text = chat_prompt(hooked, prompt, system_prompt)
+    assert hooked.tokenizer is not None
     n_prompt = len(hooked.tokenizer(text, add_special_tokens=False).input_ids)
     if n_prompt + max_new_tokens > hooked.cfg.n_ctx:
         raise ConfigError(f"--prompt is {n_prompt} tokens in the chat template; with --max-new-tokens {max_new_tokens} "
                           f"that exceeds the model's context of {hooked.cfg.n_ctx} tokens")
-    for mult in mults:
-        completion = steered_generate(hooked, text, steering_vector, mult, max_new_tokens=max_new_tokens)
+    # every multiplier is one row of a single batched, KV-cached generation
+    completions = generate_batch(hooked, [text] * len(mults), steering_vector, mults, max_new_tokens=max_new_tokens)
+    for mult, completion in zip(mults, completions):
         typer.echo(f"[x{mult:+g}] {completion.strip()}")
 
 

@@ -42,7 +42,7 @@ def explain(
     mults = parse_float_list(multipliers, "--multipliers")
     check_count(n, "--n", minimum=2)
     check_finite(patch_multiplier, "--patch-multiplier")
-    if check_finite(eps, "--eps") is not None and eps < 0:
+    if eps is not None and check_finite(eps, "--eps") is not None and eps < 0:
         raise ConfigError(f"--eps {eps:g}: must be ≥ 0")
     check_device_option(device)
     from interp_steer.steering import SteeringVector

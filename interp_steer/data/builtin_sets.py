@@ -17,7 +17,7 @@ templates rotate on ``row // 2`` so template and letter are independent.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from interp_steer.data.jsonl import read_records, require_str_fields
 from interp_steer.data.mwe import persona_ab_prompt
@@ -144,7 +144,7 @@ def _formality(framing: Framing) -> list[ContrastivePair]:
         casual = _CASUAL_REPLIES[style].format(topic=row["topic"]) + _CASUAL_CLOSERS[closer]
         dataset = "builtin:formality" + ("" if framing == "free_text" else "@ab")
         meta = {"request": row["request"], "topic": row["topic"], "source_line": line}
-        common = dict(id=f"{dataset}#{line}", dataset=dataset, meta=meta)
+        common: dict[str, Any] = dict(id=f"{dataset}#{line}", dataset=dataset, meta=meta)
         if framing == "free_text":
             pairs.append(ContrastivePair(prompt=row["request"], positive=formal, negative=casual, kind="free_text", **common))
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from interp_steer.data.ab_questions import choice_texts, is_junk_question, strip_meta_tags, yes_no_of
 from interp_steer.data.jsonl import OnError, read_records, require_str_fields
@@ -92,7 +92,8 @@ def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_err
     ``negative_label_confidence`` (a statement the behaviour disagrees with).
     """
     records = read_records(_dataset_file(PERSONA_DIR, name, data_dir), on_error)
-    matching, not_matching = [], []
+    matching: list[tuple[int, str, Any]] = []
+    not_matching: list[tuple[int, str, Any]] = []
     for line, row in records:
         require_str_fields(row, _PERSONA_FIELDS, records.path, line)
         answer = row["answer_matching_behavior"].strip()

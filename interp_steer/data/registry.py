@@ -92,7 +92,7 @@ def _load(source: str, name: str, framing: str, data_dir: str | Path | None) -> 
     if source == "builtin":
         if name not in BUILTIN_DATASETS:
             raise _unknown(source, name, data_dir)
-        return load_builtin(name, framing)
+        return load_builtin(name, framing)  # type: ignore[arg-type]  # checked by the caller
     if f"{source}:{name}" not in list_datasets(data_dir):
         data_root(data_dir)  # a missing data root is reported as such, not as an unknown name
         raise _unknown(source, name, data_dir)
@@ -121,7 +121,7 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, framing: str | N
     pairs = _load(source, name, chosen, data_dir)
     if limit is not None:
         pairs = pairs[:limit]
-    relabelled = []
+    relabelled: list[ContrastivePair] = []
     for pair in pairs:
         suffix = pair.id.rpartition("#")[2] if "#" in pair.id else str(pair.meta.get("source_line", len(relabelled)))
         relabelled.append(replace(pair, dataset=dataset, id=f"{dataset}#{suffix}"))

@@ -42,7 +42,9 @@ def balanced_order(pairs: Sequence[ContrastivePair], indices: Sequence[int], rng
     keys = sorted(cells, key=str)  # fixed order so the rng stream does not depend on dict order
     rng.shuffle(keys)
     rank = {key: r for r, key in enumerate(keys)}
-    n_stratum, n_yes, n_cell = Counter(), Counter(), Counter()
+    n_stratum: Counter = Counter()
+    n_yes: Counter = Counter()
+    n_cell: Counter = Counter()
     order: list[int] = []
     while len(order) < len(indices):
         key = min((k for k in keys if cells[k]), key=lambda k: (n_stratum[k[0]], n_yes[k[1]], n_cell[k], rank[k]))

@@ -204,8 +204,10 @@ def _run_chunk(
             state = start if state is None else torch.cat([state, start])
             joined.append(joining)
         if block_index < n_layers:
+            assert state is not None  # the first steered layer joins before the first block
             state = _run_block(model, block_index, state, cache, big_prefix, big_mask, rows_per_call)
     scorer = _ChunkScorer(model, rows, suffix.tokens, suffix.lengths, n_mult)
+    assert state is not None
     return {lay.layer: scorer(state[g * group:(g + 1) * group], multipliers) for g, lay in enumerate(joined)}
 
 

@@ -301,7 +301,8 @@ def _update_early_stopping(state: BiPOState, config: BiPOConfig, steps_per_epoch
         state.best_epoch_loss, state.epochs_without_improvement = epoch_loss, 0
     else:
         state.epochs_without_improvement += 1
-        state.stopped_early = state.epochs_without_improvement >= config.early_stop_patience
+        patience = config.early_stop_patience
+        state.stopped_early = patience is not None and state.epochs_without_improvement >= patience
 
 
 def extract_bipo(

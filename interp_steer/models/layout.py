@@ -42,7 +42,10 @@ def use_linear_layout(model: HookedTransformer) -> HookedTransformer:
     names and hooks are unchanged; ``param.is_contiguous()`` becomes False for those weights (call
     ``.contiguous()`` before saving them with safetensors)."""
     for name, param in model.named_parameters():
-        suffix = _BLOCK_PARAM.match(name).group(1)
+        match = _BLOCK_PARAM.match(name)
+        if match is None:
+            continue
+        suffix = match.group(1)
         order = _READ_ORDER.get(suffix)
         if order is not None and param.ndim == len(order):
             _store_in_order(param, order)

@@ -63,7 +63,8 @@ def plot_patching(frame: pd.DataFrame, *, roles: str = "role", title: str | None
                 total = first["metric_steered"] - first["metric_clean"]
                 ax.set_ylabel(f"{sample}\nlayer (Δmetric {total:+.3g})", fontsize=8)
             ax.set_title(component if component != "head" else "heads (attn.hook_z)", fontsize=9)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="share of steering effect")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="share of steering effect")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -54,7 +54,10 @@ def _rounded(tensor: torch.Tensor, digits: int = 4) -> list:
 
 
 def _token_labels(model: HookedTransformer, ids: Sequence[int]) -> list[str]:
-    return [model.tokenizer.decode([i]) for i in ids]
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ConfigError("the model has no tokenizer attached; load it with interp_steer.models.load_model")
+    return [str(tokenizer.decode([i])) for i in ids]
 
 
 @torch.inference_mode()
@@ -153,7 +156,7 @@ def standalone_page(title: str, views: Sequence[tuple[str, object]]) -> str:
     library = _library_source()
     parts = []
     for heading, view in views:
-        source = view.local_src
+        source = getattr(view, "local_src")  # a circuitsvis RenderedHTML
         stripped = source.replace(library, "")
         # circuitsvis writes its mount point as "<div …/>", which HTML does not close: later views would be
         # nested inside it and wiped when React mounts the first one
