@@ -148,7 +148,11 @@ def scan(
             table_format=table_format, engine=engine, layers_per_unit=layers_per_unit or None, device=device,
         )
 
-    preflight(build([0]), out)  # options, --out and the resume guard, before loading the model
+    provisional = build([0])
+    preflight(provisional, out)  # options, --out and the resume guard, before loading the model
+    provider = registry_pairs(provisional, data_dir)
+    for spec in dataset:  # a bad --dataset fails now, not as a failed unit at the end of a long scan
+        provider(spec)
     hooked = None
     if model in TINY_CONFIGS:
         n_layers = TINY_CONFIGS[model]["n_layers"]
