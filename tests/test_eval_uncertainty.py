@@ -102,6 +102,8 @@ def test_resample_weights_are_two_level_draws():
     np.testing.assert_allclose(toy.cluster_mean(x), [[1.0, 3.0]])
     np.testing.assert_allclose(toy.cluster_median(x), [[1.0, 3.0]])
     assert toy.pooled_mean(x)[0] == pytest.approx((2 + 2 + 4) / 4)
+    with_nan = np.array([1.0, 5.0, np.nan, 4.0, 9.0])
+    np.testing.assert_allclose(toy.cluster_nanmeans(np.column_stack([x, with_nan])), [[[1.0, 1.0], [3.0, 4.0]]])
 
 
 def _per_sample(seed=0, k=6, n=12):

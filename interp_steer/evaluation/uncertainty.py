@@ -60,6 +60,18 @@ class Resample:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.cluster_sum(x) / np.add.reduceat(self.weights, self.starts, axis=1)
 
+    def cluster_nanmeans(self, x: np.ndarray) -> np.ndarray:
+        """Weighted means of the columns of ``x`` ``[n_samples, m]`` within each cluster, NaN entries skipped:
+        ``[n_resamples, n_clusters, m]`` (one small matrix product per cluster)."""
+        x = np.asarray(x, dtype=float)
+        ok = np.isfinite(x)
+        values, present = np.where(ok, x, 0.0), ok.astype(float)
+        bounds = list(self.starts) + [self.weights.shape[1]]
+        sums = np.stack([self.weights[:, lo:hi] @ values[lo:hi] for lo, hi in zip(bounds, bounds[1:])], axis=1)
+        counts = np.stack([self.weights[:, lo:hi] @ present[lo:hi] for lo, hi in zip(bounds, bounds[1:])], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums / counts
+
     def cluster_median(self, x: np.ndarray) -> np.ndarray:
         """Weighted median of ``x`` within each cluster (the ordinary median of the resampled multiset; NaN values
         and clusters not drawn give NaN / are skipped)."""

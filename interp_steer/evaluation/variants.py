@@ -285,7 +285,9 @@ def relative_steerability_table(
     labels = slopes.index.get_level_values(0).to_numpy(dtype=object)
 
     def per_cluster(r, d, keep):
-        means = {k: _nan_cluster_mean(r, v) for k, v in d.items()}
+        columns = list(d)
+        stacked = r.cluster_nanmeans(np.column_stack([d[c] for c in columns]))  # [b, K, columns]
+        means = {c: stacked[:, :, i] for i, c in enumerate(columns)}
         out = []
         for x, y in cells:
             own = means.get(f"s|{y}|{y}", np.full_like(means[f"s|{x}|{y}"], np.nan))
@@ -307,24 +309,33 @@ def relative_steerability_table(
     full = per_cluster(Resample(np.ones((1, n)), np.ones((1, k)), starts), data,
                        {c: np.ones(k, dtype=bool) for c in cells})
     keep = {c: np.abs(full[i]["own_slope"][0]) > cutoffs for i, c in enumerate(cells)}
-    measures = ["slope", "own_slope", "relative", "unsteered_train", "unsteered_test", "propensity_difference"]
+    # the distinct quantities per dataset: each cell's slope, relative and difference, each variant's unsteered mean
+    cell_index = {c: i for i, c in enumerate(cells)}
 
     def within(r, d):
         parts = per_cluster(r, d, keep)
-        return np.concatenate([parts[i][m] for i in range(len(cells)) for m in measures], axis=1)
+        return np.concatenate([p[m] for m in ("slope", "relative", "propensity_difference") for p in parts]
+                              + [parts[cell_index[(v, v)]]["unsteered_test"] if (v, v) in cell_index
+                                 else _nan_cluster_mean(r, d[f"u|{v}"]) for v in order], axis=1)
 
-    names = [f"{i}|{m}|{j}" for i in range(len(cells)) for m in measures for j in range(k)]
-    res = bootstrap(data, within, clusters=labels, names=names, n_boot=n_boot, confidence=confidence, method=method,
-                    seed=seed, resample_clusters=False)
+    res = bootstrap(data, within, clusters=labels, n_boot=n_boot, confidence=confidence, method=method, seed=seed,
+                    resample_clusters=False, names=[str(i) for i in range((3 * len(cells) + len(order)) * k)])
+
+    def at(block: int, j: int) -> tuple[float, float, float]:
+        return res.estimate[block * k + j], res.ci_low[block * k + j], res.ci_high[block * k + j]
+
     sizes = pd.Series(labels).value_counts()
     records = []
     for i, (x, y) in enumerate(cells):
         for j, name in enumerate(datasets):
             row: dict[str, object] = {"dataset": name, "kind": kinds.get(name, "ab"), "train_variant": x, "variant": y,
                                       "n_samples": int(sizes[name]), "cutoff": cutoffs[j]}
-            for mi, m in enumerate(measures):
-                at = (i * len(measures) + mi) * k + j
-                row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = res.estimate[at], res.ci_low[at], res.ci_high[at]
+            blocks = {"slope": i, "own_slope": cell_index.get((y, y)), "relative": len(cells) + i,
+                      "unsteered_train": 3 * len(cells) + order.index(x), "unsteered_test": 3 * len(cells) + order.index(y),
+                      "propensity_difference": 2 * len(cells) + i}
+            for m, block in blocks.items():
+                value = at(block, j) if block is not None else (np.nan, np.nan, np.nan)
+                row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = value
             records.append(row)
     per_dataset = pd.DataFrame.from_records(records).assign(n_boot=int(n_boot), method=f"iid-{method}", confidence=confidence)
 
