@@ -11,6 +11,7 @@ from interp_steer.evaluation.spurious import spurious_factor_variance
 from interp_steer.evaluation.uncertainty import steerability_cis
 from interp_steer.viz.uncertainty_plots import (
     plot_intervals,
+    plot_layer_profile,
     plot_relative_vs_propensity_difference,
     plot_spurious_variance_split,
 )
@@ -61,3 +62,17 @@ def test_interval_plot_and_generalisation_scatter():
     assert "3 (dataset, train ≠ test) points, 2 datasets" in ax.get_title() and "pearson_r = 0.80 [0.10, 0.95]" in ax.get_title()
     assert "logit diff." in ax.get_xlabel() and "ratio" in ax.get_ylabel()
     assert {"test variant BASE", "test variant SYS_POS"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+
+
+def test_layer_profile_has_bands_units_and_reference():
+    per = pd.concat([_per_sample(4, seed=s).assign(layer=layer) for s, layer in enumerate((3, 6, 9))])
+    cis = steerability_cis(per, by=("layer",), levels=("across_datasets",), n_boot=100)
+    fig = plot_layer_profile(cis, statistic="anti_steerable_fraction", chosen=6)
+    ax = fig.axes[0]
+    assert "4 datasets, 40 samples per layer" in ax.get_title() and "share of samples" in ax.get_ylabel()
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"50% anti-steerable", "chosen layer 6", "95% CI (two-level bootstrap)"} <= labels
+    line = ax.get_lines()[0]
+    rows = cis[cis.statistic == "anti_steerable_fraction"].sort_values("layer")
+    np.testing.assert_allclose(line.get_ydata(), rows.estimate)
+    assert "logit diff." in plot_layer_profile(cis).axes[0].get_ylabel()

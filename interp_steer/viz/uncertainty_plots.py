@@ -157,3 +157,45 @@ def plot_relative_vs_propensity_difference(
     ax.set_title(title or f"Relative steerability vs unsteered propensity difference\n({head})", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_layer_profile(
+    cis: pd.DataFrame,
+    *,
+    statistic: str = "mean_slope",
+    layer: str = "layer",
+    series: str | None = None,
+    units: str = AB_SLOPE_UNITS,
+    chosen: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A statistic across layers with its CI band, from ``steerability_cis(per_sample, by=("layer", ...),
+    levels=("across_datasets",))``; one line per value of ``series`` (e.g. ``"vector"``), the ``chosen`` layer marked."""
+    _need(cis, [layer, "statistic", "estimate", "ci_low", "ci_high"], "plot_layer_profile")
+    rows = cis[cis["statistic"] == statistic]
+    if "level" in rows.columns:
+        rows = rows[rows["level"] == "across_datasets"]
+    if rows.empty:
+        raise ConfigError(f"plot_layer_profile: no across-dataset rows with statistic {statistic!r}")
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    groups = rows.groupby(series, sort=True) if series else [(statistic, rows)]
+    for i, (name, group) in enumerate(groups):
+        group = group.sort_values(layer)
+        color = f"C{i % 10}"
+        ax.plot(group[layer], group["estimate"], "o-", color=color, ms=3, label=f"{name}")
+        ax.fill_between(group[layer], group["ci_low"], group["ci_high"], color=color, alpha=0.2)
+    ax.fill_between([], [], [], color="grey", alpha=0.2, label="95% CI (two-level bootstrap)")
+    if statistic == "anti_steerable_fraction":
+        ax.axhline(0.5, color="C3", ls="--", lw=1, label="50% anti-steerable")
+    else:
+        ax.axhline(0.0, color="grey", ls=":", lw=0.8)
+    if chosen is not None:
+        ax.axvline(chosen, color="k", ls="--", lw=0.8, label=f"chosen layer {chosen}")
+    ax.set_xlabel("layer")
+    ax.set_ylabel(f"{statistic} ({'share of samples' if statistic == 'anti_steerable_fraction' else units})")
+    ax.legend(fontsize=7, loc="best")
+    n_datasets = int(rows["n_datasets"].max()) if "n_datasets" in rows.columns else None
+    n = f" ({n_datasets} datasets, {int(rows['n_samples'].max())} samples per layer)" if n_datasets else ""
+    ax.set_title(title or f"{statistic} by layer{n}", fontsize=10)
+    fig.tight_layout()
+    return fig
