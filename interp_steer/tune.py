@@ -88,7 +88,8 @@ def run_tune(config: TuneConfig, out_dir: str | Path, *, model=None, executor=No
         vector = SteeringVector.load(out_dir / f"units/L{layer:03d}.vector.safetensors")
         row = summary[(summary.layer == layer) & (summary.multiplier == m)].iloc[0]
         train, test = job.pairs()
-        messages = [p.prompt for p in test[:n_generations]]
+        distinct = list({p.prompt: p for p in test}.values())[:n_generations]  # persona free text repeats one prompt
+        messages = [p.prompt for p in distinct]
         try:
             sentences = baseline_sentences(config.dataset, train)
         except InterpSteerError as exc:
@@ -100,12 +101,12 @@ def run_tune(config: TuneConfig, out_dir: str | Path, *, model=None, executor=No
                 max_new_tokens=max_new_tokens, units=config.units, raw_multiplier=float(row.get("raw_multiplier", m)),
                 batch_size=config.batch_size, n_boot=config.n_boot, seed=config.seed)
             write_table_atomic(result.baseline, out_dir / f"baseline.{fmt}")
-        prompts = [render_prompt(model.tokenizer, p) for p in test[:n_generations]]
+        prompts = [render_prompt(model.tokenizer, p) for p in distinct]
         if prompts:
             gens = generation_side_effects(model, prompts, vector, [-m, 0.0, m], max_new_tokens=max_new_tokens,
                                            batch_size=config.batch_size)
             gens.insert(0, "layer", layer)
-            gens["user_prompt"] = [test[i].prompt for i in gens["prompt_index"]]
+            gens["user_prompt"] = [distinct[i].prompt for i in gens["prompt_index"]]
             result.generations = gens
             write_table_atomic(gens, out_dir / f"generations.{fmt}")
         if capability_n:
