@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from interop_models import D_MODEL, matched_tiny_llama
+
 from interp_steer.errors import SteeringVectorError
 from interp_steer.interop import hf_module_path, hf_steer
 from interp_steer.steering import SteeringVector, steer
