@@ -49,9 +49,27 @@ def base_parser(description: str, *, n_train: int = 30, n_test: int = 30,
     parser.add_argument("--multipliers", type=parse_float_list, default=list(multipliers),
                         help="comma-separated steering multipliers")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified 50/50 train/test split")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (per Ray worker with --executor ray)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default analyses/results/<study>)")
+    add_model_options(parser)
     return parser
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model`` (default: the embedded model) and where the study's units run (``--executor local|ray``)."""
+    from interp_steer.models.embedded import EMBEDDED_MODEL_NAME
+
+    parser.add_argument("--model", default=EMBEDDED_MODEL_NAME, help="model spec (see interp_steer.models.load_model)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local", help="where the work units run")
+    parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (each loads the model once)")
+
+
+def study_executor(args):
+    """The runner executor the options ask for (``--executor``, ``--threads``, ``--ray-address``, ``--workers``)."""
+    from interp_steer.runs import make_executor
+
+    return make_executor(args.executor, address=args.ray_address, workers=args.workers, torch_threads=args.threads)
 
 
 def chosen_layer(explicit: int | None) -> tuple[int, str]:
@@ -192,7 +210,8 @@ class Report:
         self.lines += [f"- `{k}`: {v}" for k, v in items.items()]
         if uses_model:
             self.lines += [f"- machine: {platform.machine()} CPU (2 cores shared with other jobs), torch "
-                           f"{torch.__version__}, {torch.get_num_threads()} thread(s); model SmolLM2-135M (`load_model()`)"]
+                           f"{torch.__version__}, {getattr(args, 'threads', torch.get_num_threads())} thread(s); model "
+                           f"`{getattr(args, 'model', 'smollm2-135m')}` (`load_model(spec)`)"]
         self.lines += [""]
         (self.out_dir / "settings.json").write_text(json.dumps({k: str(v) for k, v in items.items()}, indent=2))
 

@@ -3,7 +3,9 @@ datasets is explained by the answer letter (``is_A``: the positive answer is opt
 by ``is_Yes`` (the positive answer means "Yes").
 
 No new forward passes: reads the per-sample table of ``steerability_all.py``
-(``analyses/results/steerability_all/per_sample.csv``) and keeps its A/B rows.
+(``analyses/results/steerability_all/per_sample.csv``) and applies the study's combine step
+:func:`interp_steer.runs.steerability.spurious_by_dataset` to its A/B rows (a run of the study also writes that
+table as ``spurious.csv``); this script adds the report and plot.
 
     python analyses/spurious_factors.py
 """
@@ -13,8 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_ROOT, Report  # noqa: E402
@@ -26,23 +26,18 @@ def main() -> None:
                         help="per-sample steerability table with is_A / is_Yes columns")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    from interp_steer.evaluation import spurious_factor_variance
+    from interp_steer.runs.files import read_table
+    from interp_steer.runs.steerability import spurious_by_dataset
     from interp_steer.viz.plots import plot_spurious_variance
 
     if not args.per_sample.exists():
         raise SystemExit(f"{args.per_sample} not found: run analyses/steerability_all.py first")
-    per_sample = pd.read_csv(args.per_sample, dtype={"sample_id": str})
-    for col in ("is_A", "is_Yes"):
-        per_sample[col] = per_sample[col].astype("boolean")
+    per_sample = read_table(args.per_sample)
     ab = per_sample[per_sample["kind"] == "ab"]
     report = Report("spurious_factors", "Spurious factors: steerability variance explained by is_A and is_Yes (A/B datasets)", args.out)
-    spurious = spurious_factor_variance(ab, by=["dataset"])
-    # how different the two letter groups are (the effect behind r2_is_A)
-    by_letter = ab.groupby(["dataset", "is_A"])["slope"].mean().unstack()
-    spurious["mean_slope_pos_is_A"] = spurious["dataset"].map(by_letter.get(True, pd.Series(dtype=float)))
-    spurious["mean_slope_pos_is_B"] = spurious["dataset"].map(by_letter.get(False, pd.Series(dtype=float)))
-    spurious["mean_slope"] = spurious["dataset"].map(ab.groupby("dataset")["slope"].mean())
-    spurious["source"] = spurious["dataset"].str.split(":").str[0]
+    spurious = spurious_by_dataset(per_sample)  # the steerability study's combine step (its spurious table)
+    if spurious.empty:
+        raise SystemExit(f"{args.per_sample} has no A/B rows (kind == 'ab'): nothing to split")
 
     layer = sorted(ab["layer"].unique())
     n_yes = spurious["r2_is_A_is_Yes"].notna().sum()

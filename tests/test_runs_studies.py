@@ -1,0 +1,129 @@
+"""The analyses' studies on the runner (tiny random model, builtin datasets): resumable, sharded, and equal to
+the direct computation (CAA + compute_propensities + hand-written least squares)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from interp_steer.data import load_dataset, train_test_split
+from interp_steer.errors import ConfigError
+from interp_steer.evaluation import compute_propensities
+from interp_steer.methods.caa import extract_caa
+from interp_steer.runs.steerability import (
+    SteerabilityConfig,
+    combine_steerability,
+    run_steerability,
+    spurious_by_dataset,
+)
+
+DATASETS = ["builtin:sentiment", "builtin:sentiment@ab", "builtin:formality@ab"]
+MULTS = [-1.0, 0.0, 1.5]
+
+
+def study_config(**overrides) -> SteerabilityConfig:
+    settings = dict(model="tiny-llama", datasets=DATASETS, layer=1, multipliers=MULTS, n_train=6, n_test=8,
+                    engine="batched", batch_size=8)
+    return SteerabilityConfig(**{**settings, **overrides})
+
+
+def direct_propensities(model, spec: str, layer: int, n_train: int, n_test: int) -> pd.DataFrame:
+    train, test = train_test_split(load_dataset(spec), test_fraction=0.5, seed=0)
+    vector = extract_caa(model, train[:n_train], [layer], progress=False)
+    return compute_propensities(model, test[:n_test], vector, MULTS, progress=False)
+
+
+def lstsq_slopes(props: pd.DataFrame) -> pd.Series:
+    """Per sample_id the least-squares slope of propensity on multiplier (numpy.polyfit)."""
+    return props.groupby("sample_id").apply(
+        lambda g: np.polyfit(g["multiplier"].to_numpy(float), g["propensity"].to_numpy(float), 1)[0])
+
+
+def r2_on(y: np.ndarray, x: np.ndarray) -> float:
+    design = np.column_stack([np.ones(len(y)), x])
+    residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return 1 - (residual ** 2).sum() / ((y - y.mean()) ** 2).sum()
+
+
+@pytest.fixture(scope="module")
+def study(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("steerability")
+    report = run_steerability(study_config(), out, model=tiny, progress=False)
+    return out, report
+
+
+def test_steerability_equals_direct_computation(tiny, study):
+    out, report = study
+    assert report.complete and sorted(report.done) == sorted(u.key for u in study_config().all_units())
+    per_sample = report.tables["per_sample"]
+    assert list(dict.fromkeys(per_sample["dataset"])) == DATASETS  # report order
+    for spec in DATASETS:
+        direct = lstsq_slopes(direct_propensities(tiny, spec, 1, 6, 8))
+        rows = per_sample[per_sample["dataset"] == spec].set_index("sample_id")
+        assert len(rows) == len(direct) == 8
+        np.testing.assert_allclose(rows.loc[direct.index, "slope"].to_numpy(float), direct.to_numpy(), atol=1e-6)
+        assert set(rows["framing"]) == {"free_text" if "@" not in spec else "ab"}
+        assert set(rows["source"]) == {"builtin"} and set(rows["n_train"]) == {6}
+    # the summary tables from the per-sample slopes, by pandas directly
+    summary = report.tables["summary"].set_index("dataset")
+    for spec, group in per_sample.groupby("dataset"):
+        assert summary.at[spec, "mean_slope"] == pytest.approx(group["slope"].mean(), abs=1e-9)
+        assert summary.at[spec, "anti_steerable_fraction"] == pytest.approx((group["slope"] < 0).mean())
+    ab = per_sample[per_sample["framing"] == "ab"]
+    by_source = report.tables["summary_by_source"].set_index("framing")
+    assert by_source.at["ab", "n_datasets"] == 2
+    assert by_source.at["ab", "mean_slope"] == pytest.approx(ab.groupby("dataset")["slope"].mean().mean(), abs=1e-9)
+    letter = ab.groupby(["dataset", "is_A"])["slope"].mean().groupby("dataset").mean().mean()
+    assert by_source.at["ab", "letter_balanced_slope"] == pytest.approx(letter, abs=1e-9)
+    # the spurious-factor combine step: R² of the A/B slopes on is_A by numpy least squares
+    spurious = report.tables["spurious"].set_index("dataset")
+    assert sorted(spurious.index) == ["builtin:formality@ab", "builtin:sentiment@ab"]
+    for spec, group in ab.groupby("dataset"):
+        expected = r2_on(group["slope"].to_numpy(float), group["is_A"].astype(float).to_numpy())
+        assert spurious.at[spec, "r2_is_A"] == pytest.approx(expected, abs=1e-9)
+        gap = group[group["is_A"]]["slope"].mean() - group[~group["is_A"].astype(bool)]["slope"].mean()
+        assert spurious.at[spec, "mean_slope_pos_is_A"] - spurious.at[spec, "mean_slope_pos_is_B"] == \
+            pytest.approx(gap, abs=1e-9)
+    # the combined tables on disk are the returned ones
+    on_disk = combine_steerability(out)
+    pd.testing.assert_frame_equal(on_disk["summary"], report.tables["summary"])
+
+
+def test_steerability_resumes_without_computing(tiny, study):
+    out, first = study
+    again = run_steerability(study_config(), out, model=tiny, progress=False)
+    assert again.done == [] and sorted(again.reused) == sorted(first.done)
+    pd.testing.assert_frame_equal(again.tables["per_sample"], first.tables["per_sample"])
+    with pytest.raises(ConfigError, match="layer"):
+        run_steerability(study_config(layer=2), out, model=tiny, progress=False)
+
+
+def test_steerability_shards_and_framings_fill_one_directory(tiny, study, tmp_path):
+    _, whole = study
+    only_ab = run_steerability(study_config(framings=["ab"], shard="1/2"), tmp_path, model=tiny, progress=False)
+    assert only_ab.done == [study_config().all_units()[2].key]  # the 2nd of the two A/B units
+    rest = [run_steerability(study_config(shard=s), tmp_path, model=tiny, progress=False) for s in ("0/2", "1/2")]
+    assert sorted(rest[0].done + rest[1].done) == sorted(u.key for u in study_config().all_units()[:2])
+    pd.testing.assert_frame_equal(rest[1].tables["per_sample"], whole.tables["per_sample"])
+
+
+def test_fast_engine_matches_batched(tiny, study, tmp_path):
+    _, batched = study
+    fast = run_steerability(study_config(engine="fast"), tmp_path, model=tiny, progress=False)
+    np.testing.assert_allclose(fast.tables["per_sample"]["slope"], batched.tables["per_sample"]["slope"], atol=1e-4)
+
+
+def test_steerability_config_errors():
+    with pytest.raises(ConfigError, match="--shard"):
+        study_config(shard="2/2")
+    with pytest.raises(ConfigError, match="more than once"):
+        study_config(datasets=["builtin:sentiment", "builtin:sentiment"])
+    with pytest.raises(ConfigError, match="framing"):
+        study_config(datasets=["xrisk:coordinate-itself@free_text"])
+
+
+def test_spurious_by_dataset_without_ab_rows_is_empty(study):
+    _, report = study
+    free = report.tables["per_sample"].query("framing == 'free_text'")
+    assert spurious_by_dataset(free).empty
