@@ -143,12 +143,15 @@ def test_steerability_cis_estimates_by_hand_and_intervals():
 
 def test_spurious_cis_estimates_equal_the_ols_split():
     per = _per_sample(seed=4)
+    per["is_Yes"] = per["is_Yes"].astype(object)
+    per.loc[(per.dataset == "d1") & (per.sample_id < 3), "is_Yes"] = None  # is_Yes partly unknown: split by is_A only
     out = spurious_cis(per, n_boot=300)
     ref = spurious_factor_variance(per).set_index("dataset")
     ds = out[out.level == "dataset"].set_index(["dataset", "statistic"])
     for d in ref.index:
         for stat in ("var_total", "var_is_A", "var_is_Yes", "var_unexplained", "r2_is_A", "r2_is_A_is_Yes"):
-            assert ds.loc[(d, stat), "estimate"] == pytest.approx(ref.at[d, stat], abs=1e-10)
+            assert ds.loc[(d, stat), "estimate"] == pytest.approx(ref.at[d, stat], abs=1e-10, nan_ok=True)
+    assert np.isnan(ds.loc[("d1", "var_is_Yes"), "estimate"]) and np.isfinite(ds.loc[("d1", "var_unexplained"), "estimate"])
     across = out[out.level == "across_datasets"].set_index("statistic")
     assert across.at["r2_is_A", "estimate"] == pytest.approx(ref["r2_is_A"].mean())
 

@@ -20,6 +20,8 @@ units (datasets when datasets are resampled, else samples), the formulas of ``sc
 Resamples whose statistic is undefined (NaN, e.g. a correlation of a constant) are left out of the quantiles.
 
 Seeds are explicit (``seed``, a ``numpy.random.Generator`` seed); the same call gives the same interval.
+An across-dataset interval rests on the number of datasets (``n_datasets`` in every table): with fewer than
+about ten datasets it is a rough guide only.
 """
 
 from __future__ import annotations
@@ -584,7 +586,8 @@ def spurious_cis(
         labels = group[dataset].to_numpy(dtype=object)
         names = sorted(pd.unique(labels))
         yes_known = group["is_Yes"].notna().groupby(group[dataset]).all().reindex(names).to_numpy(dtype=bool)
-        e = pd.to_numeric(group["is_Yes"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        e = pd.to_numeric(group["is_Yes"], errors="coerce").fillna(0.0).to_numpy(dtype=float, copy=True)
+        e[~group[dataset].map(dict(zip(names, yes_known))).to_numpy(dtype=bool)] = 0.0  # is_Yes not (fully) known
         terms = moment_terms(_finite(group, slope, "spurious_cis"), group["is_A"].astype(float).to_numpy(), e)
         if "dataset" in levels:
             def per_dataset(r: Resample, d: Mapping[str, np.ndarray], yes_known: np.ndarray = yes_known) -> np.ndarray:
