@@ -82,6 +82,38 @@ def chosen_layer(explicit: int | None) -> tuple[int, str]:
     raise SystemExit(f"no --layer given and {CHOSEN_LAYER_FILE} does not exist: run analyses/layer_scan.py first")
 
 
+# ------------------------------------------------------------------------------------------------ scan studies
+def persona_spec(name: str, framing: str) -> str:
+    """``persona:<name>`` in the A/B framing, ``persona:<name>@free_text`` in free text."""
+    return f"persona:{name}" + ("@free_text" if framing == "free_text" else "")
+
+
+def scan_study(args, name: str, title: str, *, scale: str = "raw"):
+    """The layer scan of ``args.datasets`` (persona names) × ``args.framings`` through :mod:`interp_steer.runs.scan`
+    into the study's folder (``--out`` or ``analyses/results/<name>``). Returns ``(report, run, per_sample)``:
+    the scan's per-sample table with the study columns ``behaviour``, ``framing``, ``vector_norm`` (length of the
+    added vector), ``raw_norm`` (CAA length before rescaling), ``n_train`` and, when every unit was computed by
+    this run, ``unit_seconds``."""
+    from interp_steer.data.registry import parse_spec
+    from interp_steer.runs.scan import ScanConfig, registry_pairs, run_scan_job, scan_vector_table
+
+    specs = [persona_spec(n, f) for f in args.framings for n in args.datasets]
+    config = ScanConfig(model=args.model, datasets=specs, layers=args.layers, multipliers=args.multipliers,
+                        n_train=args.n_train, n_test=args.n_test, seed=args.seed, scale=scale)
+    report = Report(name, title, args.out)
+    run = run_scan_job(config, registry_pairs(config), report.out_dir, executor=study_executor(args))
+    print(f"[{name}] {run.summary_line()}", flush=True)
+    run.raise_if_failed()
+    vectors = scan_vector_table(report.out_dir, config)
+    per_sample = run.tables["per_sample"].merge(vectors, on=["dataset", "layer"], how="left")
+    parsed = per_sample["dataset"].map(parse_spec)
+    per_sample = per_sample.assign(behaviour=parsed.str[1], framing=parsed.str[2])
+    if not run.reused:
+        seconds = {g.dataset: run.unit_seconds.get(g.key) for g in config.groups()}
+        per_sample["unit_seconds"] = per_sample["dataset"].map(seconds)
+    return report, run, per_sample
+
+
 # ------------------------------------------------------------------------------------------------ model + data
 def load_embedded_model(threads: int):
     """SmolLM2-135M on CPU with ``threads`` torch threads."""

@@ -12,23 +12,22 @@ steers at all (see the A/B table).
 
     python analyses/layer_scan.py                     # both framings, default sizes
     python analyses/layer_scan.py --framings ab       # one framing only (units are cached; rerun to combine)
+
+A thin entry point over :mod:`interp_steer.runs.scan` (one work unit per dataset spec with all its layers; a
+rerun computes only the missing ones, ``--executor ray`` spreads them over workers); this script adds the
+study's columns, the layer choice and the report.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    Report, base_parser, load_embedded_model, parse_int_list, propensity_engine, read_unit,
-    split_pairs, write_unit,
-)
+from common import Report, base_parser, parse_int_list, scan_study  # noqa: E402
 
 DATASETS = (
     "narcissism",                                              # personality (dark triad)
@@ -43,30 +42,6 @@ DATASETS = (
 FRAMINGS = ("ab", "free_text")
 SCAN_MULTIPLIERS = (-1.5, 0.0, 1.5)
 SCAN_LAYERS = tuple(range(3, 30, 6))
-
-
-def spec_of(name: str, framing: str) -> str:
-    return f"persona:{name}" + ("@free_text" if framing == "free_text" else "")
-
-
-def run_unit(model, engine, name: str, framing: str, args) -> pd.DataFrame:
-    """CAA at every scanned layer on the train pairs, propensities of the test pairs → per-sample steerability."""
-    from interp_steer.evaluation import steerability
-    from interp_steer.methods.caa import extract_caa
-
-    spec = spec_of(name, framing)
-    train, test = split_pairs(spec, args.n_train, args.n_test, args.seed)
-    vector = extract_caa(model, train, args.layers, progress=False, dataset=spec)
-    vectors = {layer: vector for layer in args.layers}
-    if engine.__name__ == "fast_propensities":
-        propensities = engine(model, test, vectors, args.multipliers, progress=False, vector_name=f"caa:{spec}")
-    else:  # the reference engine takes one single-hook vector at a time
-        propensities = pd.concat([engine(model, test, vector.select(layer), args.multipliers, vector_name=f"caa:{spec}")
-                                  for layer in args.layers], ignore_index=True)
-    per_sample = steerability(propensities)
-    norms = {layer: float(vector.directions[f"blocks.{layer}.hook_resid_post"].norm()) for layer in args.layers}
-    return per_sample.assign(behaviour=name, framing=framing, vector_norm=per_sample["layer"].map(norms),
-                             n_train=len(train))
 
 
 def choose_layer(by_layer: pd.DataFrame) -> tuple[int, str]:
@@ -85,26 +60,9 @@ def main() -> None:
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS), help="persona names")
     parser.add_argument("--framings", type=lambda s: s.split(","), default=list(FRAMINGS), help="ab,free_text")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    report = Report("layer_scan", "Layer scan: CAA steerability vs layer on MWE persona datasets (SmolLM2-135M)", args.out)
-    model = None  # loaded only when a unit has to be computed (a rerun over cached units just rebuilds the report)
-    engine, engine_name = propensity_engine()
-
-    frames = []
-    for framing in args.framings:
-        for name in args.datasets:
-            key = f"{framing}__{name}__tr{args.n_train}_te{args.n_test}_s{args.seed}"
-            frame = read_unit(report.out_dir, key)
-            if frame is None or sorted(frame["layer"].unique()) != sorted(args.layers):
-                model = model if model is not None else load_embedded_model(args.threads)
-                t0 = time.time()
-                frame = run_unit(model, engine, name, framing, args).assign(unit_seconds=None)
-                frame["unit_seconds"] = time.time() - t0
-                write_unit(report.out_dir, key, frame)
-                print(f"[layer_scan] {framing} {name}: {time.time() - t0:.0f}s", flush=True)
-            frames.append(frame)
-    per_sample = pd.concat(frames, ignore_index=True)
-    write_report(report, per_sample, args, engine_name)
+    report, _, per_sample = scan_study(args, "layer_scan", f"Layer scan: CAA steerability vs layer on MWE persona "
+                                       f"datasets ({args.model})")
+    write_report(report, per_sample, args, "fast_propensities")
 
 
 def write_report(report: Report, per_sample: pd.DataFrame, args, engine_name: str) -> None:

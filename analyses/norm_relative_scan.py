@@ -9,44 +9,22 @@ both framings are compared on one scale.
 
     python analyses/norm_relative_scan.py                      # defaults below
     python analyses/norm_relative_scan.py --framings ab --layers 3:30:3
+
+A thin entry point over :mod:`interp_steer.runs.scan` with ``ScanConfig(scale="resid_norm")``.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    Report, base_parser, load_embedded_model, parse_int_list, read_unit, split_pairs, write_unit,
-)
+from common import Report, base_parser, parse_int_list, scan_study  # noqa: E402
 
 DATASETS = ("narcissism", "agreeableness", "desire-for-acquiring-power", "risk-seeking")
 RELATIVE_MULTIPLIERS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
-
-
-def run_unit(model, name: str, framing: str, args) -> pd.DataFrame:
-    from interp_steer.evaluation import steerability
-    from interp_steer.evaluation.fast_engine import fast_propensities
-    from interp_steer.methods.caa import activation_norms, collect_contrastive_activations, mean_difference, norm_relative
-    from interp_steer.steering import SteeringVector
-
-    spec = f"persona:{name}" + ("@free_text" if framing == "free_text" else "")
-    train, test = split_pairs(spec, args.n_train, args.n_test, args.seed)
-    acts = collect_contrastive_activations(model, train, args.layers, progress=False)
-    raw = SteeringVector(mean_difference(acts))
-    norms = activation_norms(acts)
-    scaled = norm_relative(raw, norms)
-    vectors = {layer: scaled.select(layer) for layer in args.layers}
-    propensities = fast_propensities(model, test, vectors, args.multipliers, progress=False, vector_name=f"caa-rel:{spec}")
-    per_sample = steerability(propensities)
-    hook = per_sample["layer"].map(lambda layer: f"blocks.{layer}.hook_resid_post")
-    return per_sample.assign(dataset=name, framing=framing, resid_norm=hook.map(norms),
-                             raw_vector_norm=hook.map(raw.norms()))
 
 
 def main() -> None:
@@ -55,23 +33,12 @@ def main() -> None:
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS), help="persona names")
     parser.add_argument("--framings", type=lambda s: s.split(","), default=["ab", "free_text"], help="ab,free_text")
     args = parser.parse_args()
-    report = Report("norm_relative_scan", "Norm-relative layer scan: A/B vs free text on one scale (SmolLM2-135M)", args.out)
-    torch.set_num_threads(args.threads)
-    model, frames = None, []
-    layers_key = "-".join(str(x) for x in args.layers)
-    mults_key = "_".join(f"{m:g}" for m in args.multipliers)
-    for framing in args.framings:
-        for name in args.datasets:
-            key = f"{framing}__{name}__tr{args.n_train}_te{args.n_test}_s{args.seed}__L{layers_key}__m{mults_key}"
-            frame = read_unit(report.out_dir, key)
-            if frame is None:
-                t0 = time.time()
-                model = model if model is not None else load_embedded_model(args.threads)
-                frame = run_unit(model, name, framing, args)
-                write_unit(report.out_dir, key, frame)
-                print(f"[norm_relative_scan] {framing} {name}: {time.time() - t0:.0f}s", flush=True)
-            frames.append(frame)
-    write_report(report, pd.concat(frames, ignore_index=True), args)
+    report, _, scanned = scan_study(args, "norm_relative_scan", "Norm-relative layer scan: A/B vs free text on one "
+                                    f"scale ({args.model})", scale="resid_norm")
+    # the study's columns: dataset = persona name; resid_norm = the rescaled vector's length (the residual norm)
+    per_sample = scanned.assign(dataset=scanned["behaviour"], resid_norm=scanned["vector_norm"],
+                                raw_vector_norm=scanned["raw_norm"])
+    write_report(report, per_sample.drop(columns=["behaviour", "vector_norm", "raw_norm"]), args)
 
 
 def write_report(report: Report, per_sample: pd.DataFrame, args) -> None:

@@ -127,3 +127,41 @@ def test_spurious_by_dataset_without_ab_rows_is_empty(study):
     _, report = study
     free = report.tables["per_sample"].query("framing == 'free_text'")
     assert spurious_by_dataset(free).empty
+
+
+def test_norm_relative_scan_equals_hand_rescaled_caa(tiny, tmp_path):
+    """ScanConfig(scale="resid_norm"): each layer's CAA direction rescaled to the mean residual norm at the read
+    position; slopes equal compute_propensities with the hand-rescaled vector; a rerun computes nothing."""
+    from interp_steer.methods.caa import collect_contrastive_activations
+    from interp_steer.runs.scan import ScanConfig, registry_pairs, run_scan_job, scan_vector_table
+    from interp_steer.steering import SteeringVector
+
+    specs, layers = ["builtin:sentiment", "builtin:formality@ab"], [0, 2]
+    config = ScanConfig(model="tiny-llama", datasets=specs, layers=layers, multipliers=MULTS, n_train=6, n_test=8,
+                        engine="batched", scale="resid_norm", batch_size=8)
+    first = run_scan_job(config, registry_pairs(config), tmp_path, model=tiny, progress=False)
+    assert first.complete and len(first.done) == 2
+    vectors = scan_vector_table(tmp_path, config).set_index(["dataset", "layer"])
+    per_sample = first.tables["per_sample"]
+    for spec in specs:
+        train, test = train_test_split(load_dataset(spec), test_fraction=0.5, seed=0)
+        acts = collect_contrastive_activations(tiny, train[:6], layers, progress=False)
+        for layer in layers:
+            hook = f"blocks.{layer}.hook_resid_post"
+            both = np.concatenate([acts.positive[hook].numpy(), acts.negative[hook].numpy()])
+            resid_norm = np.linalg.norm(both, axis=-1).mean()
+            diff = (acts.positive[hook] - acts.negative[hook]).mean(0)
+            assert vectors.at[(spec, layer), "vector_norm"] == pytest.approx(resid_norm, rel=1e-5)
+            assert vectors.at[(spec, layer), "raw_norm"] == pytest.approx(float(diff.norm()), rel=1e-5)
+            scaled = SteeringVector({hook: diff * (resid_norm / diff.norm())})
+            direct = lstsq_slopes(compute_propensities(tiny, test[:8], scaled, MULTS, progress=False))
+            rows = per_sample[(per_sample["dataset"] == spec) & (per_sample["layer"] == layer)].set_index("sample_id")
+            np.testing.assert_allclose(rows.loc[direct.index, "slope"].to_numpy(float), direct.to_numpy(), atol=1e-6)
+            assert set(rows["vector"]) == {f"caa-rel:{spec}"}
+    again = run_scan_job(config, registry_pairs(config), tmp_path, model=tiny, progress=False)
+    assert again.done == [] and len(again.reused) == 2
+    with pytest.raises(ConfigError, match="scale"):  # a raw scan may not resume a norm-relative directory
+        run_scan_job(ScanConfig(**{**config.to_dict(), "scale": "raw"}), registry_pairs(config), tmp_path,
+                     model=tiny, progress=False)
+    with pytest.raises(ConfigError, match="scale"):
+        ScanConfig(model="tiny-llama", datasets=specs, layers=layers, scale="unit")

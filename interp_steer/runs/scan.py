@@ -34,7 +34,7 @@ from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 TableFormat = Literal["parquet", "csv"]
 EngineName = Literal["fast", "batched"]
 RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
-                   "split_order", "table_format")
+                   "split_order", "table_format", "scale")
 """Config fields a resumed scan must share with the run that wrote the directory."""
 
 SPLIT_ORDER = "letter-balanced"
@@ -43,6 +43,7 @@ Configs written before this field existed read back as ``"file-order"``, so resu
 instead of silently mixing test slices."""
 
 DEFAULT_MULTIPLIERS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+VectorScale = Literal["raw", "resid_norm"]
 
 
 @dataclass
@@ -57,10 +58,13 @@ class ScanConfig(JobConfig):
     numbers (to ~1e-5), so the engine is not result-defining and may differ between a run and its resume.
     ``layers_per_unit`` splits each dataset's layers into work units of that many layers (``None``: one unit per
     dataset); smaller units spread a one-dataset scan over more workers. ``device`` is where workers load the model.
+    ``scale="resid_norm"`` rescales each layer's CAA direction to the mean residual-stream norm at that layer (over
+    both sides of the same train pairs, at the read position), so multiplier ``m`` adds ``m`` typical residual
+    lengths; ``"raw"`` (default) uses the mean difference as it is.
     """
 
     RESULT_FIELDS: ClassVar[tuple[str, ...]] = RESULT_DEFINING
-    LEGACY_DEFAULTS: ClassVar[dict] = {"split_order": "file-order"}
+    LEGACY_DEFAULTS: ClassVar[dict] = {"split_order": "file-order", "scale": "raw"}
     JOB: ClassVar[str] = "scan"
 
     model: str
@@ -80,6 +84,7 @@ class ScanConfig(JobConfig):
     split_order: str = SPLIT_ORDER
     layers_per_unit: int | None = None
     device: str = "cpu"
+    scale: VectorScale = "raw"
 
     def __post_init__(self) -> None:
         self.datasets, self.layers = list(self.datasets), [int(x) for x in self.layers]
@@ -110,6 +115,8 @@ class ScanConfig(JobConfig):
             raise ConfigError(f"ScanConfig.engine must be 'fast' or 'batched', got {self.engine!r}")
         if self.method != "caa":
             raise ConfigError(f"ScanConfig.method {self.method!r}: only 'caa' is supported by the scan")
+        if self.scale not in ("raw", "resid_norm"):
+            raise ConfigError(f"ScanConfig.scale must be 'raw' or 'resid_norm', got {self.scale!r}")
         if self.layers_per_unit is not None and self.layers_per_unit < 1:
             raise ConfigError(f"ScanConfig.layers_per_unit must be ≥ 1 or None, got {self.layers_per_unit}")
 
@@ -185,7 +192,7 @@ def run_scan_unit(
     from interp_steer.methods.caa import extract_caa
 
     _check_split(dataset, train_pairs, test_pairs)
-    vector = extract_caa(model, train_pairs, [layer], read_position=read_position, batch_size=batch_size,
+    vector = extract_caa(model, train_pairs, [layer], read_position=read_position, batch_size=batch_size,  # type: ignore[arg-type]
                          progress=False, dataset=dataset)
     propensities = engine(model, test_pairs, vector, multipliers, batch_size=batch_size, progress=False,
                           vector_name=f"caa:{dataset}" if dataset else None)
@@ -234,6 +241,8 @@ def registry_pairs(config: ScanConfig, data_dir: str | Path | None = None) -> Re
 class ScanJob(Job):
     """The layer scan on the runner: units are :class:`ScanGroup` s, results per :class:`ScanUnit`."""
 
+    config: ScanConfig
+
     def __init__(self, config: ScanConfig, data: PairSource | Mapping[str, tuple]) -> None:
         self.config = config
         self.data = dict(data) if isinstance(data, Mapping) else data
@@ -271,25 +280,57 @@ class ScanJob(Job):
 def scan_dataset_layers(model, config: ScanConfig, dataset: str, layers: list[int], train, test):
     """``[(vector, propensities)]`` for each of ``layers`` of one dataset.
 
-    The fast engine extracts CAA at all the layers in one pass and scores every layer in one call; the batched
-    engine runs :func:`run_scan_unit` per layer. Either way each layer's results come back separately so they
-    are written as independent files.
+    The vectors come from one pass over the train pairs (:func:`scan_vectors`). The fast engine scores every layer
+    in one call; the batched engine runs :func:`compute_propensities` per layer (for raw vectors via
+    :func:`run_scan_unit`). Either way each layer's results come back separately so they are written as
+    independent files.
     """
-    if config.engine == "batched":
+    if config.engine == "batched" and config.scale == "raw":
         return [run_scan_unit(model, train, test, layer, config.multipliers, dataset=dataset,
                               batch_size=config.batch_size, read_position=config.read_position)[:2]
                 for layer in layers]
-    from interp_steer.evaluation.fast_engine import fast_propensities
-    from interp_steer.methods.caa import extract_caa
-
     _check_split(dataset, train, test)
-    combined = extract_caa(model, train, layers, read_position=config.read_position,
-                           batch_size=config.batch_size, progress=False, dataset=dataset)
-    vectors = {layer: combined.select(layer) for layer in layers}  # provenance: that layer, selected from all
-    table = fast_propensities(model, test, vectors, config.multipliers, progress=False,
-                              vector_name=f"caa:{dataset}")
+    vectors = scan_vectors(model, config, dataset, layers, train)
+    name = f"caa:{dataset}" if config.scale == "raw" else f"caa-rel:{dataset}"
+    if config.engine == "batched":
+        table = pd.concat([compute_propensities(model, test, vectors[layer], config.multipliers,
+                                                batch_size=config.batch_size, progress=False, vector_name=name)
+                           for layer in layers], ignore_index=True)
+    else:
+        from interp_steer.evaluation.fast_engine import fast_propensities
+
+        table = fast_propensities(model, test, vectors, config.multipliers, progress=False, vector_name=name)
     table["dataset"] = dataset
     return [(vectors[layer], table[table["layer"] == layer].reset_index(drop=True)) for layer in layers]
+
+
+def scan_vectors(model, config: ScanConfig, dataset: str, layers: list[int], train) -> dict:
+    """``{layer: single-hook CAA vector}`` from one pass over ``train``; with ``config.scale == "resid_norm"`` each
+    direction is rescaled to the mean residual norm at its layer (:func:`~interp_steer.methods.caa.activation_norms`
+    of the same activations; the raw lengths are kept in the provenance's ``extra["raw_norms"]``)."""
+    from interp_steer.methods.caa import extract_caa
+
+    if config.scale == "raw":
+        combined = extract_caa(model, train, layers, read_position=config.read_position,  # type: ignore[arg-type]
+                               batch_size=config.batch_size, progress=False, dataset=dataset)
+    else:
+        from interp_steer.methods.caa import (
+            activation_norms,
+            collect_contrastive_activations,
+            mean_difference,
+            norm_relative,
+        )
+        from interp_steer.models import describe_processing
+        from interp_steer.steering.vector import Provenance, SteeringVector
+
+        acts = collect_contrastive_activations(model, train, layers, read_position=config.read_position,  # type: ignore[arg-type]
+                                               batch_size=config.batch_size, progress=False)
+        raw = SteeringVector(mean_difference(acts), Provenance(
+            model=model.cfg.model_name, method="caa", dataset=dataset, n_pairs=len(train),
+            read_position=acts.read_position, layers=list(layers), model_processing=describe_processing(model)))
+        scaled = norm_relative(raw, activation_norms(acts))
+        combined = SteeringVector(scaled.directions, scaled.provenance.with_extra(raw_norms=raw.norms()))
+    return {layer: combined.select(layer) for layer in layers}  # provenance: that layer, selected from all
 
 
 def run_scan_job(
@@ -329,12 +370,32 @@ def run_scan(
     """
     def done(group: ScanGroup) -> None:
         for unit in group.results():
-            on_unit_done(unit)
+            if on_unit_done is not None:
+                on_unit_done(unit)
 
     report = run_scan_job(config, data, out_dir, model=model, executor=executor, progress=progress,
                           on_unit_done=done if on_unit_done else None)
     report.raise_if_failed()
     return report.tables
+
+
+def scan_vector_table(out_dir: str | Path, config: ScanConfig) -> pd.DataFrame:
+    """One row per finished (dataset, layer) vector in ``out_dir``: ``dataset``, ``layer``, ``vector_norm`` (the
+    length of the vector the scan added), ``raw_norm`` (the CAA mean difference's length before any rescaling) and
+    ``n_train`` (the pairs it was extracted from)."""
+    from interp_steer.steering.vector import SteeringVector
+
+    rows = []
+    for unit in config.units():
+        path = Path(out_dir) / "units" / f"{unit.key}.safetensors"
+        if not path.exists():
+            continue
+        vector = SteeringVector.load(path)
+        (hook, norm), = vector.norms().items()
+        raw = vector.provenance.extra.get("raw_norms", {}).get(hook, norm)
+        rows.append({"dataset": unit.dataset, "layer": unit.layer, "vector_norm": norm, "raw_norm": float(raw),
+                     "n_train": vector.provenance.n_pairs})
+    return pd.DataFrame(rows, columns=["dataset", "layer", "vector_norm", "raw_norm", "n_train"])
 
 
 def combine_scan(out_dir: str | Path, config: ScanConfig | None = None) -> dict[str, pd.DataFrame]:
