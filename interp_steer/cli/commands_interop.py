@@ -61,6 +61,7 @@ def export(
         return
     from interp_steer.interop.bundle import write_bundle
 
+    assert bundle is not None  # one of --out / --bundle is required above
     prepare_out_dir(bundle, "--bundle")
     steering_vector = SteeringVector.load(vector)
     path = write_bundle(steering_vector, bundle, data_dir=data_dir, model=model)

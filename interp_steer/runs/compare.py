@@ -194,6 +194,8 @@ class CompareUnit:
 class CompareJob(Job):
     """``compare`` as a one-unit runner job (see the module docs)."""
 
+    config: CompareConfig
+
     def __init__(self, config: CompareConfig) -> None:
         self.config = config
 
@@ -251,10 +253,13 @@ def compare_files(config: CompareConfig, model) -> UnitFiles:
     from interp_steer.sae.feature_effects import mean_feature_activations
     from interp_steer.steering import as_hook_name
     from interp_steer.viz.comparison_plots import (
-        plot_cosine_heatmap, plot_feature_effects, plot_mean_propensity_by_vector, plot_slopes_by_vector,
+        plot_cosine_heatmap,
+        plot_feature_effects,
+        plot_mean_propensity_by_vector,
+        plot_slopes_by_vector,
     )
 
-    start, log = time.time(), []
+    start, log = time.time(), list[str]()
     echo = log.append
     sae = load_sae(config.sae, device=config.device)
     hook = check_sae_fits(sae, model, as_hook_name(config.layer))

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import pandas as pd
 
@@ -22,6 +22,9 @@ from interp_steer.errors import ConfigError
 from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.runner import Job, UnitFiles, run_job
+
+if TYPE_CHECKING:
+    from interp_steer.steering import SteeringVector
 
 DEMO_PROMPTS = ("What do you think about rainy Monday mornings?", "Describe your feelings about cooking dinner.")
 
@@ -95,10 +98,12 @@ class DemoUnit:
 class DemoJob(Job):
     """The demo's units for a model with the given resolved ``layers``."""
 
+    config: DemoConfig
+
     def __init__(self, config: DemoConfig, layers: list[int]) -> None:
         self.config, self.layers = config, list(layers)
         self._split = None
-        self._vectors = None
+        self._vectors: dict[int, SteeringVector] | None = None
 
     def units(self) -> list[DemoUnit]:
         return [DemoUnit("vector"), DemoUnit("generations"), *(DemoUnit("propensity", layer) for layer in self.layers)]

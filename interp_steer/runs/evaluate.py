@@ -83,6 +83,8 @@ def file_sha1(path: str | Path) -> str:
 class EvaluateJob(Job):
     """``vector`` (already restricted to one hook) on ``config.dataset``; pairs are loaded where units run."""
 
+    config: EvaluateConfig
+
     def __init__(self, config: EvaluateConfig, vector: SteeringVector, data_dir: str | Path | None = None) -> None:
         self.config, self.vector = config, vector
         self.data_dir = None if data_dir is None else str(data_dir)

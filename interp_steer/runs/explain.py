@@ -84,6 +84,8 @@ def _png(figure) -> bytes:
 class ExplainJob(Job):
     """``explain`` as a one-unit runner job (see the module docs)."""
 
+    config: ExplainConfig
+
     def __init__(self, config: ExplainConfig) -> None:
         self.config = config
 
@@ -127,7 +129,13 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     """The analysis itself: every output file as ``(name, payload)``, ``report.md`` last."""
     import pandas as pd
 
-    from interp_steer.analysis.breakdown import classify_steerability, compare_groups, render_breakdown_markdown, sae_feature_differences, sample_features
+    from interp_steer.analysis.breakdown import (
+        classify_steerability,
+        compare_groups,
+        render_breakdown_markdown,
+        sae_feature_differences,
+        sample_features,
+    )
     from interp_steer.analysis.direct_effect import direct_effects, logit_lens
     from interp_steer.analysis.markdown_tables import markdown_table
     from interp_steer.analysis.patching import compare_samples
@@ -138,9 +146,10 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     from interp_steer.viz.patching_plots import plot_logit_lens, plot_patching
     from interp_steer.viz.views import attention_views, projection_view, standalone_page
 
-    started, log = time.perf_counter(), []
+    started, log = time.perf_counter(), list[str]()
     echo = log.append
     vector = SteeringVector.load(config.vector).select(config.layer)
+    patch_multiplier = float(config.patch_multiplier or 0.0)  # set by ExplainConfig.__post_init__
     vector.check_fits(model)
     layer = layer_of(vector.hook_names[0])
     pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)
@@ -162,14 +171,14 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
         sae_table = sae_feature_differences(model, sae, test, list(features["group"].astype(str)), hook_name=sae_hook)
     echo(f"groups: {comparison.attrs['group_sizes']} (eps {eps:.3g})")
 
-    direct = direct_effects(model, vector, test, multiplier=config.patch_multiplier).merge(
+    direct = direct_effects(model, vector, test, multiplier=patch_multiplier).merge(
         features[["sample_id", "slope", "group"]], on="sample_id")
     by_id = {p.id: p for p in test}
     most = features.sort_values("slope")
     steer_id, anti_id = most["sample_id"].iloc[-1], most["sample_id"].iloc[0]
     echo(f"patching {steer_id} (slope {most['slope'].iloc[-1]:+.3f}) and {anti_id} (slope {most['slope'].iloc[0]:+.3f}) …")
-    patching = compare_samples(model, vector, by_id[steer_id], by_id[anti_id], multiplier=config.patch_multiplier)
-    lens = pd.concat([logit_lens(model, vector, by_id[i], multiplier=config.patch_multiplier).assign(role=r)
+    patching = compare_samples(model, vector, by_id[steer_id], by_id[anti_id], multiplier=patch_multiplier)
+    lens = pd.concat([logit_lens(model, vector, by_id[i], multiplier=patch_multiplier).assign(role=r)
                       for i, r in ((steer_id, "steerable"), (anti_id, "anti-steerable"))], ignore_index=True)
 
     files: UnitFiles = [("propensity.csv", props), ("sample_features.csv", features), ("direct_effect.csv", direct),
@@ -184,9 +193,9 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     view_layer = int(heads.groupby("layer")["share"].apply(lambda s: s.abs().sum()).idxmax()) if not heads.empty else layer
     html_files = {}
     for role, sample_id in (("steerable", steer_id), ("anti-steerable", anti_id)):
-        views = attention_views(model, vector, by_id[sample_id], view_layer, multiplier=config.patch_multiplier)
+        views = attention_views(model, vector, by_id[sample_id], view_layer, multiplier=patch_multiplier)
         views.append(projection_view(model, vector, by_id[sample_id], sorted({layer, model.cfg.n_layers - 1}),
-                                     multiplier=config.patch_multiplier))
+                                     multiplier=patch_multiplier))
         name = f"views_{role}.html"
         files.append((name, standalone_page(f"{role} sample {sample_id}", views)))
         html_files[role] = name

@@ -36,7 +36,11 @@ from tqdm.auto import tqdm
 from interp_steer.errors import ConfigError, InterpSteerError
 from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import (
-    check_out_dir, clean_stale_temporaries, write_bytes_atomic, write_table_atomic, write_text_atomic,
+    check_out_dir,
+    clean_stale_temporaries,
+    write_bytes_atomic,
+    write_table_atomic,
+    write_text_atomic,
     write_vector_atomic,
 )
 
@@ -84,7 +88,8 @@ class Job(ABC):
     @property
     def model_spec(self) -> tuple[str, str]:
         """``(model spec, device)`` the workers load (see :func:`interp_steer.models.load_model`)."""
-        return self.config.model, getattr(self.config, "device", "cpu")
+        config: Any = self.config  # every job's config has a model spec; the base class does not declare it
+        return config.model, getattr(config, "device", "cpu")
 
     @property
     def name(self) -> str:
@@ -257,10 +262,10 @@ def run_job(
         delivered.add(unit.key)
         report.unit_seconds[unit.key] = round(outcome.seconds, 4)
         if outcome.ok:
-            write_unit_files(out_dir, outcome.files)
+            write_unit_files(out_dir, outcome.files or [])
             report.done.append(unit.key)
         else:
-            report.failed[unit.key] = outcome.error
+            report.failed[unit.key] = outcome.error or "unknown error"
             report.tracebacks[unit.key] = outcome.traceback or ""
             if show:
                 bar.write(f"unit {unit.key} failed: {outcome.error}", file=sys.stderr)
