@@ -25,17 +25,13 @@ sentences as for the A/B framing of those statements (see ``interp_steer.evaluat
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    Report, base_parser, chosen_layer, load_embedded_model, propensity_engine, read_unit, split_pairs, write_unit,
-)
+from common import Report, base_parser, chosen_layer, study_executor  # noqa: E402
 
 DATASETS = (
     "narcissism",
@@ -46,51 +42,9 @@ DATASETS = (
     "subscribes-to-Christianity",
     "risk-seeking",
 )
-KEYS = ["dataset", "train_variant", "variant", "layer", "hook_name", "vector", "sample_id"]
-
-
-def run_dataset(model, engine, engine_name: str, name: str, layer: int, args) -> pd.DataFrame:
-    """Per-sample steerability of the evaluated (train variant, eval variant) cells of one dataset."""
-    from interp_steer.evaluation import VARIANTS, apply_variant, cross_variant_steerability, persona_sentences, steerability
-    from interp_steer.methods.caa import extract_caa
-
-    spec = f"persona:{name}@free_text"
-    train, test = split_pairs(spec, args.n_train, args.n_test, args.seed)
-    sentences = persona_sentences(train)  # what cross_variant_steerability derives itself; kept for the report
-    extra = {"batch_size": None} if engine_name == "fast_propensities" else {}
-    if args.full_grid:
-        result = cross_variant_steerability(model, train, test, layer, args.multipliers,
-                                            engine=lambda *a, batch_size=None, **k: engine(*a, **k, **extra))
-        per_sample = result["per_sample"]
-    else:
-        vectors = {v: extract_caa(model, apply_variant(train, v, sentences), [layer], progress=False) for v in VARIANTS}
-        # the BASE vector on all variants in one engine call (ids made unique per variant), then the diagonal
-        evals = {"BASE": [p.with_(id=f"{p.id}|{v}") for v in VARIANTS for p in apply_variant(test, v, sentences)]}
-        evals.update({v: apply_variant(test, v, sentences) for v in VARIANTS if v != "BASE"})
-        frames = [engine(model, pairs, vectors[tv], args.multipliers, progress=False, vector_name=f"caa:{tv}",
-                         **extra).assign(train_variant=tv) for tv, pairs in evals.items()]
-        frames = [f.assign(sample_id=f["sample_id"].str.split("|").str[0]) for f in frames]
-        per_sample = steerability(pd.concat(frames, ignore_index=True), keys=KEYS)
-    return per_sample.assign(behaviour=name, sentence_pos=sentences.positive, sentence_neg=sentences.negative)
-
-
-def id_ood_table(per_sample: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, eval variant ≠ BASE): ID (BASE→BASE), OOD (BASE→Y), own (Y→Y), relative (BASE→Y / |Y→Y|)."""
-    from interp_steer.evaluation.variants import MIN_OWN_SLOPE
-
-    means = per_sample.groupby(["behaviour", "train_variant", "variant"])["slope"].mean()
-    rows = []
-    for name in per_sample["behaviour"].unique():
-        id_slope = means.get((name, "BASE", "BASE"), np.nan)
-        for variant in sorted(per_sample.loc[per_sample["variant"] != "BASE", "variant"].unique()):
-            ood, own = means.get((name, "BASE", variant), np.nan), means.get((name, variant, variant), np.nan)
-            rel = ood / abs(own) if np.isfinite(own) and own > MIN_OWN_SLOPE else np.nan
-            rows.append({"dataset": name, "variant": variant, "id_steerability": id_slope, "ood_steerability": ood,
-                         "own_variant_steerability": own, "relative_steerability": rel})
-    return pd.DataFrame(rows)
-
-
 def main() -> None:
+    from interp_steer.runs.id_ood import IdOodConfig, run_id_ood
+
     parser = base_parser(__doc__.split("\n")[0], n_train=12, n_test=6, multipliers=(-1.5, 0.0, 1.5))
     parser.add_argument("--layer", type=int, default=None, help="steering layer (default: layer_scan.py's choice)")
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS), help="persona names, in order")
@@ -99,31 +53,27 @@ def main() -> None:
     parser.add_argument("--full-grid", action="store_true", help="evaluate all 25 (vector, variant) cells")
     args = parser.parse_args()
     layer, layer_source = chosen_layer(args.layer)
-    report = Report("id_ood", f"ID vs OOD steerability across prompt variants at layer {layer} (SmolLM2-135M, free text)", args.out)
-    model = None  # loaded only when a unit has to be computed
-    torch.set_num_threads(args.threads)
-    engine, engine_name = propensity_engine()
-    deadline, frames, seconds = time.time() + 60 * args.time_budget_min, [], []
-    for i, name in enumerate(args.datasets):
-        key = f"L{layer}__{name}__tr{args.n_train}_te{args.n_test}_s{args.seed}{'_full' if args.full_grid else ''}"
-        frame = read_unit(report.out_dir, key)
-        if frame is None:
-            if i >= args.min_datasets and time.time() + (max(seconds) if seconds else 0) > deadline:
-                break
-            t0 = time.time()
-            model = model if model is not None else load_embedded_model(args.threads)
-            frame = run_dataset(model, engine, engine_name, name, layer, args)
-            write_unit(report.out_dir, key, frame)
-            seconds.append(time.time() - t0)
-            print(f"[id_ood] {name}: {seconds[-1]:.0f}s", flush=True)
-        frames.append(frame)
-    write_report(report, pd.concat(frames, ignore_index=True), layer, layer_source, args, engine_name)
+    report = Report("id_ood", f"ID vs OOD steerability across prompt variants at layer {layer} ({args.model}, free text)", args.out)
+    settings = dict(model=args.model, layer=layer, multipliers=args.multipliers, n_train=args.n_train,
+                    n_test=args.n_test, seed=args.seed, full_grid=args.full_grid)
+    executor = study_executor(args)
+    # the first --min-datasets always run; the rest only while the time budget lasts (one job, two passes)
+    first = run_id_ood(IdOodConfig(datasets=args.datasets[: args.min_datasets], **settings), report.out_dir,
+                       executor=executor)
+    first.raise_if_failed()
+    run = run_id_ood(IdOodConfig(datasets=args.datasets, **settings), report.out_dir, executor=executor,
+                     time_budget_s=max(0.0, 60 * args.time_budget_min - first.seconds))
+    print(f"[id_ood] {run.summary_line()}", flush=True)
+    run.raise_if_failed()
+    write_report(report, run.tables["per_sample"], layer, layer_source, args, "fast_propensities")
 
 
 def write_report(report: Report, per_sample: pd.DataFrame, layer: int, layer_source: str, args, engine_name: str) -> None:
-    from interp_steer.evaluation import relative_steerability, steerability_matrix
-    from interp_steer.viz.plots import plot_id_vs_ood
     import matplotlib.pyplot as plt
+
+    from interp_steer.evaluation import relative_steerability, steerability_matrix
+    from interp_steer.runs.id_ood import id_ood_table
+    from interp_steer.viz.plots import plot_id_vs_ood
 
     report.save_csv(per_sample.drop(columns=["sentence_pos", "sentence_neg"]), "per_sample")
     names = list(per_sample["behaviour"].unique())
@@ -131,7 +81,7 @@ def write_report(report: Report, per_sample: pd.DataFrame, layer: int, layer_sou
     mean_matrix = sum(matrices.values()) / len(matrices)
     relatives = pd.concat([relative_steerability(m).assign(dataset=n) for n, m in matrices.items()])
     mean_relative = relatives.drop(columns="dataset").groupby(level=0).mean().reindex(mean_matrix.index)
-    table = id_ood_table(per_sample)
+    table = id_ood_table(per_sample)  # interp_steer.runs.id_ood (also written as id_ood.csv)
 
     report.text(
         f"CAA vectors at **layer {layer}** ({layer_source}), free-text framing of MWE persona statements (the "

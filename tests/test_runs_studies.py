@@ -165,3 +165,35 @@ def test_norm_relative_scan_equals_hand_rescaled_caa(tiny, tmp_path):
                      model=tiny, progress=False)
     with pytest.raises(ConfigError, match="scale"):
         ScanConfig(model="tiny-llama", datasets=specs, layers=layers, scale="unit")
+
+
+def test_id_ood_job_equals_direct_variant_computation(tiny, tmp_path, data_root):
+    """ID/OOD study on the runner: the BASE vector on a variant's prompts and that variant's own vector on them,
+    against CAA + compute_propensities + numpy least squares on the same variant pairs; resumable."""
+    from interp_steer.evaluation import apply_variant, persona_sentences
+    from interp_steer.runs.id_ood import IdOodConfig, run_id_ood
+
+    config = IdOodConfig(model="tiny-llama", datasets=["narcissism"], layer=1, multipliers=MULTS, n_train=6,
+                         n_test=3, engine="batched")
+    first = run_id_ood(config, tmp_path, data_dir=data_root, model=tiny, progress=False)
+    assert first.complete and len(first.done) == 1
+    per_sample = first.tables["per_sample"]
+    train, test = train_test_split(load_dataset("persona:narcissism@free_text", data_dir=data_root),
+                                   test_fraction=0.5, seed=0)
+    train, test = train[:6], test[:3]
+    sentences = persona_sentences(train)
+    means = {}
+    for train_variant, variant in [("BASE", "BASE"), ("BASE", "SYS_POS"), ("SYS_POS", "SYS_POS")]:
+        vector = extract_caa(tiny, apply_variant(train, train_variant, sentences), [1], progress=False)
+        direct = lstsq_slopes(compute_propensities(tiny, apply_variant(test, variant, sentences), vector, MULTS))
+        rows = per_sample[(per_sample["train_variant"] == train_variant) & (per_sample["variant"] == variant)]
+        rows = rows.set_index("sample_id")
+        np.testing.assert_allclose(rows.loc[direct.index, "slope"].to_numpy(float), direct.to_numpy(), atol=1e-6)
+        means[(train_variant, variant)] = direct.mean()
+    table = first.tables["id_ood"].set_index("variant")
+    assert table.at["SYS_POS", "id_steerability"] == pytest.approx(means[("BASE", "BASE")], abs=1e-6)
+    assert table.at["SYS_POS", "ood_steerability"] == pytest.approx(means[("BASE", "SYS_POS")], abs=1e-6)
+    assert table.at["SYS_POS", "own_variant_steerability"] == pytest.approx(means[("SYS_POS", "SYS_POS")], abs=1e-6)
+    assert len(per_sample) == 3 * 9  # the BASE row (5 cells) and the 4 other diagonal cells, 3 samples each
+    again = run_id_ood(config, tmp_path, data_dir=data_root, model=tiny, progress=False)
+    assert again.done == [] and again.reused == first.done
