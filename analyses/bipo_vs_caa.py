@@ -7,8 +7,9 @@ rescaled to the CAA norm (``SteeringVector.normalize``). Evaluation (``fast_prop
 the last prompt token on; BiPO is *trained* with the vector at every position, so ``--all-pos-datasets`` also
 scores a few datasets with every-position steering (BiPO's training convention) as a check.
 
-Each finished unit is cached under ``units/`` (propensity table + vector); BiPO training checkpoints every
-``--checkpoint-every`` steps, so an interrupted run resumes mid-training. Report: ``report.md`` + PNGs + CSVs.
+A thin entry point over :mod:`interp_steer.runs.bipo_vs_caa` (units = dataset × method, each finished unit's
+vector and propensity table under ``units/``); BiPO training checkpoints every ``--checkpoint-every`` steps, so an
+interrupted run resumes mid-training. Report: ``report.md`` + PNGs + CSVs.
 
     python analyses/bipo_vs_caa.py                                  # default sizes, ~20-25 min on 1 CPU thread
     python analyses/bipo_vs_caa.py --datasets builtin:sentiment --ab-datasets "" --n-train 8 --n-test 4 --steps 2 \
@@ -17,21 +18,12 @@ Each finished unit is cached under ``units/`` (propensity table + vector); BiPO 
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bipo_vs_caa_report import write_report  # noqa: E402
-from common import (  # noqa: E402
-    Report, base_parser, chosen_layer, load_embedded_model, parse_float_list, propensity_engine, read_unit,
-    split_pairs, unit_path, write_unit,
-)
+from common import Report, base_parser, chosen_layer, parse_float_list, study_executor  # noqa: E402
 
 FREE_TEXT_DATASETS = ("builtin:sentiment,builtin:formality,persona:narcissism@free_text,"
                       "persona:risk-seeking@free_text,persona:politically-liberal@free_text")
@@ -62,159 +54,31 @@ def specs(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def split_key(spec: str, layer: int, args) -> str:
-    mults = "_".join(f"{m:g}" for m in args.multipliers)
-    return f"{spec}__L{layer}_tr{args.n_train}_te{args.n_test}_s{args.seed}_m{mults}"
-
-
-def bipo_key(args) -> str:
-    return f"st{args.steps}_lr{args.lr:g}_b{args.beta:g}_bs{args.batch_size}x{args.grad_accumulation}_wd{args.weight_decay:g}"
-
-
-def bipo_config(args, layer: int, checkpoint: Path):
-    from interp_steer.methods import BiPOConfig
-
-    return BiPOConfig(layer=layer, beta=args.beta, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
-                      grad_accumulation=args.grad_accumulation, max_steps=args.steps, warmup_steps=args.steps // 10,
-                      seed=args.seed, checkpoint_every=args.checkpoint_every, checkpoint_path=str(checkpoint))
-
-
-def vector_file(out_dir: Path, key: str) -> Path:
-    return unit_path(out_dir, key).with_suffix(".safetensors")
-
-
-def caa_unit(model, engine, spec: str, layer: int, args, key: str, out_dir: Path) -> pd.DataFrame:
-    from interp_steer.methods import extract_caa
-
-    train, test = split_pairs(spec, args.n_train, args.n_test, args.seed)
-    t0 = time.time()
-    vector = extract_caa(model, train, [layer], progress=False, dataset=spec)
-    seconds = time.time() - t0
-    vector.save(vector_file(out_dir, key))
-    table = engine(model, test, vector, args.multipliers, progress=False, vector_name="caa")
-    return table.assign(method="caa", vector_norm=vector.norms()[vector.hook_names[0]], train_seconds=seconds,
-                        n_train=len(train))
-
-
-def bipo_unit(model, engine, spec: str, layer: int, args, key: str, caa_key: str, out_dir: Path) -> pd.DataFrame:
-    from interp_steer.methods import train_bipo
-    from interp_steer.steering import SteeringVector
-
-    train, test = split_pairs(spec, args.n_train, args.n_test, args.seed)
-    checkpoint = unit_path(out_dir, key).with_suffix(".ckpt.pt")
-    config = bipo_config(args, layer, checkpoint)
-    resume = checkpoint if checkpoint.exists() else None
-    if resume:
-        print(f"[bipo_vs_caa]   resuming BiPO from {checkpoint.name}", flush=True)
-    t0 = time.time()
-    vector = train_bipo(model, train, config, resume_from=resume, dataset=spec)
-    seconds = time.time() - t0
-    vector.save(vector_file(out_dir, key))
-    caa = SteeringVector.load(vector_file(out_dir, caa_key))
-    caa_norm = caa.norms()[caa.hook_names[0]]
-    frames = [
-        engine(model, test, vector, args.multipliers, progress=False, vector_name="bipo").assign(method="bipo"),
-        engine(model, test, vector.normalize(caa_norm), args.multipliers, progress=False,
-               vector_name="bipo@caa_norm").assign(method="bipo@caa_norm"),
-    ]
-    norm = vector.norms()[vector.hook_names[0]]
-    table = pd.concat(frames, ignore_index=True)
-    table["vector_norm"] = np.where(table["method"] == "bipo", norm, caa_norm)
-    return table.assign(train_seconds=seconds, n_train=len(train))
-
-
-@torch.inference_mode()
-def all_position_propensities(model, pairs, vector, multipliers, name: str, cache: dict, batch_size: int = 8) -> pd.DataFrame:
-    """Free-text propensity with ``m * vector`` added at every position (BiPO's training convention).
-
-    ``cache`` keeps the unsteered (m = 0) scores, which are the same for every vector."""
-    from interp_steer.data import encode_pair, pad_token_id
-    from interp_steer.methods.response_logprobs import pair_logprobs, preference_batch
-    from interp_steer.steering import steer
-
-    encoded = [encode_pair(model.tokenizer, p) for p in pairs]
-    pad = pad_token_id(model.tokenizer)
-    records = []
-    for m in multipliers:
-        if float(m) == 0.0 and "zero" in cache:
-            scores = cache["zero"]
-        else:
-            with steer(model, vector, multiplier=float(m), positions="all"):
-                scores = torch.cat([pair_logprobs(model, preference_batch(encoded[i:i + batch_size], pad))
-                                    for i in range(0, len(encoded), batch_size)])
-            if float(m) == 0.0:
-                cache["zero"] = scores
-        for pair, (pos, neg) in zip(pairs, scores.tolist()):
-            records.append({"sample_id": pair.id, "dataset": pair.dataset, "vector": name, "multiplier": float(m),
-                            "propensity": pos - neg, "pos_logprob": pos, "neg_logprob": neg})
-    return pd.DataFrame.from_records(records)
-
-
-def all_pos_unit(model, spec: str, args, caa_key: str, bipo_unit_key: str, out_dir: Path) -> pd.DataFrame:
-    from interp_steer.steering import SteeringVector
-
-    _, test = split_pairs(spec, args.n_train, args.n_test, args.seed)
-    caa = SteeringVector.load(vector_file(out_dir, caa_key))
-    bipo = SteeringVector.load(vector_file(out_dir, bipo_unit_key))
-    cache: dict = {}
-    frames = [all_position_propensities(model, test, caa, args.all_pos_multipliers, "caa", cache),
-              all_position_propensities(model, test, bipo.normalize(caa.norms()[caa.hook_names[0]]),
-                                        args.all_pos_multipliers, "bipo@caa_norm", cache)]
-    return pd.concat(frames, ignore_index=True).assign(positions="all")
-
-
 def main() -> None:
+    from interp_steer.runs.bipo_vs_caa import BipoVsCaaConfig, BipoVsCaaJob, run_bipo_vs_caa
+
     args = parse_args()
     layer, layer_source = chosen_layer(args.layer)
-    report = Report("bipo_vs_caa", f"BiPO vs CAA steering vectors at layer {layer} (SmolLM2-135M)", args.out)
-    out_dir = report.out_dir
-    torch.set_num_threads(args.threads)
-    engine, engine_name = propensity_engine()
+    report = Report("bipo_vs_caa", f"BiPO vs CAA steering vectors at layer {layer} ({args.model})", args.out)
     free_text, ab, all_pos = specs(args.datasets), specs(args.ab_datasets), specs(args.all_pos_datasets)
-    all_pos = [s for s in all_pos if s in free_text]
-    plan = [(spec, method) for spec in free_text + ab for method in ("caa", "bipo")] + [(s, "allpos") for s in all_pos]
-
-    timing_file = out_dir / "units" / "timings.json"
-    timings = json.loads(timing_file.read_text()) if timing_file.exists() else {}
-    model = None
-    frames, allpos_frames, vectors, keys = [], [], {}, []
-    started, computed = time.time(), 0
-    for index, (spec, method) in enumerate(plan, 1):
-        base = split_key(spec, layer, args)
-        caa_key, bk = f"caa__{base}", f"bipo__{base}__{bipo_key(args)}"
-        key = {"caa": caa_key, "bipo": bk, "allpos": f"allpos__{base}__{bipo_key(args)}__am{'_'.join(f'{m:g}' for m in args.all_pos_multipliers)}"}[method]
-        keys.append(key)
-        frame = read_unit(out_dir, key)
-        status = "cached"
-        if frame is None:
-            t0 = time.time()
-            print(f"[bipo_vs_caa] unit {index}/{len(plan)}: {method} on {spec} ...", flush=True)
-            model = model if model is not None else load_embedded_model(args.threads)
-            if method == "caa":
-                frame = caa_unit(model, engine, spec, layer, args, key, out_dir)
-            elif method == "bipo":
-                frame = bipo_unit(model, engine, spec, layer, args, key, caa_key, out_dir)
-            else:
-                frame = all_pos_unit(model, spec, args, caa_key, bk, out_dir)
-            write_unit(out_dir, key, frame)
-            timings[key] = round(time.time() - t0, 1)
-            timing_file.write_text(json.dumps(timings, indent=1))
-            unit_path(out_dir, key).with_suffix(".ckpt.pt").unlink(missing_ok=True)
-            computed += 1
-            status = f"{time.time() - t0:.0f}s"
-        elapsed = (time.time() - started) / 60
-        print(f"[bipo_vs_caa] unit {index}/{len(plan)} {method:6s} {spec}: {status} (elapsed {elapsed:.1f} min)", flush=True)
-        if method == "allpos":
-            allpos_frames.append(frame.assign(spec=spec))
-            continue
-        frames.append(frame.assign(spec=spec))
-        vectors[(spec, method)] = vector_file(out_dir, key)
-    propensities = pd.concat(frames, ignore_index=True)
-    allpos = pd.concat(allpos_frames, ignore_index=True) if allpos_frames else None
-    write_report(report, propensities, allpos, vectors, layer, layer_source, engine_name, args,
-                 {"units computed by this invocation": f"{computed} of {len(plan)}",
-                  "BiPO config": bipo_config(args, layer, Path("<unit>.ckpt.pt")).to_json(),
-                  "unit seconds": {k: timings[k] for k in keys if k in timings}})
+    config = BipoVsCaaConfig(
+        model=args.model, datasets=free_text + ab, layer=layer, multipliers=args.multipliers, n_train=args.n_train,
+        n_test=args.n_test, seed=args.seed, all_pos_datasets=[s for s in all_pos if s in free_text],
+        all_pos_multipliers=args.all_pos_multipliers, bipo_steps=args.steps, bipo_lr=args.lr, bipo_beta=args.beta,
+        bipo_batch_size=args.batch_size, bipo_grad_accumulation=args.grad_accumulation,
+        bipo_weight_decay=args.weight_decay, checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=str(report.out_dir / "units"))
+    run = run_bipo_vs_caa(config, report.out_dir, executor=study_executor(args))
+    print(f"[bipo_vs_caa] {run.summary_line()}", flush=True)
+    run.raise_if_failed()
+    job = BipoVsCaaJob(config)
+    vectors = {(u.dataset, u.method): report.out_dir / job.unit_files(u)[0] for u in job.units()}
+    allpos = run.tables["allpos"]
+    write_report(report, run.tables["propensities"], allpos if len(allpos) else None, vectors, layer, layer_source,
+                 "fast_propensities", args,
+                 {"units computed by this invocation": f"{len(run.done)} of {run.total}",
+                  "BiPO config": config.bipo_config("<unit>.ckpt.pt").to_json(),
+                  "unit seconds": run.unit_seconds})
 
 
 if __name__ == "__main__":

@@ -197,3 +197,34 @@ def test_id_ood_job_equals_direct_variant_computation(tiny, tmp_path, data_root)
     assert len(per_sample) == 3 * 9  # the BASE row (5 cells) and the 4 other diagonal cells, 3 samples each
     again = run_id_ood(config, tmp_path, data_dir=data_root, model=tiny, progress=False)
     assert again.done == [] and again.reused == first.done
+
+
+def test_bipo_vs_caa_job_equals_direct_training(tiny, tmp_path):
+    """BiPO vs CAA on the runner: the CAA unit's propensities are compute_propensities of the CAA vector (fast
+    engine, to 1e-4); the BiPO unit's vector is train_bipo's with the same config; BiPO@CAA-norm has the CAA norm;
+    a rerun computes nothing."""
+    from interp_steer.methods import train_bipo
+    from interp_steer.runs.bipo_vs_caa import BipoVsCaaConfig, run_bipo_vs_caa
+    from interp_steer.steering import SteeringVector
+
+    config = BipoVsCaaConfig(model="tiny-llama", datasets=["builtin:sentiment"], layer=1, multipliers=MULTS,
+                             n_train=6, n_test=4, all_pos_datasets=["builtin:sentiment"], bipo_steps=2,
+                             bipo_batch_size=3)
+    first = run_bipo_vs_caa(config, tmp_path, model=tiny, progress=False)
+    assert first.complete and len(first.done) == 2
+    train, test = train_test_split(load_dataset("builtin:sentiment"), test_fraction=0.5, seed=0)
+    caa = extract_caa(tiny, train[:6], [1], progress=False)
+    props = first.tables["propensities"]
+    direct = compute_propensities(tiny, test[:4], caa, MULTS).set_index(["sample_id", "multiplier"])
+    own = props[props["method"] == "caa"].set_index(["sample_id", "multiplier"])
+    np.testing.assert_allclose(own.loc[direct.index, "propensity"], direct["propensity"], atol=1e-4)
+    bipo = train_bipo(tiny, train[:6], config.bipo_config(None), progress=False)
+    saved = SteeringVector.load(tmp_path / "units" / f"bipo__{first.done[1].split('__', 1)[1]}.safetensors")
+    hook = "blocks.1.hook_resid_post"
+    np.testing.assert_allclose(saved.directions[hook].numpy(), bipo.directions[hook].numpy(), atol=1e-6)
+    norms = props.groupby("method")["vector_norm"].first()
+    assert norms["bipo@caa_norm"] == pytest.approx(float(caa.directions[hook].norm()), rel=1e-5)
+    assert norms["bipo"] == pytest.approx(float(bipo.directions[hook].norm()), rel=1e-5)
+    assert set(first.tables["allpos"]["vector"]) == {"caa", "bipo@caa_norm"}
+    again = run_bipo_vs_caa(config, tmp_path, model=tiny, progress=False)
+    assert again.done == [] and sorted(again.reused) == sorted(first.done)
