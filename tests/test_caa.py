@@ -76,8 +76,8 @@ def test_norm_relative_rescales_each_hook_to_the_mean_residual_norm(tiny):
         lengths = [float(hand_activation(tiny, pair, side, name, "answer").norm())
                    for pair in pairs for side in (pair.positive, pair.negative)]
         assert norms[name] == pytest.approx(sum(lengths) / len(lengths), rel=1e-4)
-    from interp_steer.steering import SteeringVector
     from interp_steer.errors import SteeringVectorError
+    from interp_steer.steering import SteeringVector
 
     vector = SteeringVector(mean_difference(acts))
     scaled = norm_relative(vector, norms)

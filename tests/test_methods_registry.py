@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 
+import jaxtyping
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -27,6 +30,9 @@ from interp_steer.methods import (
 from interp_steer.methods.registry import coerce_field, config_fields, describe_config
 from interp_steer.models import describe_processing, load_model
 from interp_steer.steering import SteeringVector
+
+# with the suite's run-time type checker (INTERP_STEER_TYPECHECK=1) on, annotation checks run before __post_init__
+TYPECHECK_ON = os.environ.get("INTERP_STEER_TYPECHECK", "0") != "0"
 
 runner = CliRunner()
 TINY = ["--model", "tiny-llama", "--dataset", "builtin:sentiment", "--n-train", "4"]
@@ -77,10 +83,28 @@ def test_config_values_are_validated_naming_the_field(cls, changes, match):
     (SAETargetedConfig, {"n_decoder": 1.5}, "n_decoder"),
 ])
 def test_config_types_are_checked_naming_the_field(cls, changes, field):
-    # __post_init__ raises ConfigError; under the test suite's run-time type checker the annotation check
-    # (a TypeError naming the parameter) may come first. Either way the field is named.
-    with pytest.raises((ConfigError, TypeError), match=field):
+    # __post_init__ raises ConfigError; under the test suite's run-time type checker (INTERP_STEER_TYPECHECK=1)
+    # the annotation check of the constructor comes first. Either way the field is named.
+    expected = (ConfigError, jaxtyping.TypeCheckError) if TYPECHECK_ON else ConfigError
+    with pytest.raises(expected, match=field):
         cls(**changes)
+
+
+@pytest.mark.parametrize("cls, text, match", [
+    (CAAConfig, '{"read_position": "middle"}', "CAAConfig.read_position expects answer|completion_mean|last|none, got 'middle'"),
+    (CAAConfig, '{"batch_size": 2.5}', "CAAConfig.batch_size expects int, got 2.5"),
+    (CAAConfig, '{"batch_size": true}', "CAAConfig.batch_size expects int, got True"),
+    (SAETargetedConfig, '{"n_decoder": 1.5}', "SAETargetedConfig.n_decoder expects int, got 1.5"),
+    (SAETargetedConfig, '{"hook_name": 3}', "SAETargetedConfig.hook_name expects str|none, got 3"),
+    (BiPOConfig, '{"batch_size": 2.5}', "BiPOConfig.batch_size expects int, got 2.5"),
+    (BiPOConfig, '{"lr": "fast"}', "BiPOConfig.lr expects float, got 'fast'"),
+    (BiPOConfig, '{"layer": 1.0}', "BiPOConfig.layer expects int|str, got 1.0"),
+])
+def test_config_json_field_types_are_checked_naming_the_field(cls, text, match):
+    # a config file can hold any JSON type: the one-line ConfigError comes before the typed constructor
+    with pytest.raises(ConfigError, match=re.escape(match)) as info:
+        cls.from_json(text)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("cls, text, match", [

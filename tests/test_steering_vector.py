@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import pickle
 from pathlib import Path
 
+import jaxtyping
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,9 @@ from interp_steer.steering import Provenance, SteeringVector, as_hook_name, from
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOOK = "blocks.{}.hook_resid_post".format
 METADATA_KEY = "interp_steer_provenance"
+# with the suite's run-time type checker (INTERP_STEER_TYPECHECK=1) a value of a type the annotation excludes
+# (a str or None as a scale factor) is rejected by the checker, naming the parameter, before the method's own check
+TYPECHECK_ON = os.environ.get("INTERP_STEER_TYPECHECK", "0") != "0"
 
 
 def make_vector(seed=0, d=64, layers=(1,), **provenance):
@@ -50,10 +55,27 @@ def test_arithmetic_matches_numpy():
     assert (2.5 * a).provenance.extra["transform"] == "scale(2.5)" and "transform" not in a.provenance.extra
 
 
-@pytest.mark.parametrize("factor", [float("nan"), float("inf"), -float("inf"), "2", None])
+@pytest.mark.parametrize("factor", [float("nan"), float("inf"), -float("inf"), np.float64("nan"), torch.tensor(float("inf"))])
 def test_scale_rejects_non_finite_factors(factor):
     with pytest.raises(SteeringVectorError, match="scale factor must be a finite number"):
         make_vector().scale(factor)
+
+
+@pytest.mark.parametrize("factor", ["2", None])
+def test_scale_rejects_non_numbers(factor):
+    if TYPECHECK_ON:
+        expected, match = (SteeringVectorError, jaxtyping.TypeCheckError), "scale factor must be a finite number|parameter 'factor'"
+    else:
+        expected, match = SteeringVectorError, "scale factor must be a finite number"
+    with pytest.raises(expected, match=match):
+        make_vector().scale(factor)
+
+
+def test_scale_accepts_numpy_and_zero_dim_tensor_factors():
+    a = make_vector(0)
+    expected = 3.0 * a[1].numpy()
+    for factor in (np.float32(3.0), np.int64(3), torch.tensor(3.0), 3):
+        np.testing.assert_allclose(a.scale(factor)[1].numpy(), expected, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------------- immutability
@@ -136,6 +158,7 @@ def test_provenance_is_copied_with_replace():
     r = p.with_extra(b=[1, 2])
     assert dict(r.extra) == {"a": 1, "b": (1, 2)} and dict(p.extra) == {"a": 1}
     assert json.loads(r.to_json())["extra"] == {"a": 1, "b": [1, 2]}
+    assert Provenance(layers=[np.int64(4), 5]).layers == (4, 5)  # numpy integers (e.g. from argmax) are layers too
     assert json.dumps(r.extra, sort_keys=True) == '{"a": 1, "b": [1, 2]}'  # frozen values serialise as they are
     assert isinstance(r.extra, dict) and hash(r) == hash(dataclasses.replace(r))
 
@@ -258,6 +281,9 @@ def _write(path, tensors, header):
     ({HOOK(1): torch.zeros(3)}, '"caa"', "provenance header must be a JSON object, got a JSON str"),
     ({HOOK(1): torch.zeros(3)}, '{"layers": ["x"]}', "layers"),
     ({HOOK(1): torch.zeros(3)}, '{"extra": [1]}', "extra"),
+    ({HOOK(1): torch.zeros(3)}, '{"n_pairs": "3"}', "provenance field 'n_pairs' must be an integer"),
+    ({HOOK(1): torch.zeros(3)}, '{"model": 7}', "provenance field 'model' must be a string"),
+    ({HOOK(1): torch.zeros(3)}, '{"layers": [1, true]}', "provenance field 'layers' must be a list of integers"),
 ])
 def test_load_rejects_bad_files_naming_the_file(tmp_path, tensors, header, match):
     path = _write(tmp_path / "bad_vector.safetensors", tensors, header)

@@ -17,7 +17,7 @@ templates rotate on ``row // 2`` so template and letter are independent.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from interp_steer.data.jsonl import read_records, require_str_fields
 from interp_steer.data.mwe import persona_ab_prompt
@@ -157,11 +157,11 @@ BUILTIN_DATASETS = {"sentiment": _sentiment, "formality": _formality}
 BUILTIN_DEFAULT_FRAMING = "free_text"
 
 
-def load_builtin(name: str, framing: Framing = "free_text") -> list[ContrastivePair]:
+def load_builtin(name: str, framing: str = "free_text") -> list[ContrastivePair]:
     """A built-in data set in the given framing ("free_text" or "ab"); ``dataset`` is ``builtin:<name>``
     for free text and ``builtin:<name>@ab`` for the A/B framing; ids are ``<dataset>#<line>``."""
     if name not in BUILTIN_DATASETS:
         raise DataFormatError(f"unknown builtin data set {name!r}; available: {sorted(BUILTIN_DATASETS)}")
     if framing not in BUILTIN_FRAMINGS:
         raise DataFormatError(f"framing={framing!r} for builtin:{name}: use one of {list(BUILTIN_FRAMINGS)}")
-    return BUILTIN_DATASETS[name](framing)
+    return BUILTIN_DATASETS[name](cast(Framing, framing))

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from interp_steer.data.jsonl import OnError, read_records
+from interp_steer.data.jsonl import read_records
 from interp_steer.data.loaded import LoadedPairs
 from interp_steer.data.mwe import ab_pair_from_row
 from interp_steer.data.paths import data_root
@@ -21,24 +21,29 @@ CaaSplit = Literal["generate", "test"]
 _CAA_FILES = {"generate": "caa/generate/{name}/generate_dataset.json", "test": "caa/test/{name}/test_dataset_ab.json"}
 
 
-def caa_path(name: str, split: CaaSplit = "generate", data_dir: str | Path | None = None) -> Path:
-    """Location of a CAA behaviour's file for ``split`` ("generate" or "test")."""
+def _check_split(split: str) -> str:
+    """``split`` itself if it is a :data:`CaaSplit` (public functions take a plain ``str`` and check it here)."""
     if split not in _CAA_FILES:
         raise DataFormatError(f"CAA split={split!r}: use 'generate' or 'test'")
-    return data_root(data_dir) / _CAA_FILES[split].format(name=name)
+    return split
 
 
-def caa_behaviors(data_dir: str | Path | None = None, split: CaaSplit = "generate") -> list[str]:
-    """Behaviours that have a ``split`` file under ``caa/``."""
-    pattern = _CAA_FILES[split]
+def caa_path(name: str, split: str = "generate", data_dir: str | Path | None = None) -> Path:
+    """Location of a CAA behaviour's file for ``split`` ("generate" or "test")."""
+    return data_root(data_dir) / _CAA_FILES[_check_split(split)].format(name=name)
+
+
+def caa_behaviors(data_dir: str | Path | None = None, split: str = "generate") -> list[str]:
+    """Behaviours that have a ``split`` file (``split``: "generate" or "test") under ``caa/``."""
+    pattern = _CAA_FILES[_check_split(split)]
     base = data_root(data_dir) / pattern.split("{name}")[0]
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if (p / Path(pattern).name).is_file())
 
 
-def load_caa(name: str, split: CaaSplit = "generate", data_dir: str | Path | None = None,
-             on_error: OnError = "raise") -> LoadedPairs:
+def load_caa(name: str, split: str = "generate", data_dir: str | Path | None = None,
+             on_error: str = "raise") -> LoadedPairs:
     """A CAA behaviour's A/B pairs (``dataset`` is ``caa:<name>`` for generate, ``caa-test:<name>`` for test).
 
     ``meta``: ``source_line`` (1-based item number in the JSON list) and ``positive_is_yes`` where the

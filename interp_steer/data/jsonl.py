@@ -6,11 +6,13 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, cast
 
 from interp_steer.errors import DataFormatError
 
 OnError = Literal["raise", "skip"]
+"""What a reader does with a malformed line. Public readers take a plain ``str`` and check it themselves, so
+another value is a one-line DataFormatError naming ``on_error``."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def _not_utf8(path: Path, line: int, raw: bytes, exc: UnicodeDecodeError) -> Dat
                            "re-save the file as UTF-8")
 
 
-def read_records(path: str | Path, on_error: OnError = "raise") -> JsonRecords:
+def read_records(path: str | Path, on_error: str = "raise") -> JsonRecords:
     """Read a JSONL file (one object per line, blank lines ignored) or a JSON file holding a list of objects.
 
     A malformed line, a line that is not valid UTF-8 or a non-object row raises
@@ -62,7 +64,7 @@ def read_records(path: str | Path, on_error: OnError = "raise") -> JsonRecords:
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
     if _looks_like_json_list(path):
-        return _read_json_list(path, on_error)
+        return _read_json_list(path, cast(OnError, on_error))
     rows, lines, skipped = [], [], 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -119,7 +121,7 @@ def _read_json_list(path: Path, on_error: OnError) -> JsonRecords:
     return JsonRecords(path, rows, lines, skipped)
 
 
-def read_jsonl(path: str | Path, on_error: OnError = "raise") -> list[dict[str, Any]]:
+def read_jsonl(path: str | Path, on_error: str = "raise") -> list[dict[str, Any]]:
     """The rows of a JSONL / JSON-list file (see ``read_records`` for error handling)."""
     return read_records(path, on_error).rows
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from interp_steer.data.ab_questions import choice_texts, is_junk_question, strip_meta_tags, yes_no_of
-from interp_steer.data.jsonl import OnError, read_records, require_str_fields
+from interp_steer.data.jsonl import read_records, require_str_fields
 from interp_steer.data.loaded import LoadedPairs
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.paths import data_root
@@ -42,7 +42,7 @@ def persona_ab_prompt(question: str, option_a: str, option_b: str) -> str:
     return f"{question}\n\nChoices:\n(A): {option_a}\n(B): {option_b}"
 
 
-def load_persona_ab(name: str, data_dir: str | Path | None = None, on_error: OnError = "raise") -> LoadedPairs:
+def load_persona_ab(name: str, data_dir: str | Path | None = None, on_error: str = "raise") -> LoadedPairs:
     """Persona statements as A/B pairs, identical to steering-bench's ``mwe_persona`` files.
 
     Option-order rule (balances the letter against the data's Yes/No alternation): for the ``i``-th row
@@ -79,7 +79,7 @@ def _as_sentence(statement: str) -> str:
     return statement if statement[-1:] in (".", "!", "?") else statement + "."
 
 
-def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_error: OnError = "raise",
+def load_persona_free_text(name: str, data_dir: str | Path | None = None, on_error: str = "raise",
                            prompt: str = FREE_TEXT_PERSONA_PROMPT) -> LoadedPairs:
     """Persona statements as free-text pairs: the assistant describes itself with a matching or a non-matching statement.
 
@@ -156,8 +156,8 @@ def ab_pair_from_row(row: dict, line: int, path: Path, *, dataset: str, skipped:
     )
 
 
-def load_xrisk(name: str, data_dir: str | Path | None = None, source: Literal["lm", "human"] = "lm",
-               drop_junk: bool = True, on_error: OnError = "raise") -> LoadedPairs:
+def load_xrisk(name: str, data_dir: str | Path | None = None, source: str = "lm",
+               drop_junk: bool = True, on_error: str = "raise") -> LoadedPairs:
     """Advanced-AI-risk A/B questions (``lm_generated_evals`` by default, ``source="human"`` for the human set).
 
     The prompt is the question with ``<META_START>…<META_END>`` removed; responses keep the raw leading space

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from interp_steer.errors import ConfigError
+from interp_steer.methods._config_types import check_field_types
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 
 # fields that may differ between an interrupted run and its resumption
@@ -101,6 +102,7 @@ class BiPOConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown BiPOConfig field(s) {unknown}; valid fields: {sorted(known)}")
+        check_field_types(cls, data)
         return cls(**data)
 
     @classmethod

@@ -8,7 +8,7 @@ so the expensive part can be cached and re-aggregated.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal, Sequence
+from typing import Literal, Sequence, cast, get_args
 
 import torch
 from jaxtyping import Float
@@ -26,6 +26,7 @@ from interp_steer.steering.vector import Provenance, SteeringVector
 ReadPosition = Literal["answer", "completion_mean", "last"]
 """``answer``: the answer letter, token −2 of ``… (A)`` (the last token if the response has no closing
 bracket); ``completion_mean``: mean over the response tokens; ``last``: the response's last token."""
+READ_POSITIONS: tuple[str, ...] = get_args(ReadPosition)
 
 
 @dataclass
@@ -44,6 +45,15 @@ class ContrastiveActivations:
 
 def default_read_position(pairs: Sequence[ContrastivePair]) -> ReadPosition:
     return "answer" if all(p.kind == "ab" for p in pairs) else "completion_mean"
+
+
+def _check_read_position(read_position: str | None, pairs: Sequence[ContrastivePair]) -> ReadPosition:
+    """``read_position`` validated (``None``: the default for ``pairs``); ConfigError naming the argument otherwise."""
+    if read_position is None:
+        return default_read_position(pairs)
+    if read_position not in READ_POSITIONS:
+        raise ConfigError(f"read_position={read_position!r}: use 'answer', 'completion_mean' or 'last'")
+    return cast(ReadPosition, read_position)
 
 
 def _read_span(response_ids: Sequence[int], read: ReadPosition, tokenizer) -> tuple[int, int]:
@@ -65,7 +75,7 @@ def collect_contrastive_activations(
     pairs: Sequence[ContrastivePair],
     layers: Sequence[int | str],
     *,
-    read_position: ReadPosition | None = None,
+    read_position: str | None = None,  # one of READ_POSITIONS, checked inside
     batch_size: int = 16,
     progress: bool = True,
 ) -> ContrastiveActivations:
@@ -75,6 +85,7 @@ def collect_contrastive_activations(
     unique, and every pair must fit the model's context."""
     if not pairs:
         raise ConfigError("CAA needs at least one contrastive pair")
+    read = _check_read_position(read_position, pairs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an int ≥ 1, got {batch_size!r}")
     hook_names = [as_hook_name(layer) for layer in layers]
@@ -90,7 +101,6 @@ def collect_contrastive_activations(
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise DataFormatError(f"pair id {dup!r} occurs more than once; a pair would be counted twice in the mean")
-    read = read_position or default_read_position(pairs)
     tokenizer, pad = model.tokenizer, pad_token_id(model.tokenizer)
     stop_at = max(layer_of(n) for n in hook_names) + 1
     encoded = [encode_pair(tokenizer, p, n_ctx=model.cfg.n_ctx) for p in pairs]
@@ -126,7 +136,7 @@ def extract_caa(
     pairs: Sequence[ContrastivePair],
     layers: Sequence[int | str],
     *,
-    read_position: ReadPosition | None = None,
+    read_position: str | None = None,  # one of READ_POSITIONS, checked inside
     batch_size: int = 16,
     progress: bool = True,
     dataset: str | None = None,

@@ -23,6 +23,8 @@ from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
+from interp_steer.methods._config_types import check_field_types
+from interp_steer.methods._config_types import type_name as _type_name
 from interp_steer.methods.bipo import extract_bipo
 from interp_steer.methods.bipo_config import BiPOConfig
 from interp_steer.methods.caa import ReadPosition, extract_caa
@@ -47,6 +49,7 @@ class _JsonConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(known)}")
+        check_field_types(cls, data)  # type: ignore[arg-type]
         return cls(**data)
 
     @classmethod
@@ -230,17 +233,6 @@ def describe_config(config_class: type, *, exclude: Sequence[str] = (), aliases:
              for name, f, default in zip(names, rows, defaults)]
     header = f"  {'field':<{width_name}}  {'type':<{width_type}}  {'default':<{width_default}}  help"
     return "\n".join([header, *lines])
-
-
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin is Literal:
-        return "|".join(str(a) for a in typing.get_args(annotation))
-    if origin in (typing.Union, types.UnionType):
-        return "|".join(_type_name(a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return "none"
-    return getattr(annotation, "__name__", str(annotation))
 
 
 _NONE_WORDS = {"none", "null"}

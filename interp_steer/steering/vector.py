@@ -35,6 +35,9 @@ from interp_steer.steering.hook_names import as_hook_name, layer_of
 
 _METADATA_KEY = "interp_steer_provenance"
 
+Scalar = float | numbers.Real | Tensor
+"""A number a vector can be scaled by: a Python or numpy real, or a one-element (e.g. 0-dim) tensor."""
+
 
 # ------------------------------------------------------------------------------------------ freezing helpers
 class FrozenDict(dict):
@@ -102,7 +105,7 @@ class Provenance:
     dataset: str = ""
     n_pairs: int = 0
     read_position: str = ""
-    layers: Sequence[int] = ()
+    layers: Sequence[int | numbers.Integral] = ()  # stored as a tuple of ints
     created: str = field(default_factory=_now)
     package_version: str = field(default_factory=_package_version)
     model_processing: Mapping[str, Any] = field(default_factory=dict)
@@ -147,8 +150,23 @@ class Provenance:
 
 
 def _provenance_from_dict(data: Mapping[str, Any]) -> Provenance:
+    """A Provenance from a parsed header; the known fields' JSON types are checked first (one-line
+    SteeringVectorError naming the field), as a file may hold anything."""
     known = {f.name for f in fields(Provenance)}
-    return Provenance(**{k: v for k, v in data.items() if k in known})
+    values = {k: v for k, v in data.items() if k in known}
+    for name, value in values.items():
+        if name == "n_pairs":
+            ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif name == "layers":
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            expected = "a list of integers"
+        elif name in ("model_processing", "extra"):
+            ok, expected = isinstance(value, Mapping), "a JSON object"
+        else:
+            ok, expected = isinstance(value, str), "a string"
+        if not ok:
+            raise SteeringVectorError(f"provenance field {name!r} must be {expected}, got {value!r}")
+    return Provenance(**values)
 
 
 # ------------------------------------------------------------------------------------------- the value
@@ -278,12 +296,12 @@ class SteeringVector:
     def _map(self, fn: Callable[[Tensor], Tensor], note: str) -> "SteeringVector":
         return SteeringVector({k: fn(v) for k, v in self.directions.items()}, self.provenance.with_extra(transform=note))
 
-    def scale(self, factor: float) -> "SteeringVector":
+    def scale(self, factor: Scalar) -> "SteeringVector":
         """Every direction multiplied by ``factor`` (a finite number)."""
         factor = _finite_number(factor, "scale factor")
         return self._map(lambda t: t * factor, f"scale({factor})")
 
-    def __mul__(self, factor: float) -> "SteeringVector":
+    def __mul__(self, factor: Scalar) -> "SteeringVector":
         return self.scale(factor)
 
     __rmul__ = __mul__
@@ -306,7 +324,7 @@ class SteeringVector:
     def __sub__(self, other: "SteeringVector") -> "SteeringVector":
         return self + (-other)
 
-    def normalize(self, norm: float = 1.0) -> "SteeringVector":
+    def normalize(self, norm: Scalar = 1.0) -> "SteeringVector":
         """Each direction rescaled to L2 norm ``norm``."""
         norm = _finite_number(norm, "normalize norm")
         return self._map(lambda t: t * (norm / t.norm().clamp_min(1e-12)), f"normalize({norm})")
