@@ -1,20 +1,20 @@
-"""Shared pieces of the ``analyses/`` study scripts: command-line options, data splits, the propensity engine,
-per-unit result caching and markdown report writing.
+"""Shared pieces of the ``analyses/`` study scripts: command-line options, the executor they ask for, the scan
+studies' entry (:func:`scan_study`) and markdown report writing.
 
-Every study writes into ``analyses/results/<name>/``: ``report.md`` (tables + PNG plots), the tidy CSV tables
-behind them, and ``units/`` with one small per-sample CSV per finished work unit, so an interrupted run resumes
-where it stopped (a rerun with the same options skips finished units).
+The studies' work units run through the job runner (:mod:`interp_steer.runs`); every study writes into
+``analyses/results/<name>/``: the runner's ``config.json``, ``units/`` (one file set per finished unit, so an
+interrupted run resumes where it stopped) and ``run_report.json``, plus ``report.md`` (tables + PNG plots) and
+the tidy CSV tables behind it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -112,66 +112,6 @@ def scan_study(args, name: str, title: str, *, scale: str = "raw"):
         seconds = {g.dataset: run.unit_seconds.get(g.key) for g in config.groups()}
         per_sample["unit_seconds"] = per_sample["dataset"].map(seconds)
     return report, run, per_sample
-
-
-# ------------------------------------------------------------------------------------------------ model + data
-def load_embedded_model(threads: int):
-    """SmolLM2-135M on CPU with ``threads`` torch threads."""
-    torch.set_num_threads(threads)
-    from interp_steer.models import load_model
-
-    return load_model()
-
-
-def split_pairs(spec: str, n_train: int, n_test: int, seed: int = 0):
-    """``load_dataset(spec)``, stratified 50/50 split (``seed``), first ``n_train`` / ``n_test`` of each part."""
-    import warnings
-
-    from interp_steer.data import load_dataset, train_test_split
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # xrisk loaders warn about skipped multi-choice rows
-        pairs = load_dataset(spec)
-    train, test = train_test_split(pairs, test_fraction=0.5, seed=seed)
-    return train[:n_train], test[:n_test]
-
-
-def propensity_engine() -> tuple[Callable, str]:
-    """The fast engine (prefix cache, multi-layer) when importable, else the reference ``compute_propensities``."""
-    try:
-        from interp_steer.evaluation.fast_engine import fast_propensities
-    except ImportError:
-        from interp_steer.evaluation import compute_propensities
-
-        return compute_propensities, "compute_propensities"
-    return fast_propensities, "fast_propensities"
-
-
-# ------------------------------------------------------------------------------------------------ unit cache
-def unit_path(out_dir: Path, key: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
-    return out_dir / "units" / f"{safe}.csv"
-
-
-def read_unit(out_dir: Path, key: str) -> pd.DataFrame | None:
-    """A finished unit's table, or ``None``."""
-    path = unit_path(out_dir, key)
-    if not path.exists():
-        return None
-    frame = pd.read_csv(path, dtype={"sample_id": str})
-    for col in ("is_A", "is_Yes", "sign_flip"):
-        if col in frame.columns:
-            frame[col] = frame[col].astype("boolean")
-    return frame
-
-
-def write_unit(out_dir: Path, key: str, frame: pd.DataFrame) -> None:
-    """Write a unit's table atomically (temporary file + rename)."""
-    path = unit_path(out_dir, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ report
