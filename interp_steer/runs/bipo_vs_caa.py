@@ -97,6 +97,8 @@ class BipoVsCaaUnit:
 class BipoVsCaaJob(Job):
     """The comparison on the runner (pairs loaded where the unit runs)."""
 
+    config: BipoVsCaaConfig
+
     def __init__(self, config: BipoVsCaaConfig, data_dir: str | Path | None = None) -> None:
         self.config = config
         self.data = RegistryPairs(None, 0.5, config.seed, config.n_train, config.n_test,

@@ -86,6 +86,8 @@ class IdOodUnit:
 class IdOodJob(Job):
     """The study on the runner; each unit loads its dataset where it runs."""
 
+    config: IdOodConfig
+
     def __init__(self, config: IdOodConfig, data_dir: str | Path | None = None) -> None:
         self.config = config
         self.data = RegistryPairs(None, config.test_fraction, config.seed, config.n_train, config.n_test,

@@ -165,6 +165,8 @@ def mwe_study_datasets(seed: int = 0, data_dir: str | Path | None = None) -> lis
 class SteerabilityJob(Job):
     """The study on the runner; pairs are loaded where the unit runs (from ``data_dir`` or the default root)."""
 
+    config: SteerabilityConfig
+
     def __init__(self, config: SteerabilityConfig, data_dir: str | Path | None = None) -> None:
         self.config = config
         self.data = RegistryPairs(None, config.test_fraction, config.seed, config.n_train, config.n_test,
