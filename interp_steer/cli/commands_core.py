@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, no_type_check
 
 import typer
 
@@ -21,7 +21,7 @@ from interp_steer.cli.options import (
 from interp_steer.errors import ConfigError
 
 
-def _show_method_fields(ctx: typer.Context, method: str) -> None:
+def _show_method_fields(method: str) -> None:
     """Print ``method``'s config fields (``--help-method``) and end the command."""
     from interp_steer.methods.registry import describe_config, method_entry
 
@@ -31,28 +31,31 @@ def _show_method_fields(ctx: typer.Context, method: str) -> None:
     typer.echo(describe_config(entry.config_class, exclude=entry.cli_fields, aliases=entry.aliases))
     if entry.cli_fields:
         typer.echo(f"(set by the command: {', '.join(entry.cli_fields)} from --layers)")
-    ctx.exit(0)
+    raise typer.Exit(0)
 
 
+# The two option callbacks below are excluded from run-time type checking: typer finds the context parameter by its
+# ``typer.Context`` annotation but passes its (vendored) click context, which is not a ``typer.Context`` instance.
+@no_type_check
 def _method_callback(ctx: typer.Context, value: str) -> str:
     # --method and --help-method are both eager, so whichever is processed second shows the fields
     ctx.meta["extract_method"] = value
     if ctx.meta.get("extract_help_method"):
-        _show_method_fields(ctx, value)
+        _show_method_fields(value)
     return value
 
 
+@no_type_check
 def _help_method_callback(ctx: typer.Context, value: bool) -> bool:
     if value:
         ctx.meta["extract_help_method"] = True
         if "extract_method" in ctx.meta:
-            _show_method_fields(ctx, ctx.meta["extract_method"])
+            _show_method_fields(ctx.meta["extract_method"])
     return value
 
 
 @app.command()
 def extract(
-    ctx: typer.Context,
     dataset: str = typer.Option(..., help="dataset spec, e.g. builtin:sentiment, persona:narcissism, caa:sycophancy"),
     out: Path = typer.Option(..., help="output .safetensors file (a .json provenance sidecar is written beside it)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing vector file at --out"),

@@ -31,8 +31,6 @@ from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 
-TableFormat = Literal["parquet", "csv"]
-EngineName = Literal["fast", "batched"]
 RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
                    "split_order", "table_format", "scale")
 """Config fields a resumed scan must share with the run that wrote the directory."""
@@ -79,8 +77,9 @@ class ScanConfig(JobConfig):
     batch_size: int = 32
     read_position: str | None = None
     method: str = "caa"
-    table_format: TableFormat = "parquet"
-    engine: EngineName = "fast"
+    # plain str, not Literal: a wrong value gets __post_init__'s ConfigError, not a run-time type checker's error
+    table_format: str = "parquet"  # "parquet" or "csv"
+    engine: str = "fast"  # "fast" or "batched"
     split_order: str = SPLIT_ORDER
     layers_per_unit: int | None = None
     device: str = "cpu"
