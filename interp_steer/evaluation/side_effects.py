@@ -54,7 +54,7 @@ REPETITION_N = 4
 
 
 # ----------------------------------------------------------------------------- bootstrap
-def bootstrap_ci(values: Sequence[float] | np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
+def bootstrap_ci(values: Sequence[float] | np.ndarray | pd.Series, *, n_boot: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
     """``(mean, lower, upper)``: the mean of ``values`` and its percentile-bootstrap ``level`` interval
     (``n_boot`` resamples of the items with replacement, seeded). NaNs are dropped; no values give NaNs; one

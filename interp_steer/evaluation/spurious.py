@@ -42,8 +42,10 @@ def moment_terms(y: np.ndarray, a: np.ndarray, e: np.ndarray) -> dict[str, np.nd
             "ey": e * y, "ae": a * e}
 
 
-def sequential_sums_of_squares(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def sequential_sums_of_squares(sums: Mapping[str, np.ndarray | float]) -> dict[str, np.ndarray | float]:
     """Type-I sums of squares of ``y ~ a + e`` from weighted sums (:data:`MOMENTS`), elementwise over any shape.
+
+    With 0-dim sums the entries come back as numpy scalars (``np.float64``, a ``float``) or 0-dim arrays.
 
     Returns ``total`` (centred sum of squares of y), ``a`` (explained by a), ``e`` (explained by e after a, by
     Frisch–Waugh: the squared covariance of y with e's residual on a, over that residual's sum of squares) and
@@ -51,7 +53,7 @@ def sequential_sums_of_squares(sums: Mapping[str, np.ndarray]) -> dict[str, np.n
     """
     w = sums["1"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        def centred(p: str, q: str) -> np.ndarray:
+        def centred(p: str, q: str) -> np.ndarray | float:
             key = p + q if p + q in sums else q + p
             return sums[key] - sums[p] * sums[q] / w
 

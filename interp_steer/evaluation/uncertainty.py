@@ -35,6 +35,11 @@ from scipy.special import ndtr, ndtri
 
 from interp_steer.errors import ConfigError
 
+Values = Sequence[float] | np.ndarray | pd.Series
+"""A 1-d run of numbers as the public functions take it: a list, an array or a DataFrame column."""
+Labels = Sequence | np.ndarray | pd.Series
+"""One label per value (e.g. the dataset of each sample), as a list, an array or a DataFrame column."""
+
 METHODS = ("percentile", "bca")
 RESULT_COLUMNS = ["statistic", "estimate", "ci_low", "ci_high", "n_samples", "n_datasets", "n_boot", "method", "confidence"]
 """Columns of every tidy interval table (grouping columns come first)."""
@@ -327,10 +332,10 @@ def _interval(estimate: np.ndarray, boot: np.ndarray, jack: np.ndarray | None, c
 
 
 def bootstrap(
-    data: Mapping[str, Sequence[float] | np.ndarray],
+    data: Mapping[str, Values],
     statistic: Statistic,
     *,
-    clusters: Sequence | np.ndarray | None = None,
+    clusters: Labels | None = None,
     names: Sequence[str] | None = None,
     n_boot: int = 2000,
     confidence: float = 0.95,
@@ -390,7 +395,7 @@ _SIMPLE: dict[str, Callable[[Resample, np.ndarray], np.ndarray]] = {
 }
 
 
-def bootstrap_ci(values: Sequence[float] | np.ndarray, statistic: str | Callable[[np.ndarray, np.ndarray], np.ndarray] = "mean",
+def bootstrap_ci(values: Values, statistic: str | Callable[[np.ndarray, np.ndarray], np.ndarray] = "mean",
                  **options) -> BootstrapResult:
     """I.i.d. bootstrap of one statistic of ``values``: ``"mean"``, ``"median"``, ``"fraction_below_zero"`` or
     ``f(values, weights[b, n]) -> [b]``; options as :func:`bootstrap` (``n_boot``, ``confidence``, ``method``, ``seed``)."""
@@ -504,10 +509,10 @@ def steerability_cis(
 
 
 def correlation_ci(
-    x: Sequence[float] | np.ndarray,
-    y: Sequence[float] | np.ndarray,
+    x: Values,
+    y: Values,
     *,
-    clusters: Sequence | np.ndarray | None = None,
+    clusters: Labels | None = None,
     method: str = "pearson",
     of_cluster_means: bool = False,
     n_boot: int = 2000,

@@ -41,7 +41,7 @@ from torch import nn
 
 from interp_steer.errors import SteeringVectorError
 from interp_steer.steering.apply import ForwardOffset, Multiplier, PromptLengths, steering_hook
-from interp_steer.steering.operators import Operator
+from interp_steer.steering.operators import OperatorArg
 from interp_steer.steering.positions import PositionSpec
 from interp_steer.steering.vector import SteeringVector
 
@@ -113,7 +113,7 @@ def hf_steer(
     multiplier: Multiplier = 1.0,
     positions: PositionSpec = "all",
     *,
-    operator: Operator = "add",
+    operator: OperatorArg = "add",
     prompt_lengths: PromptLengths = None,
 ) -> Iterator[nn.Module]:
     """Steer ``hf_model`` with ``multiplier × vector`` inside the block, as :func:`~interp_steer.steering.steer` would.

@@ -107,9 +107,13 @@ def r_squared(target: Float[Tensor, "n k"], prediction: Float[Tensor, "n k"]) ->
     return 1.0 - sse / sst if sst > 0 else float("nan")
 
 
-def fit_effect_model(vectors: Float[Tensor, "n d_model"], effects: Float[Tensor, "n d_sae"], ridge: float = 1e-3,
-                     test_fraction: float = 0.2, seed: int = 0) -> LinearEffectModel:
-    """Ridge least squares for ``effects ≈ vectors @ W + b`` (bias unpenalised); R² on a held-out split."""
+def fit_effect_model(vectors: Float[Tensor, "n d_model"], effects: Float[Tensor, "n_effects d_sae"],
+                     ridge: float = 1e-3, test_fraction: float = 0.2, seed: int = 0) -> LinearEffectModel:
+    """Ridge least squares for ``effects ≈ vectors @ W + b`` (bias unpenalised); R² on a held-out split.
+
+    ``effects`` needs one row per vector (``n_effects == n``); a different count is a one-line ConfigError, which
+    is why the two row axes carry different names in the annotation.
+    """
     if vectors.shape[0] != effects.shape[0]:
         raise ConfigError(f"vectors ({vectors.shape[0]}) and effects ({effects.shape[0]}) differ in row count")
     if not 0 <= test_fraction < 1:

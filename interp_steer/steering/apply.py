@@ -27,19 +27,20 @@ from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float, Shaped
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 from interp_steer.errors import ConfigError
 from interp_steer.steering.hook_names import layer_of, steering_hook_name
-from interp_steer.steering.operators import Operator, check_multiplier, check_operator, steering_delta
+from interp_steer.steering.operators import OperatorArg, check_multiplier, check_operator, check_shapes, steering_delta
 from interp_steer.steering.positions import PositionSpec, SteeringPositions, resolve_positions
 from interp_steer.steering.vector import SteeringVector
 
-Multiplier = float | Float[Tensor, "batch"]
-PromptLengths = int | Int[Tensor, "batch"] | None
+Multiplier = float | Float[Tensor, ""] | Float[Tensor, "batch"]
+# any dtype here: a float or bool tensor gets _prompt_lengths's one-line ConfigError rather than a type-check failure
+PromptLengths = int | Shaped[Tensor, ""] | Shaped[Tensor, "batch"] | None
 
 
 class ForwardOffset:
@@ -82,7 +83,7 @@ def steering_hook(
     direction: Float[Tensor, "d_model"] | Float[Tensor, "batch d_model"],
     multiplier: Multiplier = 1.0,
     positions: PositionSpec = "all",
-    operator: Operator = "add",
+    operator: OperatorArg = "add",
     *,
     prompt_lengths: PromptLengths = None,
     point: HookPoint | None = None,
@@ -115,6 +116,7 @@ def steering_hook(
             # tokens all come after the prompt
             reference = torch.full((batch,), seq if start == 0 else start, device=act.device)
         mask = rule.row_mask(abs_positions, batch, reference, first_pass=start == 0)
+        check_shapes(act, direction, multiplier)
         delta = steering_delta(act, direction, multiplier, mask, operator)  # [batch, pos, d_model]
         if point is not None:
             delta = point(delta)  # observable / patchable by name
@@ -172,7 +174,7 @@ def steer(
     multiplier: Multiplier = 1.0,
     positions: PositionSpec = "all",
     *,
-    operator: Operator = "add",
+    operator: OperatorArg = "add",
     prompt_lengths: PromptLengths = None,
 ) -> Iterator[HookedTransformer]:
     """Steer ``model`` with ``multiplier × vector`` for the duration of the block.

@@ -18,7 +18,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from interp_steer.errors import ConfigError
 from interp_steer.steering.apply import steer
-from interp_steer.steering.operators import Operator, check_multiplier
+from interp_steer.steering.operators import OperatorArg, check_multiplier
 from interp_steer.steering.vector import SteeringVector
 
 
@@ -55,7 +55,7 @@ def generate_batch(
     max_new_tokens: int = 40,
     temperature: float = 0.0,
     seed: int = 0,
-    operator: Operator = "add",
+    operator: OperatorArg = "add",
     stop_at_eos: bool = True,
 ) -> list[str]:
     """Continuations of ``prompts`` (already templated), row ``i`` steered by ``multipliers[i] × vector``.
@@ -135,7 +135,7 @@ def generate(
     temperature: float = 0.0,
     seed: int = 0,
     *,
-    operator: Operator = "add",
+    operator: OperatorArg = "add",
 ) -> str:
     """Continuation of one ``prompt`` (already templated), steered by ``multiplier × vector`` from its last token on."""
     check_multiplier(multiplier)

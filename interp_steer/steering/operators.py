@@ -19,7 +19,7 @@ shared by the batch (``[d_model]``) or one per row (``[batch, d_model]``).
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, Union, get_args
 
 import torch
 from jaxtyping import Bool, Float
@@ -29,6 +29,9 @@ from interp_steer.errors import ConfigError
 
 Operator = Literal["add", "ablate_then_add", "clamp"]
 OPERATORS: tuple[str, ...] = get_args(Operator)
+OperatorArg = Union[Operator, str]
+"""What a public ``operator=`` argument accepts: one of :data:`OPERATORS`, any other string being refused at run time
+by :func:`check_operator` with a one-line ConfigError (so a typo in a config reads as such)."""
 
 
 def check_operator(operator: str) -> Operator:
@@ -50,6 +53,29 @@ def check_multiplier(multiplier: float | Tensor, argument: str = "multiplier") -
         raise ConfigError(f"{argument} must be finite, got {values.tolist()}")
 
 
+def check_shapes(
+    act: Float[Tensor, "batch pos d_model"],
+    direction: Float[Tensor, "dim"] | Float[Tensor, "rows dim"],
+    multiplier: float | Float[Tensor, ""] | Float[Tensor, "mult_rows"] = 1.0,
+) -> None:
+    """ConfigError unless ``direction`` has ``act``'s width and a per-row ``direction`` / ``[batch]`` ``multiplier``
+    has ``act``'s batch rows.
+
+    Callers run it before :func:`steering_delta`, whose annotations bind these sizes together (so a run-time type
+    checker would otherwise report the mismatch instead of this one-line error).
+    """
+    batch, d_model = act.shape[0], act.shape[-1]
+    if direction.shape[-1] != d_model:
+        raise ConfigError(f"steering direction has d_model {direction.shape[-1]} but the activation has {d_model}")
+    if direction.ndim == 2:
+        _rows(direction, batch, "direction")
+    mult = torch.as_tensor(multiplier)
+    if mult.ndim != 0 and (mult.ndim != 1 or mult.shape[0] != batch):
+        raise ConfigError(
+            f"multiplier has shape {tuple(mult.shape)} but the batch has {batch} rows; pass a scalar or a [batch] tensor"
+        )
+
+
 def _rows(value: Tensor, batch: int, what: str) -> Tensor:
     """``value`` broadcast to ``[batch, ...]`` (a leading batch axis is added when absent)."""
     if value.shape[0] != batch:
@@ -60,27 +86,23 @@ def _rows(value: Tensor, batch: int, what: str) -> Tensor:
 def steering_delta(
     act: Float[Tensor, "batch pos d_model"],
     direction: Float[Tensor, "d_model"] | Float[Tensor, "batch d_model"],
-    multiplier: float | Float[Tensor, "batch"] = 1.0,
+    multiplier: float | Float[Tensor, ""] | Float[Tensor, "batch"] = 1.0,
     mask: Bool[Tensor, "batch pos"] | None = None,
-    operator: Operator = "add",
+    operator: OperatorArg = "add",
 ) -> Float[Tensor, "batch pos d_model"]:
     """The change ``steered − act`` that ``operator`` makes at the positions where ``mask`` is true.
 
-    ``direction``: one vector for the whole batch or one per row. ``multiplier``: scalar or ``[batch]``.
+    ``direction``: one vector for the whole batch or one per row. ``multiplier``: scalar or ``[batch]``
+    (:func:`check_shapes` gives the one-line error for a wrong width or row count).
     ``mask``: ``None`` steers every position. The result has ``act``'s dtype and is zero where ``mask`` is false.
     """
+    check_shapes(act, direction, multiplier)
     batch, seq, d_model = act.shape
     direction = direction.to(device=act.device, dtype=act.dtype)
-    if direction.shape[-1] != d_model:
-        raise ConfigError(f"steering direction has d_model {direction.shape[-1]} but the activation has {d_model}")
-    v = direction[None, :] if direction.ndim == 1 else _rows(direction, batch, "direction")  # [batch|1, d_model]
+    v = direction[None, :] if direction.ndim == 1 else direction  # [batch|1, d_model]
     mult = torch.as_tensor(multiplier, dtype=act.dtype, device=act.device)
     if mult.ndim == 0:
         mult = mult.expand(batch)
-    elif mult.ndim != 1 or mult.shape[0] != batch:
-        raise ConfigError(
-            f"multiplier has shape {tuple(mult.shape)} but the batch has {batch} rows; pass a scalar or a [batch] tensor"
-        )
     added = (mult[:, None] * v)[:, None, :]  # [batch, 1, d_model]
     if operator == "add":
         delta = added.expand(batch, seq, d_model)

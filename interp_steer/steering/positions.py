@@ -32,7 +32,7 @@ class SteeringPositions:
     itself: a pass with no cached tokens is a whole prompt. No state is kept between forward passes.
     """
 
-    start: Int[Tensor, "batch"] | int | None = None
+    start: Int[Tensor, ""] | Int[Tensor, "batch"] | int | None = None
     mask: Bool[Tensor, "... pos"] | None = None
     indices: tuple[int, ...] | None = None
     from_last_prompt: bool = False
@@ -92,7 +92,9 @@ class SteeringPositions:
         return None
 
 
-PositionSpec = Union[PositionName, SteeringPositions, Tensor, Sequence[int], None]
+PositionSpec = Union[PositionName, str, SteeringPositions, Tensor, Sequence[int], None]
+"""What a public ``positions=`` argument accepts; :func:`resolve_positions` refuses any other string, a tensor of the
+wrong rank or a bad index list with a one-line ConfigError."""
 
 
 def resolve_positions(positions: PositionSpec) -> SteeringPositions:
