@@ -10,7 +10,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-if os.environ.get("INTERP_STEER_TYPECHECK", "0") != "0":
+if os.environ.get("INTERP_STEER_TYPECHECK", "1") != "0":
     # jaxtyping shapes and beartype types checked at run time on every annotated function of the package;
     # installed before any test imports interp_steer (INTERP_STEER_TYPECHECK=0 turns it off)
     import jaxtyping

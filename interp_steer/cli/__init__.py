@@ -30,13 +30,15 @@ app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True
                   help="Steering vectors on TransformerLens models.")
 
 # sub-command modules register themselves on import
-from interp_steer.cli import commands_core  # noqa: E402,F401
-from interp_steer.cli import commands_sae  # noqa: E402,F401
-from interp_steer.cli import commands_eval  # noqa: E402,F401
-from interp_steer.cli import commands_explain  # noqa: E402,F401
-from interp_steer.cli import commands_compare  # noqa: E402,F401
-from interp_steer.cli import commands_interop  # noqa: E402,F401
-from interp_steer.cli import commands_tune  # noqa: E402,F401
+from interp_steer.cli import (  # noqa: E402
+    commands_compare,  # noqa: F401
+    commands_core,  # noqa: F401
+    commands_eval,  # noqa: F401
+    commands_explain,  # noqa: F401
+    commands_interop,  # noqa: F401
+    commands_sae,  # noqa: F401
+    commands_tune,  # noqa: F401
+)
 
 
 def main() -> None:

@@ -9,7 +9,13 @@ import typer
 
 from interp_steer.cli import app
 from interp_steer.cli.options import (
-    check_count, check_device_option, check_fraction, parse_float_list, parse_layers, prepare_out_dir, select_layer,
+    check_count,
+    check_device_option,
+    check_fraction,
+    parse_float_list,
+    parse_layers,
+    prepare_out_dir,
+    select_layer,
 )
 from interp_steer.errors import ConfigError
 
@@ -53,7 +59,10 @@ def evaluate(
     from interp_steer.runs.runner import preflight, run_job
     from interp_steer.steering import SteeringVector
     from interp_steer.viz.plots import (
-        plot_propensity_curves, plot_spurious_variance, plot_steerability_distribution, save_figure,
+        plot_propensity_curves,
+        plot_spurious_variance,
+        plot_steerability_distribution,
+        save_figure,
     )
 
     _check_format(table_format)

@@ -29,7 +29,7 @@ confidence intervals (resampling items). Multipliers are recorded with their uni
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -164,7 +164,7 @@ def _logprob_pieces(model: HookedTransformer, seqs: Sequence[Sequence[int]], rea
 
     ``keep_layer``: also store the (unsteered) ``blocks.L.hook_resid_post`` and the batch in ``kept``."""
     batch = left_pad(seqs, pad_token_id(model.tokenizer)).to(model.cfg.device)
-    hooks = []
+    hooks: list[tuple[str | Callable[..., Any], Callable[..., Any]]] = []
     if keep_layer is not None and kept is not None:
         kept["batch"] = batch
         hooks.append((f"blocks.{keep_layer}.hook_resid_post", lambda act, hook: kept.__setitem__("resid", act)))
@@ -232,6 +232,7 @@ def neutral_side_effects(
         reference = _logprob_pieces(model, seqs, [0] * len(seqs), read_len, None, 0.0, keep_layer=resume, kept=kept)
         for m in multipliers:
             if resume is not None:
+                assert vector is not None  # a resumable layer comes from a vector
                 direction = vector.directions[vector.hook_names[0]].to(model.cfg.device, model.cfg.dtype)
                 compared = _resumed_pieces(model, kept, resume, direction, float(m), [0] * len(seqs), read_len)
             else:

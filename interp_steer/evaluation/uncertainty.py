@@ -27,7 +27,7 @@ about ten datasets it is a rough guide only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -35,9 +35,9 @@ from scipy.special import ndtr, ndtri
 
 from interp_steer.errors import ConfigError
 
-Values = Sequence[float] | np.ndarray | pd.Series
+Values: TypeAlias = Sequence[float] | np.ndarray | pd.Series
 """A 1-d run of numbers as the public functions take it: a list, an array or a DataFrame column."""
-Labels = Sequence | np.ndarray | pd.Series
+Labels: TypeAlias = Sequence | np.ndarray | pd.Series
 """One label per value (e.g. the dataset of each sample), as a list, an array or a DataFrame column."""
 
 METHODS = ("percentile", "bca")
@@ -353,7 +353,7 @@ def bootstrap(
     batches of ``chunk`` from ``numpy.random.default_rng(seed)``.
     """
     _check(n_boot, confidence, method)
-    columns = {key: np.asarray(value) for key, value in data.items()}
+    columns: dict[str, np.ndarray] = {key: np.asarray(value) for key, value in data.items()}
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise ConfigError(f"bootstrap: data columns have different lengths {sorted(lengths)}")

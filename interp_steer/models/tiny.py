@@ -29,10 +29,11 @@ TINY_CONFIGS: dict[str, dict] = {
 @lru_cache(maxsize=1)
 def shared_tokenizer():
     """The embedded SmolLM2 tokenizer (loaded from the conversion cache, or the GGUF on first use)."""
+    from transformers import AutoTokenizer
+
     from interp_steer.models.cache_dir import cache_root, publish_entry
     from interp_steer.models.embedded import embedded_gguf_path
     from interp_steer.models.llama_conversion import _configure_tokenizer
-    from transformers import AutoTokenizer
 
     saved = cache_root() / "tokenizers" / "smollm2-135m"
 

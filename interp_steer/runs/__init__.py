@@ -11,7 +11,15 @@ from interp_steer.runs.executors import LocalExecutor, RayExecutor, cached_model
 from interp_steer.runs.files import check_out_dir, read_table, write_table_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitOutcome, UnitsFailedError, run_job
 from interp_steer.runs.scan import (
-    ScanConfig, ScanGroup, ScanJob, ScanUnit, combine_scan, registry_pairs, run_scan, run_scan_job, run_scan_unit,
+    ScanConfig,
+    ScanGroup,
+    ScanJob,
+    ScanUnit,
+    combine_scan,
+    registry_pairs,
+    run_scan,
+    run_scan_job,
+    run_scan_unit,
 )
 
 

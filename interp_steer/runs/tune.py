@@ -130,6 +130,8 @@ class TuneJob(Job):
     """The tune scan on the runner (see the module docstring). ``data``: a function or mapping giving the
     ``(train_pairs, test_pairs)`` of the config's dataset (default: the registry with the config's split)."""
 
+    config: TuneConfig
+
     def __init__(self, config: TuneConfig, data: Callable | Mapping | None = None, data_dir: str | None = None) -> None:
         self.config = config
         self.data = data if data is not None else RegistryPairs(config.framing, config.test_fraction, config.seed,
@@ -300,7 +302,8 @@ def recommend(summary: pd.DataFrame, kl_budget: float) -> dict:
     for name in ("shift", "shift_lo", "shift_hi", "kl", "kl_lo", "kl_hi", "dnll", "format_mass"):
         if name in best.index:
             out[name] = None if pd.isna(best[name]) else float(best[name])
-    out["shift_excludes_zero"] = bool(out.get("shift_lo") is not None and out["shift_lo"] > 0)
+    shift_lo = out.get("shift_lo")
+    out["shift_excludes_zero"] = bool(isinstance(shift_lo, float) and shift_lo > 0)
     out["reason"] = (f"largest shift ({out['shift']:.3g}) among {len(within)} steered setting(s) whose KL upper "
                      f"95% limit is within {kl_budget:g} nats/token"
                      + ("" if out["shift_excludes_zero"] else "; its 95% interval includes 0, so the shift is not "

@@ -6,7 +6,6 @@ Each function takes a tidy DataFrame from :mod:`interp_steer.analysis` and retur
 
 from __future__ import annotations
 
-
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

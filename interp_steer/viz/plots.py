@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -116,7 +115,8 @@ def plot_id_vs_ood(table: pd.DataFrame, x: str = "id_steerability", y: str = "oo
     if label in table.columns and len(table) <= 40:
         for _, row in table.iterrows():
             ax.annotate(str(row[label]), (row[x], row[y]), fontsize=6, alpha=0.7)
-    lo = float(np.nanmin(table[[x, y]].to_numpy())); hi = float(np.nanmax(table[[x, y]].to_numpy()))
+    lo = float(np.nanmin(table[[x, y]].to_numpy()))
+    hi = float(np.nanmax(table[[x, y]].to_numpy()))
     ax.plot([lo, hi], [lo, hi], color="grey", ls=":", lw=1, label="y = x")
     ax.set_xlabel(f"{x.replace('_', ' ')} (Δ propensity / multiplier)")
     ax.set_ylabel(f"{y.replace('_', ' ')} (Δ propensity / multiplier)")

@@ -15,7 +15,7 @@ import base64
 import html
 import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import pandas as pd
 
@@ -111,6 +111,7 @@ def steering_card_html(
     library = ""
     if projection is not None:
         heading, view = projection
+        view = cast(Any, view)  # a circuitsvis RenderedHTML
         library = _library_source()
         source = _SELF_CLOSING_DIV.sub(r"\1></div>", view.local_src.replace(library, ""))
         section("projection", heading, source)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from transformer_lens import HookedTransformer
@@ -156,7 +156,8 @@ def standalone_page(title: str, views: Sequence[tuple[str, object]]) -> str:
     library = _library_source()
     parts = []
     for heading, view in views:
-        source = getattr(view, "local_src")  # a circuitsvis RenderedHTML
+        rendered: Any = view  # a circuitsvis RenderedHTML
+        source = rendered.local_src
         stripped = source.replace(library, "")
         # circuitsvis writes its mount point as "<div …/>", which HTML does not close: later views would be
         # nested inside it and wiped when React mounts the first one
