@@ -10,7 +10,9 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-if os.environ.get("INTERP_STEER_TYPECHECK", "1") != "0":
+import typecheck_conf  # noqa: E402  (tests/ is on sys.path: pytest puts the conftest folder there)
+
+if typecheck_conf.ENABLED:
     # jaxtyping shapes and beartype types checked at run time on every annotated function of the package;
     # installed before any test imports interp_steer (INTERP_STEER_TYPECHECK=0 turns it off)
     import jaxtyping

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import jaxtyping
 import numpy as np
 import pytest
 import torch
+import typecheck_conf
 
 from interp_steer.data import ContrastivePair, encode_pair, pad_token_id
 from interp_steer.errors import ConfigError, DataFormatError
@@ -19,7 +19,7 @@ from interp_steer.methods.response_logprobs import preference_batch, response_lo
 from interp_steer.steering import SteeringVector, steer
 
 HOOK = "blocks.1.hook_resid_post"
-TYPECHECK_ON = os.environ.get("INTERP_STEER_TYPECHECK", "0") != "0"  # the suite's run-time type checker
+TYPECHECK_ON = typecheck_conf.ENABLED  # the suite's run-time type checker
 
 
 def ab_pairs(n: int, offset: int = 0) -> list[ContrastivePair]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 
 import jaxtyping
 import pytest
 import torch
+import typecheck_conf
 from typer.testing import CliRunner
 
 from interp_steer.cli import app
@@ -32,7 +32,7 @@ from interp_steer.models import describe_processing, load_model
 from interp_steer.steering import SteeringVector
 
 # with the suite's run-time type checker (INTERP_STEER_TYPECHECK=1) on, annotation checks run before __post_init__
-TYPECHECK_ON = os.environ.get("INTERP_STEER_TYPECHECK", "0") != "0"
+TYPECHECK_ON = typecheck_conf.ENABLED
 
 runner = CliRunner()
 TINY = ["--model", "tiny-llama", "--dataset", "builtin:sentiment", "--n-train", "4"]

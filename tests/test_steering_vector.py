@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import jaxtyping
 import numpy as np
 import pytest
 import torch
+import typecheck_conf
 from safetensors.torch import save_file
 
 from interp_steer.errors import ConfigError, SteeringVectorError
@@ -23,7 +23,7 @@ HOOK = "blocks.{}.hook_resid_post".format
 METADATA_KEY = "interp_steer_provenance"
 # with the suite's run-time type checker (INTERP_STEER_TYPECHECK=1) a value of a type the annotation excludes
 # (a str or None as a scale factor) is rejected by the checker, naming the parameter, before the method's own check
-TYPECHECK_ON = os.environ.get("INTERP_STEER_TYPECHECK", "0") != "0"
+TYPECHECK_ON = typecheck_conf.ENABLED
 
 
 def make_vector(seed=0, d=64, layers=(1,), **provenance):

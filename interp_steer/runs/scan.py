@@ -83,7 +83,7 @@ class ScanConfig(JobConfig):
     split_order: str = SPLIT_ORDER
     layers_per_unit: int | None = None
     device: str = "cpu"
-    scale: VectorScale = "raw"
+    scale: str = "raw"  # "raw" or "resid_norm" (plain str: a wrong value gets __post_init__'s ConfigError)
 
     def __post_init__(self) -> None:
         self.datasets, self.layers = list(self.datasets), [int(x) for x in self.layers]
