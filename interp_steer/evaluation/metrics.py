@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from interp_steer.errors import ConfigError
+from interp_steer.evaluation.tables import require_columns
 from interp_steer.steering.vector import SteeringVector
 
 SAMPLE_KEYS = ["dataset", "variant", "layer", "hook_name", "vector", "sample_id"]
@@ -26,11 +27,6 @@ SAMPLE_KEYS = ["dataset", "variant", "layer", "hook_name", "vector", "sample_id"
 
 CARRIED = ["kind", "is_A", "is_Yes"]
 
-
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(f"{what} needs columns {missing}; got {list(frame.columns)}")
 
 
 def _describe_row(frame: pd.DataFrame, index, columns: Sequence[str]) -> str:
@@ -74,7 +70,7 @@ def steerability(
     same multiplier (they would be counted twice in the fit).
     """
     keys = list(keys) if keys is not None else [k for k in SAMPLE_KEYS if k in propensities.columns]
-    _require(propensities, keys + [x, y], "steerability")
+    require_columns(propensities, keys + [x, y], "steerability", non_empty=False)
     if propensities.empty:
         raise ConfigError("steerability: the propensity table is empty")
     for column in (x, y):
@@ -126,7 +122,7 @@ def summarize_steerability(per_sample: pd.DataFrame, by: Sequence[str] | None = 
     ``ConfigError`` naming the sample: it would otherwise count as "not anti-steerable" and vanish from the means.
     """
     by = list(by) if by is not None else [k for k in SAMPLE_KEYS if k != "sample_id" and k in per_sample.columns]
-    _require(per_sample, by + ["slope", "r2", "sign_flip"], "summarize_steerability")
+    require_columns(per_sample, by + ["slope", "r2", "sign_flip"], "summarize_steerability", non_empty=False)
     _require_finite(per_sample, "slope", [k for k in SAMPLE_KEYS if k in per_sample.columns], "summarize_steerability",
                     "a slope needs at least two distinct multipliers and finite propensities per sample")
     frame = per_sample.assign(anti=per_sample["slope"] < 0, flip=per_sample["sign_flip"].astype(float))

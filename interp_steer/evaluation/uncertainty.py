@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from interp_steer.errors import ConfigError
+from interp_steer.evaluation.tables import require_columns as _need
 
 Values: TypeAlias = Sequence[float] | np.ndarray | pd.Series
 """A 1-d run of numbers as the public functions take it: a list, an array or a DataFrame column."""
@@ -432,13 +433,6 @@ def _groups(frame: pd.DataFrame, by: Sequence[str]) -> Iterator[tuple[dict, pd.D
         key = key if isinstance(key, tuple) else (key,)
         yield dict(zip(by, key)), group
 
-
-def _need(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(f"{what} needs columns {missing}; got {list(frame.columns)}")
-    if frame.empty:
-        raise ConfigError(f"{what}: the table is empty")
 
 
 def _finite(frame: pd.DataFrame, column: str, what: str) -> np.ndarray:

@@ -7,25 +7,17 @@ spurious-factor R²). Save with :func:`save_figure` (PNG).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from interp_steer.errors import ConfigError  # noqa: E402
+from interp_steer.evaluation.tables import require_columns as _need  # noqa: E402
 
 PROPENSITY_UNITS = "propensity (logit diff. A/B; log-prob diff. free text)"
 SLOPE_UNITS = "steerability (Δ propensity per unit multiplier)"
 
-
-def _need(frame: pd.DataFrame, columns: Sequence[str], plot: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(f"{plot} needs columns {missing}; got {list(frame.columns)}")
-    if frame.empty:
-        raise ConfigError(f"{plot}: the table is empty")
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:

@@ -9,25 +9,17 @@ rows are split over panels side by side).
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from interp_steer.errors import ConfigError
+from interp_steer.evaluation.tables import require_columns as _need
 
 AB_SLOPE_UNITS = "logit diff. per unit multiplier"
 FREE_TEXT_SLOPE_UNITS = "nats per unit multiplier"
 
-
-def _need(frame: pd.DataFrame, columns: Sequence[str], plot: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(f"{plot} needs columns {missing}; got {list(frame.columns)}")
-    if frame.empty:
-        raise ConfigError(f"{plot}: the table is empty")
 
 
 def _panels(n_rows: int, max_rows: int, width: float = 6.5) -> tuple[Figure, list]:
