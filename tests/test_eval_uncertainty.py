@@ -9,14 +9,12 @@ import scipy.stats as st
 
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation.spurious import spurious_factor_variance
+from interp_steer.evaluation.study_intervals import correlation_ci, spurious_cis, steerability_cis
 from interp_steer.evaluation.uncertainty import (
     Resample,
     _draw,
     bootstrap,
     bootstrap_ci,
-    correlation_ci,
-    spurious_cis,
-    steerability_cis,
     weighted_correlation,
     weighted_median,
     weighted_ranks,

@@ -8,7 +8,7 @@ import pytest
 
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation.spurious import spurious_factor_variance
-from interp_steer.evaluation.uncertainty import steerability_cis
+from interp_steer.evaluation.study_intervals import steerability_cis
 from interp_steer.viz.uncertainty_plots import (
     plot_intervals,
     plot_layer_profile,

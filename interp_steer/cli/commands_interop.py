@@ -56,7 +56,7 @@ def export(
 
             kwargs = to_steering_vectors(steering_vector)
             torch.save(kwargs, out)
-            typer.echo(f"wrote {out} (steering_vectors.SteeringVector(**torch.load(...)): layer_type "
+            typer.echo(f"wrote {out} (steering_vectors.SteeringVector(**torch.load(..., weights_only=True)): layer_type "
                        f"{kwargs['layer_type']}, layers {sorted(kwargs['layer_activations'])})")
         return
     from interp_steer.interop.bundle import write_bundle

@@ -374,7 +374,7 @@ def generalisation_correlation(
     :func:`relative_steerability_table` (``off_diagonal``: X ≠ Y only), with a bootstrap that resamples datasets
     with all their points (the points of one dataset are not independent); also the correlation of the dataset
     means. Tidy rows (``statistic`` e.g. ``pearson_r``), with the :data:`RESULT_COLUMNS`."""
-    from interp_steer.evaluation.uncertainty import correlation_ci
+    from interp_steer.evaluation.study_intervals import correlation_ci
 
     missing = [c for c in ("dataset", "train_variant", "variant", "relative", "propensity_difference") if c not in per_dataset.columns]
     if missing:
