@@ -33,7 +33,14 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import pad_token_id
 from interp_steer.errors import ConfigError, SteeringVectorError
-from interp_steer.evaluation.prefix_cache import PrefixCache, build_prefix_cache, right_pad
+from interp_steer.evaluation.prefix_cache import (
+    PrefixCache,
+    block_prefix,
+    build_prefix_cache,
+    right_pad,
+    shared_prefix_block,
+    supports_shared_prefix_block,
+)
 from interp_steer.evaluation.propensity import (
     RawScore,
     ScoringRow,
@@ -87,31 +94,54 @@ def _steered_layers(model: HookedTransformer, vectors: SteeringVector | Mapping[
 
 @dataclass(frozen=True)
 class _MemoryModel:
-    """Bytes per token of the two big allocations: a prefix's cached keys/values (all layers, kept for the chunk)
-    and a steered row's per-block copy of one layer's keys/values (plus TransformerLens's grouped-query expansion)."""
+    """Bytes per token of the engine's allocations: a prefix's cached keys/values (all layers, kept for the chunk),
+    the temporaries of one steered row-token in a block call (given the key width it attends to), and one
+    row-token of staircase state (the residual stream)."""
 
     prefix_bytes_per_token: int
-    call_bytes_per_token: int
+    itemsize: int
+    d_model: int
+    d_mlp: int
+    n_heads: int
+    n_kv: int
+    d_head: int
 
     @classmethod
     def of(cls, cfg) -> "_MemoryModel":
         itemsize = torch.empty((), dtype=cfg.dtype).element_size()
         n_kv = cfg.n_key_value_heads or cfg.n_heads
-        return cls(2 * n_kv * cfg.d_head * cfg.n_layers * itemsize, 2 * (2 * n_kv + cfg.n_heads) * cfg.d_head * itemsize)
+        return cls(2 * n_kv * cfg.d_head * cfg.n_layers * itemsize, itemsize, cfg.d_model, cfg.d_mlp or 4 * cfg.d_model,
+                   cfg.n_heads, n_kv, cfg.d_head)
 
-    def rows_per_call(self, width: int, budget: int) -> int:
-        return max(1, budget // (width * self.call_bytes_per_token))
+    def call_bytes_per_token(self, key_width: int) -> int:
+        """Temporaries of one row-token in a block call: norms and residuals, q/k/v (rotated copies), three
+        copies of the attention scores over ``key_width`` keys, the MLP's hidden activations; plus the
+        per-row key/value copy TransformerLens's own block makes when the shared-prefix block is not used."""
+        qkv = (self.n_heads + 2 * self.n_kv) * self.d_head
+        scores = 3 * self.n_heads * key_width
+        fallback_copy = (2 * self.n_kv + self.n_heads) * self.d_head * 2 * key_width
+        return self.itemsize * (6 * self.d_model + 3 * qkv + scores + 3 * self.d_mlp + fallback_copy)
+
+    def state_bytes_per_token(self) -> int:
+        """One row-token of staircase state, twice (a block's input and output are alive together)."""
+        return 2 * self.itemsize * self.d_model
 
 
-def _chunks(rows: list[ScoringRow], n_mult: int, memory: _MemoryModel, budget: int) -> list[list[ScoringRow]]:
-    """Greedy chunks of length-sorted rows whose prefix caches plus one block call of all multipliers fit ``budget``."""
+def _chunks(
+    rows: list[ScoringRow], n_mult: int, memory: _MemoryModel, budget: int, batch_size: int | None = None,
+) -> list[list[ScoringRow]]:
+    """Greedy chunks of length-sorted rows whose prefix caches plus one steered layer of all multipliers (its state
+    and one block call over it) fit ``budget``, and whose steered rows of one layer fit ``batch_size``."""
     chunks: list[list[ScoringRow]] = []
     current: list[ScoringRow] = []
     for row in sorted(rows, key=lambda r: (r.steer_from, len(r.ids))):
         width = max([len(r.ids) for r in current] + [len(row.ids)])
-        steered_rows = (len(current) + 1) * n_mult
-        used = width * ((len(current) + 1) * memory.prefix_bytes_per_token + steered_rows * memory.call_bytes_per_token)
-        if current and used > budget:
+        suffix = max([len(r.ids) - r.steer_from for r in current] + [len(row.ids) - row.steer_from])
+        steered_tokens = (len(current) + 1) * n_mult * suffix
+        used = (width * (len(current) + 1) * memory.prefix_bytes_per_token
+                + steered_tokens * (memory.call_bytes_per_token(width) + memory.state_bytes_per_token()))
+        too_many = batch_size is not None and (len(current) + 1) * n_mult > batch_size
+        if current and (used > budget or too_many):
             chunks.append(current)
             current = []
         current.append(row)
@@ -166,17 +196,20 @@ class _ChunkScorer:
 
 def _run_chunk(
     model: HookedTransformer, rows: list[ScoringRow], layers: list[_Layer], multipliers: Sequence[float], pad: int,
-    device, rows_per_call: int,
+    device, memory: _MemoryModel, budget: int, batch_size: int | None,
 ) -> dict[int, dict]:
     """Scores of one chunk for every steered layer: ``{layer: {(sample, side, multiplier): score}}``."""
-    n_layers, n_mult = model.cfg.n_layers, len(multipliers)
+    n_layers = model.cfg.n_layers
     prefixes = list(dict.fromkeys(r.ids[: r.steer_from] for r in rows))
     prefix_index = {p: i for i, p in enumerate(prefixes)}
     cache: PrefixCache = build_prefix_cache(model, prefixes, pad, device)
     row_prefix = torch.tensor([prefix_index[r.ids[: r.steer_from]] for r in rows], device=device)
     suffix = right_pad([r.ids[r.steer_from:] for r in rows], pad, device)
+    # multiplier 0 adds nothing: its rows are the unsteered run, scored once for every layer
+    steered = [float(m) for m in multipliers if float(m) != 0.0]
+    has_zero = len(steered) < len(multipliers)
 
-    # the unsteered suffix, once: residuals at every steered layer
+    # the unsteered suffix, once: residuals at every steered layer (and to the end if multiplier 0 is asked for)
     wanted = {f"blocks.{lay.layer}.{DEFAULT_SITE}" for lay in layers}
     resid: dict[str, Tensor] = {}
 
@@ -184,47 +217,102 @@ def _run_chunk(
         resid[hook.name] = act
 
     with model.hooks(fwd_hooks=[(name, keep) for name in wanted]):
-        model(suffix.tokens, attention_mask=suffix.attention_mask, past_kv_cache=cache.select(row_prefix),
-              stop_at_layer=layers[-1].layer + 1)
+        final = model(suffix.tokens, attention_mask=suffix.attention_mask, past_kv_cache=cache.select(row_prefix),
+                      stop_at_layer=n_layers if has_zero else layers[-1].layer + 1)
+    scores: dict[int, dict] = {lay.layer: {} for lay in layers}
+    if has_zero:
+        unsteered = _ChunkScorer(model, rows, suffix.tokens, suffix.lengths, 1)(final, [0.0])
+        for lay in layers:
+            scores[lay.layer].update(unsteered)
+    if not steered:
+        return scores
 
-    # Staircase: the steered runs of all layers share each block. Rows steered at layer L join the batch just
-    # before block L+1, so every block runs once per chunk (in slices of at most `rows_per_call` rows).
-    big_prefix = row_prefix.repeat_interleave(n_mult)
-    big_mask = torch.cat([cache.attention_mask[big_prefix], suffix.attention_mask.repeat_interleave(n_mult, 0)], dim=1)
-    mult = torch.tensor([float(m) for m in multipliers], dtype=model.cfg.dtype, device=device).repeat(len(rows))
+    n_mult, width = len(steered), cache.width + suffix.tokens.shape[1]
     group = len(rows) * n_mult
-    by_layer = {lay.layer: lay for lay in layers}
-    joined: list[_Layer] = []
-    state: Tensor | None = None
-    for block_index in range(layers[0].layer + 1, n_layers + 1):
-        joining = by_layer.get(block_index - 1)
-        if joining is not None:
-            start = resid[f"blocks.{joining.layer}.{DEFAULT_SITE}"].repeat_interleave(n_mult, 0)
-            start = start + steering_delta(start, joining.direction, mult)  # the suffix starts at the last prompt token
-            state = start if state is None else torch.cat([state, start])
-            joined.append(joining)
-        if block_index < n_layers:
-            assert state is not None  # the first steered layer joins before the first block
-            state = _run_block(model, block_index, state, cache, big_prefix, big_mask, rows_per_call)
+    tokens = group * suffix.tokens.shape[1]
+    call_rows = max(1, (budget // 4) // max(1, suffix.tokens.shape[1] * memory.call_bytes_per_token(width)))
+    if batch_size is not None:
+        call_rows = min(call_rows, batch_size)
+    layers_per_part = max(1, (budget // 2) // max(1, tokens * memory.state_bytes_per_token()))
+    stairs = _Staircase(model, cache, row_prefix, suffix, steered, call_rows)
     scorer = _ChunkScorer(model, rows, suffix.tokens, suffix.lengths, n_mult)
-    assert state is not None
-    return {lay.layer: scorer(state[g * group:(g + 1) * group], multipliers) for g, lay in enumerate(joined)}
+    # the staircase state grows by one group per steered layer: bound it by scanning the layers in parts
+    for lo in range(0, len(layers), layers_per_part):
+        part = layers[lo: lo + layers_per_part]
+        state = stairs.run(part, resid)
+        for g, lay in enumerate(part):
+            scores[lay.layer].update(scorer(state[g * group:(g + 1) * group], steered))
+        del state
+    return scores
 
 
-def _run_block(
+class _Staircase:
+    """The steered runs of a chunk for a set of layers, sharing each block call.
+
+    Rows steered at layer L join the batch just before block L+1 (one group of chunk rows × multipliers per
+    layer), so every block above the lowest steered layer runs once per chunk, in slices of whole groups of at
+    most ``call_rows`` rows (at least one group). With :func:`supports_shared_prefix_block` the slices attend to
+    the chunk's prefix keys/values without per-row copies; otherwise TransformerLens's block runs on a per-row copy.
+    """
+
+    def __init__(self, model: HookedTransformer, cache: PrefixCache, row_prefix: Tensor, suffix, steered: list[float],
+                 call_rows: int):
+        self.model, self.cache, self.row_prefix, self.suffix = model, cache, row_prefix, suffix
+        self.n_mult, self.group = len(steered), len(row_prefix) * len(steered)
+        device = row_prefix.device
+        self.mult = torch.tensor(steered, dtype=model.cfg.dtype, device=device).repeat(len(row_prefix))
+        self.shared = supports_shared_prefix_block(model)
+        if self.shared:
+            prefix_len = cache.attention_mask.index_select(0, row_prefix).sum(dim=1)
+            self.positions = prefix_len[:, None] + torch.arange(suffix.tokens.shape[1], device=device)[None, :]
+            self.valid = suffix.attention_mask.bool()
+            self.groups_per_call = max(1, call_rows // self.group)
+        else:
+            big_prefix = row_prefix.repeat_interleave(self.n_mult)
+            self.big_prefix = big_prefix
+            self.big_mask = torch.cat([cache.attention_mask[big_prefix], suffix.attention_mask.repeat_interleave(self.n_mult, 0)], dim=1)
+            self.call_rows = call_rows
+
+    def run(self, layers: list[_Layer], resid: dict[str, Tensor]) -> Float[Tensor, "rows pos d_model"]:
+        """Final residual of the steered rows of ``layers`` (group ``g`` = ``layers[g]``, chunk-row-major)."""
+        by_layer = {lay.layer: lay for lay in layers}
+        state: Tensor | None = None
+        n_layers = self.model.cfg.n_layers
+        for block_index in range(layers[0].layer + 1, n_layers + 1):
+            joining = by_layer.get(block_index - 1)
+            if joining is not None:
+                start = resid[f"blocks.{joining.layer}.{DEFAULT_SITE}"].repeat_interleave(self.n_mult, 0)
+                start = start + steering_delta(start, joining.direction, self.mult)  # from the last prompt token on
+                state = start if state is None else torch.cat([state, start])
+            if block_index < n_layers:
+                assert state is not None  # the first steered layer joins before the first block
+                state = self._block(block_index, state)
+        assert state is not None
+        return state
+
+    def _block(self, block_index: int, state: Tensor) -> Tensor:
+        if self.shared:
+            prefix = block_prefix(self.model, self.cache, block_index, self.row_prefix)
+            step = self.groups_per_call * self.group
+            outs = [shared_prefix_block(self.model, block_index, state[lo: lo + step], prefix, self.positions, self.valid,
+                                        self.n_mult) for lo in range(0, state.shape[0], step)]
+        else:
+            outs = [_tl_block(self.model, block_index, state[lo: lo + self.call_rows], self.cache,
+                              self.big_prefix, self.big_mask, lo) for lo in range(0, state.shape[0], self.call_rows)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def _tl_block(
     model: HookedTransformer, block_index: int, state: Float[Tensor, "rows pos d_model"], cache: PrefixCache,
-    group_prefix: Int[Tensor, "group"], group_mask: Int[Tensor, "group full_pos"], rows_per_call: int,
+    group_prefix: Int[Tensor, "group"], group_mask: Int[Tensor, "group full_pos"], offset: int,
 ) -> Float[Tensor, "rows pos d_model"]:
-    """One transformer block on stacked groups of steered rows (row ``r`` uses prefix ``group_prefix[r % group]``)."""
+    """TransformerLens's block on rows ``offset…`` of stacked groups (row ``r`` uses prefix ``group_prefix[r % group]``),
+    with a per-row copy of the prefix keys/values."""
+    within = torch.arange(offset, offset + state.shape[0], device=state.device) % group_prefix.shape[0]
+    prefix = group_prefix[within]
     keys, values = cache.keys[block_index], cache.values[block_index]
-    block = model.blocks[block_index]
-    outs = []
-    for lo in range(0, state.shape[0], rows_per_call):
-        within = torch.arange(lo, min(lo + rows_per_call, state.shape[0]), device=state.device) % group_prefix.shape[0]
-        prefix = group_prefix[within]
-        entry = TransformerLensKeyValueCacheEntry(keys.index_select(0, prefix), values.index_select(0, prefix), frozen=True)
-        outs.append(block(state[lo: lo + rows_per_call], past_kv_cache_entry=entry, attention_mask=group_mask[within]))
-    return outs[0] if len(outs) == 1 else torch.cat(outs)
+    entry = TransformerLensKeyValueCacheEntry(keys.index_select(0, prefix), values.index_select(0, prefix), frozen=True)
+    return model.blocks[block_index](state, past_kv_cache_entry=entry, attention_mask=group_mask[within])
 
 
 @torch.inference_mode()
@@ -257,14 +345,13 @@ def fast_propensities(
     cfg = model.cfg
     memory, budget = _MemoryModel.of(cfg), int(memory_budget_mb * 2**20)
     rows = scoring_rows(model.tokenizer, pairs, n_ctx=cfg.n_ctx)
-    chunks = _chunks(rows, len(multipliers), memory, budget)
+    n_steered = max(1, sum(float(m) != 0.0 for m in multipliers))
+    chunks = _chunks(rows, n_steered, memory, budget, batch_size)
     pad = pad_token_id(model.tokenizer)
     scores: dict[int, dict] = {lay.layer: {} for lay in layers}
     for chunk in tqdm(chunks, desc="fast propensity", disable=not progress, leave=False):
-        rows_per_call = memory.rows_per_call(max(len(r.ids) for r in chunk), budget)
-        if batch_size is not None:
-            rows_per_call = min(rows_per_call, batch_size)
-        for layer, chunk_scores in _run_chunk(model, chunk, layers, multipliers, pad, device, rows_per_call).items():
+        for layer, chunk_scores in _run_chunk(model, chunk, layers, multipliers, pad, device, memory, budget,
+                                              batch_size).items():
             scores[layer].update(chunk_scores)
     frames = [
         propensity_frame(pairs, lay.vector, multipliers, scores[lay.layer], vector_name or vector_label(lay.vector))

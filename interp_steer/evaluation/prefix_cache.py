@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from jaxtyping import Float, Int
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+from transformer_lens.utilities import apply_softcap
 
 from interp_steer.data.tokenization import left_pad
 
@@ -95,3 +97,135 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: str | tor
         tokens[row, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
     mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
     return RightPadded(tokens.to(device), mask.to(device), lengths.to(device))
+
+
+# ----------------------------------------------------------------------------- suffix block on a shared prefix
+def supports_shared_prefix_block(model: HookedTransformer) -> bool:
+    """Whether :func:`shared_prefix_block` reproduces ``model``'s blocks: pre-norm, sequential attention + MLP,
+    causal global attention with rotary or learned absolute positions (no QK-norm, clipping, sinks, local windows,
+    split/4-bit inputs or post-norm). Other models use TransformerLens's own block with a per-row key/value copy."""
+    cfg = model.cfg
+    from transformer_lens.components.transformer_block import POST_NORM_ARCHITECTURES
+
+    unsupported = (
+        cfg.positional_embedding_type not in ("rotary", "standard"),
+        cfg.attn_only, cfg.parallel_attn_mlp, cfg.use_split_qkv_input, cfg.use_attn_in, cfg.load_in_4bit,
+        cfg.use_qk_norm, cfg.clip_qkv is not None, cfg.use_logn_attn, cfg.use_attention_sinks,
+        cfg.use_normalization_before_and_after, cfg.use_dynamic_ntk_rope, cfg.attention_dir != "causal",
+        cfg.original_architecture in POST_NORM_ARCHITECTURES, bool(cfg.ungroup_grouped_query_attention),
+        cfg.attn_types is not None and "local" in cfg.attn_types,
+        getattr(cfg, "use_attn_result", False),
+    )
+    return not any(unsupported)
+
+
+def position_ids(attention_mask: Int[Tensor, "n pos"]) -> Int[Tensor, "n pos"]:
+    """TransformerLens's positions of a padded batch: ``cumsum(mask) − 1``, clamped at 0 (left pads get 0)."""
+    return (attention_mask.cumsum(dim=1) - 1).clamp_min(0)
+
+
+def rotate(attn, x: Float[Tensor, "n pos heads d_head"], positions: Int[Tensor, "n pos"]) -> Float[Tensor, "n pos heads d_head"]:
+    """TransformerLens's rotary embedding of ``x`` at explicit ``positions`` (same tables and pairing as
+    ``AbstractAttention.apply_rotary``)."""
+    needed = int(positions.max()) + 1 if positions.numel() else 0
+    if needed > attn.rotary_cos.shape[0]:
+        attn._extend_rotary_embeddings(min(attn.cfg.n_ctx, max(needed, 2 * attn.rotary_cos.shape[0])))
+    rotary_dim = attn.cfg.rotary_dim
+    cos = attn.rotary_cos[positions][:, :, None, :]
+    sin = attn.rotary_sin[positions][:, :, None, :]
+    x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]
+    return torch.cat([x_rot * cos + attn.rotate_every_two(x_rot) * sin, x_pass], dim=-1)
+
+
+@dataclass
+class BlockPrefix:
+    """One block's cached prefix keys (rotated) and values for the ``R`` rows of a chunk, laid out for batched
+    matmuls: ``keys [R, kv_heads, d_head, prefix_pos]``, ``values [R, kv_heads, prefix_pos, d_head]``."""
+
+    keys: Float[Tensor, "R kv d_head prefix_pos"]
+    values: Float[Tensor, "R kv prefix_pos d_head"]
+    key_mask: Bool[Tensor, "R prefix_pos"]
+
+
+def block_prefix(model: HookedTransformer, cache: PrefixCache, block_index: int, row_prefix: Int[Tensor, "R"]) -> BlockPrefix:
+    """The prefix keys/values of block ``block_index`` for chunk rows using prefixes ``row_prefix`` (rotated once
+    here, at the prefix's own positions, instead of once per steered row and call)."""
+    keys, values = cache.keys[block_index], cache.values[block_index]
+    if model.cfg.positional_embedding_type == "rotary" and keys.shape[1] > 0:
+        keys = rotate(model.blocks[block_index].attn, keys, position_ids(cache.attention_mask))
+    return BlockPrefix(
+        keys.index_select(0, row_prefix).permute(0, 2, 3, 1).contiguous(),
+        values.index_select(0, row_prefix).permute(0, 2, 1, 3).contiguous(),
+        cache.attention_mask.index_select(0, row_prefix).bool(),
+    )
+
+
+def _qkv_weight(attn) -> tuple[Tensor, Tensor, int]:
+    """Fused ``[(heads + 2·kv_heads)·d_head, d_model]`` projection (and bias) of one attention module."""
+    grouped = hasattr(attn, "_W_K")
+    w_k, w_v = (attn._W_K, attn._W_V) if grouped else (attn.W_K, attn.W_V)
+    b_k, b_v = (attn._b_K, attn._b_V) if grouped else (attn.b_K, attn.b_V)
+    as_rows = lambda w: w.permute(0, 2, 1).reshape(-1, w.shape[1])  # noqa: E731  [h, d_model, d_head] → [h·d_head, d_model]
+    weight = torch.cat([as_rows(attn.W_Q), as_rows(w_k), as_rows(w_v)])
+    bias = torch.cat([attn.b_Q.reshape(-1), b_k.reshape(-1), b_v.reshape(-1)])
+    return weight, bias, w_k.shape[0]
+
+
+def shared_prefix_block(
+    model: HookedTransformer,
+    block_index: int,
+    x: Float[Tensor, "N S d_model"],
+    prefix: BlockPrefix,
+    suffix_positions: Int[Tensor, "R S"],
+    suffix_valid: Bool[Tensor, "R S"],
+    n_mult: int,
+) -> Float[Tensor, "N S d_model"]:
+    """Block ``block_index`` on steered suffix rows that share their chunk row's prefix cache.
+
+    Rows of ``x`` are ordered ``(group, chunk row, multiplier)`` with ``R`` chunk rows and ``n_mult`` multipliers
+    per group (groups: the steered layers of a staircase). Queries of all groups and multipliers of one chunk row
+    meet that row's prefix keys in one batched matmul (``[R, kv_heads]`` batches, no per-row copy, no grouped-query
+    expansion); the suffix attends to itself causally. ``suffix_positions`` are the suffix tokens' positions (for
+    rotary), ``suffix_valid`` marks real (not padding) suffix tokens. Same result as TransformerLens's
+    ``TransformerBlock`` with a cache entry of the prefix (within float rounding); check
+    :func:`supports_shared_prefix_block` first.
+    """
+    block = model.blocks[block_index]
+    attn, cfg = block.attn, model.cfg
+    n, s, _ = x.shape
+    r = prefix.keys.shape[0]
+    g = n // (r * n_mult)
+    heads, d_head = cfg.n_heads, cfg.d_head
+    weight, bias, kv = _qkv_weight(attn)
+    per = heads // kv
+    q, k, v = F.linear(block.ln1(x), weight, bias).split([heads * d_head, kv * d_head, kv * d_head], dim=-1)
+    q, k, v = q.reshape(n, s, heads, d_head), k.reshape(n, s, kv, d_head), v.reshape(n, s, kv, d_head)
+    if cfg.positional_embedding_type == "rotary":
+        positions = suffix_positions[None, :, None, :].expand(g, r, n_mult, s).reshape(n, s)
+        q, k = rotate(attn, q, positions), rotate(attn, k, positions)
+    # queries in "prefix layout" [R, kv, (group, mult, pos, head-in-group), d_head]
+    q_pre = q.reshape(g, r, n_mult, s, kv, per, d_head).permute(1, 4, 0, 2, 3, 5, 6).reshape(r, kv, -1, d_head)
+    scores_pre = torch.matmul(q_pre, prefix.keys) / attn.attn_scale  # [R, kv, G·M·S·per, P]
+    # suffix-on-suffix scores per row, [N, kv, per·S, S], moved to the prefix layout
+    q_row = q.reshape(n, s, kv, per, d_head).permute(0, 2, 3, 1, 4).reshape(n, kv, per * s, d_head)
+    scores_suf = torch.matmul(q_row, k.permute(0, 2, 3, 1)) / attn.attn_scale
+    scores_suf = scores_suf.reshape(g, r, n_mult, kv, per, s, s).permute(1, 3, 0, 2, 5, 4, 6)  # [R,kv,G,M,Sq,per,Sk]
+    causal = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+    suf_mask = causal[None, None, None, None, :, None, :] & suffix_valid[:, None, None, None, None, None, :]
+    cap = cfg.attn_scores_soft_cap
+    if cap is not None and cap > 0:
+        scores_pre, scores_suf = apply_softcap(scores_pre, cap), apply_softcap(scores_suf, cap)
+    ignore = torch.tensor(float("-inf"), dtype=scores_pre.dtype, device=x.device)
+    scores_pre = torch.where(prefix.key_mask[:, None, None, :], scores_pre, ignore)
+    scores_suf = torch.where(suf_mask, scores_suf, ignore).reshape(r, kv, -1, s)
+    pattern = torch.softmax(torch.cat([scores_pre, scores_suf], dim=-1), dim=-1).to(v.dtype)
+    p_pre, p_suf = pattern.split([scores_pre.shape[-1], s], dim=-1)
+    z_pre = torch.matmul(p_pre, prefix.values)  # [R, kv, G·M·S·per, d_head]
+    z_pre = z_pre.reshape(r, kv, g, n_mult, s, per, d_head).permute(2, 0, 3, 4, 1, 5, 6).reshape(n, s, kv, per, d_head)
+    p_row = p_suf.reshape(r, kv, g, n_mult, s, per, s).permute(2, 0, 3, 1, 5, 4, 6).reshape(n, kv, per * s, s)
+    z_suf = torch.matmul(p_row, v.permute(0, 2, 1, 3))  # [N, kv, per·S, d_head]
+    z_suf = z_suf.reshape(n, kv, per, s, d_head).permute(0, 3, 1, 2, 4)
+    z = (z_pre + z_suf).reshape(n, s, heads * d_head)
+    w_o = attn.W_O.permute(2, 0, 1).reshape(cfg.d_model, heads * d_head)  # a view under the F.linear layout
+    resid_mid = x + F.linear(z, w_o, attn.b_O)
+    return resid_mid + block.mlp(block.ln2(resid_mid))
