@@ -40,15 +40,23 @@ def parse_float_list(text: str) -> list[float]:
     return [float(p) for p in text.split(",") if p.strip()]
 
 
-def base_parser(description: str, *, n_train: int = 30, n_test: int = 30,
-                multipliers: Sequence[float] = DEFAULT_MULTIPLIERS) -> argparse.ArgumentParser:
-    """Options every study shares: split sizes, multipliers, threads, seed and the output folder."""
+def base_parser(description: str, config_class: type | None = None, *, n_train: int | None = None,
+                n_test: int | None = None, multipliers: Sequence[float] | None = None) -> argparse.ArgumentParser:
+    """Options every study shares: split sizes, multipliers, threads, seed and the output folder.
+
+    ``--n-train`` / ``--n-test`` / ``--multipliers`` / ``--seed`` come from ``config_class``'s fields (the study's job
+    config: its defaults and help, one place); the keyword arguments are a study's own choices where the job's
+    default does not fit it (e.g. the layer scan's split sizes, whose job default is "all")."""
+    from interp_steer.runs.config import ScanConfig, add_config_argument
+
+    config_class = config_class or ScanConfig
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--n-train", type=int, default=n_train, help="train pairs per dataset (CAA extraction)")
-    parser.add_argument("--n-test", type=int, default=n_test, help="test pairs per dataset (propensity evaluation)")
-    parser.add_argument("--multipliers", type=parse_float_list, default=list(multipliers),
-                        help="comma-separated steering multipliers")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the stratified 50/50 train/test split")
+    for name, given in (("n_train", n_train), ("n_test", n_test)):
+        add_config_argument(parser, config_class, name, type=int,
+                            **({} if given is None else {"default": given}))
+    add_config_argument(parser, config_class, "multipliers",
+                        **({} if multipliers is None else {"default": list(multipliers)}))
+    add_config_argument(parser, config_class, "seed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (per Ray worker with --executor ray)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default analyses/results/<study>)")
     add_model_options(parser)
@@ -57,9 +65,10 @@ def base_parser(description: str, *, n_train: int = 30, n_test: int = 30,
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """``--model`` (default: the embedded model) and where the study's units run (``--executor local|ray``)."""
-    from interp_steer.models.embedded import EMBEDDED_MODEL_NAME
+    from interp_steer.models import DEFAULT_MODEL
+    from interp_steer.runs.config import MODEL_HELP
 
-    parser.add_argument("--model", default=EMBEDDED_MODEL_NAME, help="model spec (see interp_steer.models.load_model)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     parser.add_argument("--executor", choices=["local", "ray"], default="local", help="where the work units run")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (each loads the model once)")
@@ -181,9 +190,11 @@ class Report:
         self.lines += ["## Settings", ""]
         self.lines += [f"- `{k}`: {v}" for k, v in items.items()]
         if uses_model:
+            from interp_steer.models import DEFAULT_MODEL
+
             self.lines += [f"- machine: {platform.machine()} CPU (2 cores shared with other jobs), torch "
                            f"{torch.__version__}, {getattr(args, 'threads', torch.get_num_threads())} thread(s); model "
-                           f"`{getattr(args, 'model', 'smollm2-135m')}` (`load_model(spec)`)"]
+                           f"`{getattr(args, 'model', DEFAULT_MODEL)}` (`load_model(spec)`)"]
         self.lines += [""]
         (self.out_dir / "settings.json").write_text(json.dumps({k: str(v) for k, v in items.items()}, indent=2))
 

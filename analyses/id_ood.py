@@ -33,6 +33,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Report, base_parser, chosen_layer, study_executor  # noqa: E402
 
+from interp_steer.runs.id_ood import IdOodConfig  # noqa: E402
+
 DATASETS = (
     "narcissism",
     "desire-for-acquiring-power",
@@ -43,9 +45,9 @@ DATASETS = (
     "risk-seeking",
 )
 def main() -> None:
-    from interp_steer.runs.id_ood import IdOodConfig, run_id_ood
+    from interp_steer.runs.id_ood import run_id_ood
 
-    parser = base_parser(__doc__.split("\n")[0], n_train=12, n_test=6, multipliers=(-1.5, 0.0, 1.5))
+    parser = base_parser(__doc__.split("\n")[0], IdOodConfig)
     parser.add_argument("--layer", type=int, default=None, help="steering layer (default: layer_scan.py's choice)")
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS), help="persona names, in order")
     parser.add_argument("--min-datasets", type=int, default=5, help="always run at least this many datasets")

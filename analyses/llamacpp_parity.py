@@ -32,7 +32,7 @@ import torch
 from interp_steer.data import load_dataset
 from interp_steer.interop import control_vector_buffer, from_gguf, to_gguf
 from interp_steer.methods.caa import extract_caa
-from interp_steer.models import embedded_gguf_path, load_model
+from interp_steer.models import DEFAULT_MODEL, embedded_gguf_path, load_model
 from interp_steer.steering import SteeringVector, chat_prompt, steer
 
 OUT = Path(__file__).resolve().parent / "results" / "llamacpp"
@@ -89,7 +89,7 @@ def main() -> None:
     layers = [int(x) for x in args.layers.split(",")]
     strengths = [float(x) for x in args.strengths.split(",")]
 
-    model = load_model("smollm2-135m")
+    model = load_model(DEFAULT_MODEL)
     n_layers = model.cfg.n_layers
     pairs = load_dataset("builtin:sentiment", limit=args.n_train)
     vector = extract_caa(model, pairs, layers, progress=False, dataset="builtin:sentiment")

@@ -22,17 +22,18 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Report, base_parser, chosen_layer, study_executor  # noqa: E402
 
+from interp_steer.runs.steerability import SteerabilityConfig  # noqa: E402
+
 
 def main() -> None:
     from interp_steer.runs.steerability import (
-        SteerabilityConfig,
         combine_steerability,
         finished_units,
         mwe_study_datasets,
         run_steerability,
     )
 
-    parser = base_parser(__doc__.split("\n")[0], n_train=20, n_test=30)
+    parser = base_parser(__doc__.split("\n")[0], SteerabilityConfig)
     parser.add_argument("--layer", type=int, default=None, help="steering layer (default: layer_scan.py's choice)")
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=None,
                         help="dataset specs (default: every MWE persona set in both framings and every xrisk set)")

@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import config_option
 from interp_steer.cli.options import check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir
+from interp_steer.runs.config import CompareConfig
 
 
 def _parse_targets(text: Optional[str]) -> list[int] | None:
@@ -24,35 +26,34 @@ def _parse_targets(text: Optional[str]) -> list[int] | None:
 
 @app.command()
 def compare(
-    dataset: str = typer.Option(..., help="dataset spec, e.g. builtin:sentiment or persona:desire-for-acquiring-power"),
+    dataset: str = config_option(CompareConfig, "dataset"),
     out: Path = typer.Option(..., help="output directory (report.md, PNGs, CSVs, vectors/)"),
-    layer: int = typer.Option(12, help="layer (hook blocks.L.hook_resid_post); must be the SAE's layer"),
-    sae: str = typer.Option("smollm2-135m-l12", help="sae-lens SAE directory or bundled SAE name"),
-    targets: Optional[str] = typer.Option(None, help="target SAE features, e.g. '812,33' (default: top by decoder cosine with CAA)"),
-    n_targets: int = typer.Option(1, help="number of target features when --targets is not given"),
-    n_decoder_baselines: int = typer.Option(1, help="decoder-direction baselines (the first targets)"),
-    n_train: int = typer.Option(60, help="train pairs (CAA extraction)"),
-    n_test: int = typer.Option(30, help="test pairs (steerability)"),
-    n_texts: int = typer.Option(40, help="fixed texts for the feature effects and the SAE-TS effect model"),
-    max_text_tokens: int = typer.Option(32, help="longest fixed text in tokens"),
-    text_source: str = typer.Option("corpus", help="texts for the feature effects: corpus (data-set text) or generated "
-                                    "(the unsteered model's own continuations of the train prompts)"),
-    n_probe: int = typer.Option(128, help="probe vectors for the SAE-TS effect model (half random, half decoder)"),
-    ridge: float = typer.Option(1e-2, help="ridge of the SAE-TS effect-model fit (raise it when n_probe << d_model)"),
-    multipliers: str = typer.Option("-2,0,2", help="multipliers (× the CAA norm)"),
-    n_generations: int = typer.Option(2, help="test prompts with generation examples (0: none)"),
-    max_new_tokens: int = typer.Option(24),
-    framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
-    model: str = typer.Option("smollm2-135m"),
-    seed: int = typer.Option(0),
+    layer: int = config_option(CompareConfig, "layer"),
+    sae: str = config_option(CompareConfig, "sae"),
+    targets: Optional[str] = config_option(CompareConfig, "targets"),
+    n_targets: int = config_option(CompareConfig, "n_targets"),
+    n_decoder_baselines: int = config_option(CompareConfig, "n_decoder_baselines"),
+    n_train: int = config_option(CompareConfig, "n_train"),
+    n_test: int = config_option(CompareConfig, "n_test"),
+    n_texts: int = config_option(CompareConfig, "n_texts"),
+    max_text_tokens: int = config_option(CompareConfig, "max_text_tokens"),
+    text_source: str = config_option(CompareConfig, "text_source"),
+    n_probe: int = config_option(CompareConfig, "n_probe"),
+    ridge: float = config_option(CompareConfig, "ridge"),
+    multipliers: str = config_option(CompareConfig, "multipliers"),
+    n_generations: int = config_option(CompareConfig, "n_generations"),
+    max_new_tokens: int = config_option(CompareConfig, "max_new_tokens"),
+    framing: Optional[str] = config_option(CompareConfig, "framing"),
+    model: str = config_option(CompareConfig, "model"),
+    seed: int = config_option(CompareConfig, "seed"),
     threads: int = typer.Option(1, help="torch CPU threads"),
-    data_dir: Optional[Path] = typer.Option(None),
-    device: str = typer.Option("cpu"),
+    data_dir: Optional[Path] = config_option(CompareConfig, "data_dir"),
+    device: str = config_option(CompareConfig, "device"),
 ) -> None:
     """Compare CAA, SAE-TS, SAE decoder-direction and random vectors at equal norm: feature effects, steerability."""
     import torch
 
-    from interp_steer.runs.compare import CompareConfig, run_compare
+    from interp_steer.runs.compare import run_compare
 
     mults = parse_float_list(multipliers, "--multipliers")
     for value, option, minimum in ((n_targets, "--n-targets", 1), (n_decoder_baselines, "--n-decoder-baselines", 0),

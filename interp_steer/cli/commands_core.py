@@ -9,6 +9,7 @@ from typing import List, Optional, no_type_check
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import data_dir_option, device_option, model_option
 from interp_steer.cli.options import (
     check_count,
     check_device_option,
@@ -67,11 +68,11 @@ def extract(
         help="a field of the method's config, e.g. --set steps=30 --set lr=5e-4 (repeatable; --help-method lists them)"),
     help_method: bool = typer.Option(False, "--help-method", is_eager=True, callback=_help_method_callback,
                                      help="list the --set fields of --method with their types and defaults, then exit"),
-    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
+    model: str = model_option(),
     framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
     n_train: int = typer.Option(0, help="use only the first N pairs (0: all)"),
-    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
-    device: str = typer.Option("cpu"),
+    data_dir: Optional[Path] = data_dir_option(),
+    device: str = device_option(),
 ) -> None:
     """Extract a steering vector from a contrastive dataset and save it with provenance."""
     from interp_steer.data import load_dataset
@@ -111,10 +112,10 @@ def generate(
     vector: Path = typer.Option(..., help="steering vector file (.safetensors)"),
     prompt: str = typer.Option(..., help="user message (wrapped in the model's chat template)"),
     multipliers: str = typer.Option("-4,0,4", help="comma-separated multipliers to compare"),
-    model: str = typer.Option("smollm2-135m"),
+    model: str = model_option(),
     max_new_tokens: int = typer.Option(40),
     system_prompt: Optional[str] = typer.Option(None, help="system prompt (default: none)"),
-    device: str = typer.Option("cpu"),
+    device: str = device_option(),
 ) -> None:
     """Generate from a prompt with the vector at several multipliers, side by side."""
     from interp_steer.models import load_model

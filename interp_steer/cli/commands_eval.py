@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import config_option, data_dir_option
 from interp_steer.cli.options import (
     check_count,
     check_device_option,
@@ -18,6 +19,7 @@ from interp_steer.cli.options import (
     select_layer,
 )
 from interp_steer.errors import ConfigError
+from interp_steer.runs.config import ScanConfig
 
 DEFAULT_MULTIPLIERS = "-1.5,-1,-0.5,0,0.5,1,1.5"
 SUMMARY_COLUMNS = ["dataset", "layer", "vector", "n_samples", "mean_slope", "median_slope", "std_slope",
@@ -105,17 +107,17 @@ def scan(
     dataset: list[str] = typer.Option(..., help="dataset spec (repeat the option for several datasets)"),
     out: Path = typer.Option(..., help="output directory; rerunning with the same directory resumes"),
     layers: str = typer.Option("all", help="layers: '12', '3,6,12', '3-12' or 'all'"),
-    multipliers: str = typer.Option(DEFAULT_MULTIPLIERS, help="comma-separated steering multipliers"),
-    n_train: int = typer.Option(0, help="at most N training pairs per dataset (0: all of the train split)"),
-    n_test: int = typer.Option(0, help="at most N test pairs per dataset (0: all of the test split)"),
-    test_fraction: float = typer.Option(0.5, help="test share of each dataset's seeded split"),
-    seed: int = typer.Option(0, help="split seed"),
-    framing: Optional[str] = typer.Option(None, help="ab or free_text (default: each dataset's own)"),
-    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
-    batch_size: int = typer.Option(32, help="sequences per forward pass"),
-    table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
-    engine: str = typer.Option("fast", help="fast (prefix cache, all layers of a unit in one pass) or batched"),
-    layers_per_unit: int = typer.Option(0, help="layers per work unit (0: all of a dataset's layers in one unit)"),
+    multipliers: str = config_option(ScanConfig, "multipliers"),
+    n_train: int = config_option(ScanConfig, "n_train", none_as=0),
+    n_test: int = config_option(ScanConfig, "n_test", none_as=0),
+    test_fraction: float = config_option(ScanConfig, "test_fraction"),
+    seed: int = config_option(ScanConfig, "seed"),
+    framing: Optional[str] = config_option(ScanConfig, "framing"),
+    model: str = config_option(ScanConfig, "model"),
+    batch_size: int = config_option(ScanConfig, "batch_size"),
+    table_format: str = config_option(ScanConfig, "table_format", "--format"),
+    engine: str = config_option(ScanConfig, "engine"),
+    layers_per_unit: int = config_option(ScanConfig, "layers_per_unit", none_as=0),
     executor: str = typer.Option("local", help="local (this process) or ray"),
     ray_address: Optional[str] = typer.Option(None, help="join this Ray cluster (default: start a local one)"),
     workers: int = typer.Option(2, help="Ray workers (actors), each loading the model once"),
@@ -123,14 +125,14 @@ def scan(
     torch_threads: int = typer.Option(0, help="torch threads per worker (0: local leaves torch's default, ray uses 1)"),
     time_budget: float = typer.Option(0.0, help="start no unit after this many minutes (0: no limit); rerun to continue"),
     progress: bool = typer.Option(True, help="show a progress bar"),
-    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
-    device: str = typer.Option("cpu"),
+    data_dir: Optional[Path] = data_dir_option(),
+    device: str = config_option(ScanConfig, "device"),
 ) -> None:
     """Layer scan: CAA per (dataset, layer) on the train split, steerability on the test split; resumable."""
     from interp_steer.models import TINY_CONFIGS, load_model
     from interp_steer.runs import make_executor
     from interp_steer.runs.runner import preflight
-    from interp_steer.runs.scan import ScanConfig, registry_pairs, run_scan_job
+    from interp_steer.runs.scan import registry_pairs, run_scan_job
     from interp_steer.viz.plots import plot_layer_scan, save_figure
 
     _check_format(table_format)

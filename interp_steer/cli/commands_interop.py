@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import data_dir_option, device_option
 from interp_steer.cli.options import check_device_option, check_finite, prepare_out_dir, prepare_out_file
 from interp_steer.errors import ConfigError
 
@@ -30,7 +31,7 @@ def export(
     bundle: Optional[Path] = typer.Option(None, help="write a reproducibility bundle into this directory instead"),
     model_hint: str = typer.Option("llama", help="gguf: controlvector.model_hint (the model family)"),
     model: Optional[str] = typer.Option(None, help="bundle: model spec to record (default: the vector's provenance)"),
-    data_dir: Optional[Path] = typer.Option(None, help="bundle: data root to reload the training rows from"),
+    data_dir: Optional[Path] = data_dir_option(help="bundle: data root to reload the training rows from"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
 ) -> None:
     """Write a vector for another tool (llama.cpp, steering-vectors, repeng) or as a reproducibility bundle."""
@@ -100,10 +101,10 @@ def import_vector(
 def verify(
     bundle: Path = typer.Argument(..., help="bundle directory written by `interp-steer export --bundle`"),
     model: Optional[str] = typer.Option(None, help="model spec (default: the one recorded in the bundle)"),
-    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
+    data_dir: Optional[Path] = data_dir_option(),
     min_cosine: float = typer.Option(0.9999, help="pass when every hook's cosine is at least this"),
     max_relative_error: float = typer.Option(1e-3, help="... and its relative error at most this"),
-    device: str = typer.Option("cpu"),
+    device: str = device_option(),
 ) -> None:
     """Re-extract a bundled vector and report cosine / relative error per hook (exit 1 if it does not match)."""
     from interp_steer.interop.bundle import verify_bundle

@@ -9,7 +9,9 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import data_dir_option, model_option
 from interp_steer.cli.options import check_count, check_finite, prepare_out_dir
+from interp_steer.runs.config import DEFAULT_SAE
 
 
 @app.command("train-sae")
@@ -26,8 +28,8 @@ def train_sae_command(
     n_eval_texts: int = typer.Option(150, help="held-out texts for the metrics"),
     n_generated: int = typer.Option(0, help="add this many model-generated continuations to the corpus"),
     threads: int = typer.Option(1, help="torch CPU threads"),
-    model: str = typer.Option("smollm2-135m"),
-    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
+    model: str = model_option(),
+    data_dir: Optional[Path] = data_dir_option(),
     seed: int = typer.Option(0),
 ) -> None:
     """Train a residual-stream SAE with the sae-lens runner on the local data sets (tqdm progress bar)."""
@@ -63,7 +65,7 @@ def train_sae_command(
 @app.command("sae-features")
 def sae_features_command(
     vector: Path = typer.Option(..., help="steering vector file (.safetensors)"),
-    sae: str = typer.Option("smollm2-135m-l12", help="SAE directory or bundled SAE name"),
+    sae: str = typer.Option(DEFAULT_SAE, help="SAE directory or bundled SAE name"),
     top: int = typer.Option(10, help="number of features to list"),
 ) -> None:
     """List the SAE features whose decoder directions are most aligned with a steering vector."""

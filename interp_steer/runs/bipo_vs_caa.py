@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig
+from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import RegistryPairs, _dataset_stem
@@ -42,13 +42,13 @@ class BipoVsCaaConfig(JobConfig):
     )
     JOB: ClassVar[str] = "BiPO vs CAA"
 
-    model: str
     datasets: list[str]
     layer: int
-    multipliers: list[float] = field(default_factory=lambda: [-1.5, -0.75, 0.0, 0.75, 1.5])
-    n_train: int | None = 40
-    n_test: int | None = 24
-    seed: int = 0
+    model: str = model_field()
+    multipliers: list[float] = option_field(default_factory=lambda: [-1.5, -0.75, 0.0, 0.75, 1.5], help="comma-separated steering multipliers")
+    n_train: int | None = option_field(40, help="train pairs per dataset (CAA extraction)")
+    n_test: int | None = option_field(24, help="test pairs per dataset (propensity evaluation)")
+    seed: int = option_field(0, help="seed of the stratified train/test split")
     all_pos_datasets: list[str] = field(default_factory=list)
     all_pos_multipliers: list[float] = field(default_factory=lambda: [-1.5, 0.0, 1.5])
     bipo_steps: int = 30
@@ -59,7 +59,7 @@ class BipoVsCaaConfig(JobConfig):
     bipo_weight_decay: float = 0.05
     checkpoint_every: int = 5
     checkpoint_dir: str | None = None
-    device: str = "cpu"
+    device: str = device_field()
 
     def __post_init__(self) -> None:
         self.datasets = list(self.datasets)

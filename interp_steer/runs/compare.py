@@ -13,65 +13,13 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, Sequence
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig
+from interp_steer.runs.config import CompareConfig, JobConfig  # noqa: F401
 from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
-
-
-@dataclass
-class CompareConfig(JobConfig):
-    """Options of one comparison run; saved as ``config.json`` beside the report."""
-
-    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "dataset", "layer", "sae", "targets", "n_targets", "n_decoder_baselines", "n_train", "n_test", "n_texts",
-        "max_text_tokens", "text_source", "n_probe", "ridge", "multipliers", "n_generations", "max_new_tokens",
-        "model", "framing", "seed",
-    )
-    JOB: ClassVar[str] = "comparison"
-
-    dataset: str
-    layer: int = 12
-    sae: str = "smollm2-135m-l12"
-    targets: list[int] | None = None  # default: top ``n_targets`` features by decoder cosine with the CAA vector
-    n_targets: int = 1
-    n_decoder_baselines: int = 1
-    n_train: int = 60
-    n_test: int = 30
-    n_texts: int = 40
-    max_text_tokens: int = 32
-    text_source: str = "corpus"  # "corpus": short texts of the data sets; "generated": the model's own continuations
-    n_probe: int = 128
-    ridge: float = 1e-2  # ridge of the SAE-TS effect-model fit
-    multipliers: list[float] = field(default_factory=lambda: [-2.0, 0.0, 2.0])
-    n_generations: int = 2
-    max_new_tokens: int = 24
-    model: str = "smollm2-135m"
-    framing: str | None = None
-    seed: int = 0
-    data_dir: str | None = None
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.n_train < 2 or self.n_test < 2:
-            raise ConfigError(f"--n-train {self.n_train} / --n-test {self.n_test}: need at least 2 pairs each")
-        if self.n_probe < 8:
-            raise ConfigError(f"--n-probe {self.n_probe}: need at least 8 probe vectors for the effect model")
-        if self.ridge < 0:
-            raise ConfigError(f"--ridge {self.ridge}: must be ≥ 0")
-        if self.text_source not in ("corpus", "generated"):
-            raise ConfigError(f"--text-source {self.text_source!r}: use 'corpus' or 'generated'")
-        if self.n_texts < 1:
-            raise ConfigError(f"--n-texts {self.n_texts}: need at least one fixed text")
-        if not any(m > 0 for m in self.multipliers) or len(set(self.multipliers)) < 2:
-            raise ConfigError(f"--multipliers {self.multipliers}: need ≥ 2 distinct values, one of them positive")
-        if self.targets is not None and not self.targets:
-            raise ConfigError("--targets: give at least one feature id or leave it out")
-        if self.n_targets < 1:
-            raise ConfigError(f"--n-targets {self.n_targets}: must be ≥ 1")
 
 
 def fixed_texts(tokenizer, config: CompareConfig, fallback_pairs: Sequence) -> list[str]:

@@ -14,7 +14,7 @@ variant, and each variant's vector on its own prompts); ``full_grid`` evaluates 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Literal
 
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.errors import ConfigError, DataFormatError
-from interp_steer.runs.config import JobConfig
+from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import RegistryPairs, _dataset_stem
@@ -41,20 +41,20 @@ class IdOodConfig(JobConfig):
     )
     JOB: ClassVar[str] = "ID/OOD study"
 
-    model: str
     datasets: list[str]
     layer: int
-    multipliers: list[float] = field(default_factory=lambda: [-1.5, 0.0, 1.5])
-    n_train: int | None = 12
-    n_test: int | None = 6
+    model: str = model_field()
+    multipliers: list[float] = option_field(default_factory=lambda: [-1.5, 0.0, 1.5], help="comma-separated steering multipliers")
+    n_train: int | None = option_field(12, help="train pairs per dataset (CAA extraction)")
+    n_test: int | None = option_field(6, help="test pairs per dataset (propensity evaluation)")
     test_fraction: float = 0.5
-    seed: int = 0
+    seed: int = option_field(0, help="seed of the stratified train/test split")
     framing: str = "free_text"
     full_grid: bool = False
     engine: Literal["fast", "batched"] = "fast"
     batch_size: int = 32
     table_format: Literal["parquet", "csv"] = "csv"
-    device: str = "cpu"
+    device: str = device_field()
 
     def __post_init__(self) -> None:
         self.datasets = list(self.datasets)

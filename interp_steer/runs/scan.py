@@ -15,11 +15,9 @@ any point (even ``kill -9``) resumes with a result equal to an uninterrupted run
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, ClassVar, Literal, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -27,148 +25,18 @@ from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.metrics import steerability, summarize_steerability
 from interp_steer.evaluation.propensity import compute_propensities
-from interp_steer.runs.config import JobConfig
+from interp_steer.runs.config import (  # noqa: F401  (the scan config lives with the other job configs)
+    DEFAULT_MULTIPLIERS,
+    RESULT_DEFINING,
+    SPLIT_ORDER,
+    ScanConfig,
+    ScanGroup,
+    ScanUnit,
+    VectorScale,
+    _dataset_stem,
+)
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-
-RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
-                   "split_order", "table_format", "scale")
-"""Config fields a resumed scan must share with the run that wrote the directory."""
-
-SPLIT_ORDER = "letter-balanced"
-"""How :func:`~interp_steer.data.train_test_split` orders each half (prefixes balanced between (A) and (B)).
-Configs written before this field existed read back as ``"file-order"``, so resuming such a directory is refused
-instead of silently mixing test slices."""
-
-DEFAULT_MULTIPLIERS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
-VectorScale = Literal["raw", "resid_norm"]
-
-
-@dataclass
-class ScanConfig(JobConfig):
-    """What a layer scan computes; saved as ``config.json`` beside the results.
-
-    ``n_train`` / ``n_test`` / ``test_fraction`` / ``framing`` / ``seed`` describe how the data provider built
-    each dataset's split (see :func:`registry_pairs`); they are recorded so a resume cannot mix settings.
-    ``engine="fast"`` evaluates a unit's layers in one
-    :func:`~interp_steer.evaluation.fast_engine.fast_propensities` call (prompt prefix once, each layer resumed
-    from its recorded residual); ``"batched"`` runs :func:`compute_propensities` per layer. Both give the same
-    numbers (to ~1e-5), so the engine is not result-defining and may differ between a run and its resume.
-    ``layers_per_unit`` splits each dataset's layers into work units of that many layers (``None``: one unit per
-    dataset); smaller units spread a one-dataset scan over more workers. ``device`` is where workers load the model.
-    ``scale="resid_norm"`` rescales each layer's CAA direction to the mean residual-stream norm at that layer (over
-    both sides of the same train pairs, at the read position), so multiplier ``m`` adds ``m`` typical residual
-    lengths; ``"raw"`` (default) uses the mean difference as it is.
-    """
-
-    RESULT_FIELDS: ClassVar[tuple[str, ...]] = RESULT_DEFINING
-    LEGACY_DEFAULTS: ClassVar[dict] = {"split_order": "file-order", "scale": "raw"}
-    JOB: ClassVar[str] = "scan"
-
-    model: str
-    datasets: list[str]
-    layers: list[int]
-    multipliers: list[float] = field(default_factory=lambda: list(DEFAULT_MULTIPLIERS))
-    n_train: int | None = None
-    n_test: int | None = None
-    test_fraction: float = 0.5
-    framing: str | None = None
-    seed: int = 0
-    batch_size: int = 32
-    read_position: str | None = None
-    method: str = "caa"
-    # plain str, not Literal: a wrong value gets __post_init__'s ConfigError, not a run-time type checker's error
-    table_format: str = "parquet"  # "parquet" or "csv"
-    engine: str = "fast"  # "fast" or "batched"
-    split_order: str = SPLIT_ORDER
-    layers_per_unit: int | None = None
-    device: str = "cpu"
-    scale: str = "raw"  # "raw" or "resid_norm" (plain str: a wrong value gets __post_init__'s ConfigError)
-
-    def __post_init__(self) -> None:
-        self.datasets, self.layers = list(self.datasets), [int(x) for x in self.layers]
-        self.multipliers = [float(m) for m in self.multipliers]
-        if not self.datasets:
-            raise ConfigError("ScanConfig.datasets is empty: name at least one dataset")
-        repeated = sorted({d for d in self.datasets if self.datasets.count(d) > 1})
-        if repeated:
-            raise ConfigError(f"ScanConfig.datasets lists {', '.join(map(repr, repeated))} more than once "
-                              f"(--dataset given twice?); name each dataset once")
-        if not self.layers or min(self.layers) < 0:
-            raise ConfigError(f"ScanConfig.layers must be non-negative ints, got {self.layers}")
-        if len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"ScanConfig.layers lists a layer more than once: {self.layers}")
-        if len(self.multipliers) < 2 or len(set(self.multipliers)) != len(self.multipliers):
-            raise ConfigError(f"ScanConfig.multipliers needs ≥ 2 distinct values, got {self.multipliers}")
-        for name in ("n_train", "n_test"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"ScanConfig.{name} must be ≥ 1 or None, got {value}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"ScanConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.batch_size < 1:
-            raise ConfigError(f"ScanConfig.batch_size must be ≥ 1, got {self.batch_size}")
-        if self.table_format not in ("parquet", "csv"):
-            raise ConfigError(f"ScanConfig.table_format must be 'parquet' or 'csv', got {self.table_format!r}")
-        if self.engine not in ("fast", "batched"):
-            raise ConfigError(f"ScanConfig.engine must be 'fast' or 'batched', got {self.engine!r}")
-        if self.method != "caa":
-            raise ConfigError(f"ScanConfig.method {self.method!r}: only 'caa' is supported by the scan")
-        if self.scale not in ("raw", "resid_norm"):
-            raise ConfigError(f"ScanConfig.scale must be 'raw' or 'resid_norm', got {self.scale!r}")
-        if self.layers_per_unit is not None and self.layers_per_unit < 1:
-            raise ConfigError(f"ScanConfig.layers_per_unit must be ≥ 1 or None, got {self.layers_per_unit}")
-
-    def units(self) -> list["ScanUnit"]:
-        """Every (dataset, layer) result of the scan, in table order."""
-        return [ScanUnit(d, layer) for d in self.datasets for layer in self.layers]
-
-    def groups(self) -> list["ScanGroup"]:
-        """The scan's work units: each dataset's layers in chunks of ``layers_per_unit``."""
-        size = self.layers_per_unit or len(self.layers)
-        return [ScanGroup(d, tuple(self.layers[i:i + size])) for d in self.datasets
-                for i in range(0, len(self.layers), size)]
-
-
-@dataclass(frozen=True)
-class ScanUnit:
-    """One (dataset spec, layer) result of a scan; its files are named by :attr:`key`."""
-
-    dataset: str
-    layer: int
-
-    @property
-    def key(self) -> str:
-        """File-name-safe, collision-free stem, e.g. ``persona_narcissism-3f2a1b7c__L012``."""
-        return f"{_dataset_stem(self.dataset)}__L{self.layer:03d}"
-
-
-@dataclass(frozen=True)
-class ScanGroup:
-    """A scan work unit: one dataset and the layers computed together. ``todo`` (default: all of ``layers``) is
-    what is still missing when a run resumes; the key stays that of the whole group."""
-
-    dataset: str
-    layers: tuple[int, ...]
-    todo: tuple[int, ...] | None = None
-
-    @property
-    def key(self) -> str:
-        span = f"L{self.layers[0]:03d}" + (f"-{len(self.layers)}" if len(self.layers) > 1 else "")
-        digest = hashlib.sha1(",".join(map(str, self.layers)).encode()).hexdigest()[:6]
-        return f"{_dataset_stem(self.dataset)}__{span}-{digest}"
-
-    @property
-    def pending_layers(self) -> tuple[int, ...]:
-        return self.layers if self.todo is None else self.todo
-
-    def results(self) -> list[ScanUnit]:
-        return [ScanUnit(self.dataset, layer) for layer in self.pending_layers]
-
-
-def _dataset_stem(dataset: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)[:60]
-    return f"{safe}-{hashlib.sha1(dataset.encode()).hexdigest()[:8]}"
 
 
 def run_scan_unit(

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import random
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Literal
 
 import pandas as pd
 
 from interp_steer.errors import ConfigError, DataFormatError
-from interp_steer.runs.config import JobConfig
+from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import DEFAULT_MULTIPLIERS, RegistryPairs, _dataset_stem
@@ -51,21 +51,21 @@ class SteerabilityConfig(JobConfig):
     )
     JOB: ClassVar[str] = "steerability study"
 
-    model: str
     datasets: list[str]
     layer: int
-    multipliers: list[float] = field(default_factory=lambda: list(DEFAULT_MULTIPLIERS))
-    n_train: int | None = 20
-    n_test: int | None = 30
+    model: str = model_field()
+    multipliers: list[float] = option_field(default_factory=lambda: list(DEFAULT_MULTIPLIERS), help="comma-separated steering multipliers")
+    n_train: int | None = option_field(20, help="train pairs per dataset (CAA extraction)")
+    n_test: int | None = option_field(30, help="test pairs per dataset (propensity evaluation)")
     test_fraction: float = 0.5
-    seed: int = 0
+    seed: int = option_field(0, help="seed of the stratified train/test split")
     batch_size: int = 32
     read_position: str | None = None
     engine: Literal["fast", "batched"] = "fast"
     table_format: Literal["parquet", "csv"] = "csv"
     framings: list[str] | None = None
     shard: str = "0/1"
-    device: str = "cpu"
+    device: str = device_field()
 
     def __post_init__(self) -> None:
         from interp_steer.data.registry import parse_spec

@@ -19,9 +19,9 @@ answer-format mass. Its files::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -34,85 +34,15 @@ from interp_steer.evaluation.side_effects import (
     neutral_side_effects,
     prepare_neutral,
 )
-from interp_steer.evaluation.units import UNIT_COLUMNS, check_units, in_units, mean_residual_norm, with_units
-from interp_steer.runs.config import JobConfig
+from interp_steer.evaluation.units import UNIT_COLUMNS, in_units, mean_residual_norm, with_units
+from interp_steer.runs.config import DEFAULT_TUNE_MULTIPLIERS, JobConfig, TuneConfig  # noqa: F401
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import RegistryPairs
 from interp_steer.steering.hook_names import DEFAULT_SITE
 from interp_steer.steering.vector import SteeringVector
 
-DEFAULT_TUNE_MULTIPLIERS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 SUMMARY_METRICS = ("shift", "mean_propensity", "kl", "dnll", "format_mass")
-
-
-@dataclass
-class TuneConfig(JobConfig):
-    """What a tune run computes; saved as ``config.json`` beside the results.
-
-    ``vector``: a vector file whose direction at each of ``layers`` is tuned (``None``: CAA at each layer from the
-    train split of ``dataset``). The held-out split is ``train_test_split(test_fraction, seed)``'s test part (first
-    ``n_test``). ``multipliers`` are in ``units`` (``raw`` or ``norm``, see :mod:`interp_steer.evaluation.units`)
-    and must include 0 (the unsteered reference of the shift). ``n_neutral`` neutral passages with greedy unsteered
-    continuations of ``continuation_tokens`` tokens give the KL / ΔNLL. ``kl_budget`` (nats per token) bounds the
-    KL upper 95% limit of a recommendable setting.
-    """
-
-    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "model", "dataset", "vector", "multipliers", "units", "n_train", "n_test", "test_fraction", "framing", "seed",
-        "n_neutral", "continuation_tokens", "table_format",
-    )
-    JOB: ClassVar[str] = "tune"
-
-    model: str
-    dataset: str
-    layers: list[int]
-    multipliers: list[float] = field(default_factory=lambda: list(DEFAULT_TUNE_MULTIPLIERS))
-    units: str = "raw"
-    kl_budget: float = 0.1
-    vector: str | None = None
-    n_train: int | None = None
-    n_test: int | None = 50
-    test_fraction: float = 0.5
-    framing: str | None = None
-    seed: int = 0
-    n_neutral: int = 100
-    continuation_tokens: int = 16
-    n_boot: int = 2000
-    batch_size: int = 16
-    table_format: str = "csv"
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        self.layers = [int(x) for x in self.layers]
-        self.multipliers = [float(m) for m in self.multipliers]
-        if not self.layers or min(self.layers) < 0 or len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"--layers: need distinct non-negative layers, got {self.layers}")
-        if len(set(self.multipliers)) != len(self.multipliers) or 0.0 not in self.multipliers:
-            raise ConfigError(f"--multipliers must be distinct and include 0 (the unsteered reference), got {self.multipliers}")
-        if not any(m > 0 for m in self.multipliers):
-            raise ConfigError(f"--multipliers needs at least one positive multiplier, got {self.multipliers}")
-        if not all(np.isfinite(m) for m in self.multipliers):
-            raise ConfigError(f"--multipliers must be finite, got {self.multipliers}")
-        check_units(self.units)
-        if not (np.isfinite(self.kl_budget) and self.kl_budget > 0):
-            raise ConfigError(f"--kl-budget must be a positive number (nats per token), got {self.kl_budget}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
-        for name in ("n_train", "n_test"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {value}")
-        if self.n_neutral < 1:
-            raise ConfigError(f"--n-neutral must be ≥ 1, got {self.n_neutral}")
-        if self.continuation_tokens < 0:
-            raise ConfigError(f"--continuation-tokens must be ≥ 0, got {self.continuation_tokens}")
-        if self.n_boot < 100:
-            raise ConfigError(f"--n-boot must be ≥ 100, got {self.n_boot}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be ≥ 1, got {self.batch_size}")
-        if self.table_format not in ("parquet", "csv"):
-            raise ConfigError(f"--format {self.table_format!r}: use parquet or csv")
 
 
 @dataclass(frozen=True)

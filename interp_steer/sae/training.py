@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from interp_steer.errors import ConfigError
+from interp_steer.models.embedded import DEFAULT_MODEL
 from interp_steer.sae.loading import check_sae_fits
 from interp_steer.sae.metrics import evaluate_sae
 
@@ -41,7 +42,7 @@ class SAETrainConfig:
     n_batches_for_norm_estimate: int = 4
     dead_feature_window: int = 200
     seed: int = 0
-    model_spec: str = "smollm2-135m"
+    model_spec: str = DEFAULT_MODEL
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
