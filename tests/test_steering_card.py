@@ -58,19 +58,23 @@ def test_card_needs_a_summary():
         steering_card_html("x", provenance=None, recommendation={}, summary=pd.DataFrame())
 
 
-def test_card_renders_in_headless_chromium(card):
+def render_in_chromium(page) -> tuple[str, dict[str, str]]:
+    """Open ``page`` in headless Chromium (no network); return its DOM after load and the ``<body>`` attributes the
+    card's onload script wrote. Skips when chromium is absent (a failure under CI=1)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed in CI (.ci/run installs the Debian 'chromium' package)")
         pytest.skip("chromium not installed (apt-get install chromium); set CI=1 to make this a failure")
     with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", card.as_uri()],
+        dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
                              capture_output=True, text=True, timeout=120).stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
-    loaded = int(re.search(r'data-images-loaded="(\d+)"', body).group(1))
-    total = int(re.search(r'data-images-total="(\d+)"', body).group(1))
-    assert loaded == total == 2
-    rendered = re.search(r'data-sections="([^"]*)"', body).group(1).split(",")
-    assert rendered == SECTIONS
+    return dom, dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', body))
+
+
+def test_card_renders_in_headless_chromium(card):
+    dom, body = render_in_chromium(card)
+    assert int(body["data-images-loaded"]) == int(body["data-images-total"]) == 2
+    assert body["data-sections"].split(",") == SECTIONS
     assert "L1 proj steered" in dom  # circuitsvis mounted its React view

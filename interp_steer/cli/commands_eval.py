@@ -24,6 +24,9 @@ from interp_steer.runs.config import ScanConfig
 DEFAULT_MULTIPLIERS = "-1.5,-1,-0.5,0,0.5,1,1.5"
 SUMMARY_COLUMNS = ["dataset", "layer", "vector", "n_samples", "mean_slope", "median_slope", "std_slope",
                    "anti_steerable_fraction", "sign_flip_fraction"]
+SIDE_EFFECT_COLUMNS = ["multiplier", "raw_multiplier", "shift", "shift_lo", "shift_hi", "kl", "kl_hi", "dnll",
+                       "format_mass"]
+BASELINE_SUMMARY_COLUMNS = ["method", "arm", "setting", "shift", "shift_lo", "shift_hi", "kl", "kl_hi", "format_mass"]
 
 
 def _format_table(frame, columns) -> str:
@@ -42,38 +45,60 @@ def evaluate(
     dataset: str = typer.Option(..., help="dataset spec, e.g. persona:narcissism, xrisk:corrigible-neutral-HHH"),
     out: Path = typer.Option(Path("outputs/evaluate"), help="output directory for tables and plots"),
     layer: Optional[int] = typer.Option(None, help="which layer of a multi-layer vector to evaluate"),
-    multipliers: str = typer.Option(DEFAULT_MULTIPLIERS, help="comma-separated steering multipliers"),
+    multipliers: str = typer.Option(DEFAULT_MULTIPLIERS, help="comma-separated steering multipliers (include 0)"),
+    units: str = typer.Option("raw", help="multiplier units: raw, or norm (× the layer's mean residual norm)"),
     split: str = typer.Option("test", help="'test': the held-out part of a seeded split; 'all': every pair"),
     test_fraction: float = typer.Option(0.5, help="test share of the split (use the one the vector was trained with)"),
     seed: int = typer.Option(0, help="split seed"),
     n: int = typer.Option(0, help="evaluate at most N samples (0: all)"),
     random_baselines: int = typer.Option(0, help="also evaluate this many norm-matched random vectors"),
     framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
+    neutral_n: int = typer.Option(64, help="neutral passages for KL / ΔNLL (0: skip the side effects)"),
+    continuation_tokens: int = typer.Option(16, help="greedy unsteered continuation length for ΔNLL (0: none)"),
+    kl_budget: float = typer.Option(0.1, help="recommend the largest shift whose KL upper 95% limit is ≤ this"),
+    capability: str = typer.Option("", help="capability under steering: 'mmlu', 'truthfulqa' or 'mmlu,truthfulqa'"),
+    capability_n: int = typer.Option(100, help="letter-balanced items per capability set"),
+    n_generations: int = typer.Option(3, help="evaluated prompts to generate from at every multiplier (0: none)"),
+    max_new_tokens: int = typer.Option(32, help="tokens per generation"),
+    baseline: bool = typer.Option(True, help="the SYS± persona-prompt baseline at the recommended multiplier"),
+    n_boot: int = typer.Option(2000, help="bootstrap resamples for the 95% intervals"),
     model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
     batch_size: int = typer.Option(32, help="sequences per forward pass"),
     table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
     data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """Propensity curves of a steering vector on a dataset: tables, plots and a printed steerability summary."""
+    """Propensity curves of a steering vector on a dataset with its side effects (neutral KL / ΔNLL, format mass,
+    capability, generations), the prompting baseline, tables, plots, steering_card.html and a printed summary."""
+    from interp_steer.evaluation.units import check_units
     from interp_steer.models import load_model
-    from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob, file_sha1
-    from interp_steer.runs.runner import preflight, run_job
-    from interp_steer.steering import SteeringVector
-    from interp_steer.viz.plots import (
-        plot_propensity_curves,
-        plot_spurious_variance,
-        plot_steerability_distribution,
-        save_figure,
+    from interp_steer.runs.evaluate import (
+        EvaluateConfig,
+        EvaluateJob,
+        check_kl_budget,
+        file_sha1,
+        parse_capability,
+        run_evaluate,
     )
+    from interp_steer.runs.runner import preflight
+    from interp_steer.steering import SteeringVector
 
     _check_format(table_format)
     if split not in ("test", "all"):
         raise ConfigError(f"--split {split!r}: use 'test' or 'all'")
     mults = parse_float_list(multipliers, "--multipliers")
+    check_units(units)
+    check_kl_budget(kl_budget)
+    capability_names = parse_capability(capability)
     check_count(n, "--n", zero_means="all")
     check_count(random_baselines, "--random-baselines", minimum=0)
     check_count(batch_size, "--batch-size")
+    for value, option in ((neutral_n, "--neutral-n"), (continuation_tokens, "--continuation-tokens"),
+                          (n_generations, "--n-generations")):
+        check_count(value, option, minimum=0)
+    check_count(capability_n, "--capability-n", minimum=2)
+    check_count(max_new_tokens, "--max-new-tokens")
+    check_count(n_boot, "--n-boot", minimum=100)
     check_fraction(test_fraction, "--test-fraction")
     check_device_option(device)
     prepare_out_dir(out)
@@ -82,24 +107,32 @@ def evaluate(
         vector=str(vector), dataset=dataset, model=model, multipliers=mults, layer=layer, split=split,
         test_fraction=test_fraction, seed=seed, n=n or None, random_baselines=random_baselines, framing=framing,
         batch_size=batch_size, table_format=table_format, device=device, vector_sha1=file_sha1(vector),
+        units=units, neutral_n=neutral_n, continuation_tokens=continuation_tokens, capability=capability_names,
+        capability_n=capability_n, n_generations=n_generations, max_new_tokens=max_new_tokens, baseline=baseline,
+        kl_budget=kl_budget, n_boot=n_boot,
     )
     preflight(config, out)  # the resume guard, before loading the model
-    job = EvaluateJob(config, steering_vector, data_dir)
-    job.pairs()  # a bad dataset spec fails here, before the model is loaded
+    EvaluateJob(config, steering_vector, data_dir).pairs()  # a bad dataset spec fails here, before the model loads
     hooked = load_model(model, device=device)
     steering_vector.check_fits(hooked)
-    report = run_job(job, out, model=hooked)
-    report.raise_if_failed()
-    tables = report.tables
-    props, summary = tables["propensities"], tables["summary"]
-    own = tables["per_sample"][tables["per_sample"]["vector"] == vector.stem]
-    save_figure(plot_propensity_curves(props[props["vector"] == vector.stem], title=f"{vector.stem} on {dataset}"),
-                out / "propensity_curves.png")
-    save_figure(plot_steerability_distribution(own), out / "steerability_distribution.png")
-    if "spurious" in tables:
-        save_figure(plot_spurious_variance(tables["spurious"]), out / "spurious_variance.png")
-    typer.echo(_format_table(summary, SUMMARY_COLUMNS))
-    typer.echo(f"wrote tables ({table_format}) and plots to {out}")
+    result = run_evaluate(config, steering_vector, out, model=hooked, data_dir=data_dir)
+    tables = result.tables
+    typer.echo(_format_table(tables["summary"], SUMMARY_COLUMNS))
+    if "side_effects" in tables:
+        side = tables["side_effects"]
+        if "capability" in tables:
+            for spec, group in tables["capability"].groupby("dataset"):
+                acc = group.set_index("multiplier")["accuracy"]
+                side = side.assign(**{f"acc_{spec.split(':')[-1]}": side["multiplier"].map(acc)})
+        typer.echo(f"\nper multiplier ({units} units; shift vs multiplier 0, KL/ΔNLL nats per token, 95% CI):")
+        typer.echo(_format_table(side, SIDE_EFFECT_COLUMNS + [c for c in side.columns if c.startswith("acc_")]))
+    if result.baseline is not None:
+        typer.echo("\nprompting baseline (shift vs the unsteered BASE prompt):")
+        typer.echo(_format_table(result.baseline, BASELINE_SUMMARY_COLUMNS))
+    rec = result.recommendation
+    typer.echo(f"\nrecommended multiplier: {rec['multiplier']:g} ({units}); {rec['reason']}" if rec.get("found")
+               else f"\nno recommendation: {rec['reason']}")
+    typer.echo(f"wrote tables ({table_format}), plots and steering_card.html to {out}")
 
 
 @app.command()

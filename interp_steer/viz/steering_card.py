@@ -1,7 +1,8 @@
 """A steering card: one self-contained HTML page per vector (offline: images inlined, circuitsvis bundled once).
 
 Sections, each a ``<section id=…>``: ``provenance`` (the vector's provenance JSON), ``recommendation``,
-``steerability`` (the layers × multipliers table with 95% intervals, the shift-vs-KL plot, propensity curves),
+``steerability`` (the layers × multipliers table with 95% intervals, optionally the per-sample steerability with
+its anti-steerable fraction and their intervals, and the plots: shift vs KL, propensity curves, …),
 ``side-effects``, ``baseline`` (steering vs the persona prompt), ``capability`` (when given), ``generations``
 (steered texts side by side) and ``projection`` (the circuitsvis view of the residual's projection on the vector
 over one prompt, when given). Every table and text from the data is HTML-escaped. After the page has loaded, a
@@ -65,6 +66,7 @@ def steering_card_html(
     recommendation: Mapping,
     summary: pd.DataFrame,
     images: Sequence[tuple[str, bytes]] = (),
+    steerability: pd.DataFrame | None = None,
     side_effects: pd.DataFrame | None = None,
     baseline: pd.DataFrame | None = None,
     capability: pd.DataFrame | None = None,
@@ -73,7 +75,8 @@ def steering_card_html(
     notes: Sequence[str] = (),
 ) -> str:
     """The card as one HTML string (see the module docstring). ``images``: ``(caption, PNG bytes)`` shown in the
-    steerability section; ``projection``: a ``(heading, circuitsvis view)`` such as
+    steerability section; ``steerability``: per-sample steerability statistics (e.g. mean slope and anti-steerable
+    fraction with their intervals) shown there too; ``projection``: a ``(heading, circuitsvis view)`` such as
     :func:`~interp_steer.viz.views.projection_view` returns."""
     if summary is None or summary.empty:
         raise ConfigError("steering_card_html: the summary table is empty")
@@ -97,8 +100,12 @@ def steering_card_html(
                               "mean_propensity") if c in summary.columns]
     figures = "".join(f"<figure>{_image(png, caption)}<figcaption class='note'>{html.escape(caption)}</figcaption></figure>"
                       for caption, png in images)
+    per_sample = "" if steerability is None else (
+        "<p class='note'>Per-sample steerability: slope of propensity on multiplier (mean) and anti-steerable "
+        "fraction (share of samples with slope &lt; 0), percentile-bootstrap 95% intervals over samples.</p>"
+        + _table(steerability.dropna(axis=1, how="all")))
     section("steerability", "Steerability (behaviour shift vs unsteered, 95% bootstrap CI)",
-            _table(summary[steer_cols]) + figures)
+            _table(summary[steer_cols]) + per_sample + figures)
     side = side_effects if side_effects is not None else summary[[c for c in (
         "layer", "multiplier", "kl", "kl_lo", "kl_hi", "dnll", "dnll_lo", "dnll_hi", "format_mass") if c in summary.columns]]
     section("side-effects", "Side effects (KL and ΔNLL on the neutral corpus, nats/token; answer-format mass)",
