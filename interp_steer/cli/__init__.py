@@ -37,6 +37,7 @@ from interp_steer.cli import (  # noqa: E402
     commands_explain,  # noqa: F401
     commands_interop,  # noqa: F401
     commands_sae,  # noqa: F401
+    commands_study,  # noqa: F401
     commands_tune,  # noqa: F401
 )
 

@@ -128,8 +128,15 @@ def id_ood_unit(model, config: IdOodConfig, name: str, train, test) -> pd.DataFr
     engine = _engine(config)
     sentences = persona_sentences(train)
     if config.full_grid:
-        per_sample = cross_variant_steerability(model, train, test, config.layer, config.multipliers,
-                                                sentences=sentences, engine=engine)["per_sample"]
+        grid = cross_variant_steerability(model, train, test, config.layer, config.multipliers,
+                                          sentences=sentences, engine=engine)
+        per_sample = grid["per_sample"]
+        if 0.0 in config.multipliers:  # the unsteered propensity per (variant, sample), for the propensity difference
+            from interp_steer.evaluation.variants import unsteered_propensity
+
+            unsteered = unsteered_propensity(grid["propensities"]).rename(columns={"propensity": "unsteered_propensity"})
+            per_sample = per_sample.merge(unsteered[["dataset", "variant", "sample_id", "unsteered_propensity"]],
+                                          on=["dataset", "variant", "sample_id"], how="left")
     else:
         vectors = {v: extract_caa(model, apply_variant(train, v, sentences), [config.layer], progress=False)
                    for v in VARIANTS}

@@ -17,6 +17,23 @@ from interp_steer.evaluation.tables import require_columns as _need  # noqa: E40
 
 PROPENSITY_UNITS = "propensity (logit diff. A/B; log-prob diff. free text)"
 SLOPE_UNITS = "steerability (Δ propensity per unit multiplier)"
+KIND_PROPENSITY_UNITS = {"ab": "propensity (logits: logit diff. of the answer letters)",
+                         "free_text": "propensity (nats: log-prob diff. of the completions)"}
+SLOPE_PER_UNIT = {"ab": "logits per unit multiplier", "free_text": "nats per unit multiplier"}
+KIND_SLOPE_UNITS = {kind: f"steerability ({units})" for kind, units in SLOPE_PER_UNIT.items()}
+
+
+def _by_kind(frame: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+    """``frame`` split by its ``kind`` column (A/B rows are in logits, free-text rows in nats: never one axis);
+    ``[(None, frame)]`` without one."""
+    if "kind" not in frame.columns or frame["kind"].nunique(dropna=True) < 1:
+        return [(None, frame)]
+    return [(str(kind), part) for kind, part in frame.groupby("kind", sort=True)]
+
+
+def _kind_axes(parts: list, width: float, height: float) -> tuple[Figure, list]:
+    fig, axes = plt.subplots(1, len(parts), figsize=(width * len(parts), height), squeeze=False)
+    return fig, list(axes[0])
 
 
 
@@ -30,39 +47,54 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
 
 
 def plot_propensity_curves(propensities: pd.DataFrame, n_individual: int = 5, seed: int = 0, title: str | None = None) -> Figure:
-    """Mean ± std propensity vs multiplier per dataset, with a few individual sample curves (thin lines)."""
+    """Mean ± std propensity vs multiplier per dataset, with a few individual sample curves (thin lines); A/B
+    (logits) and free-text (nats) rows of a table with a ``kind`` column go to separate panels."""
     _need(propensities, ["dataset", "sample_id", "multiplier", "propensity"], "plot_propensity_curves")
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    parts = _by_kind(propensities)
+    fig, axes = _kind_axes(parts, 6.5, 4.2)
     rng = np.random.default_rng(seed)
-    for i, (dataset, group) in enumerate(propensities.groupby("dataset", sort=True)):
-        color = f"C{i % 10}"
-        stats = group.groupby("multiplier")["propensity"].agg(["mean", "std"]).fillna(0.0)
-        ax.plot(stats.index, stats["mean"], color=color, lw=2, label=f"{dataset} (mean ± std)")
-        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.2)
-        ids = group["sample_id"].unique()
-        for sid in rng.choice(ids, size=min(n_individual, len(ids)), replace=False):
-            curve = group[group["sample_id"] == sid].sort_values("multiplier")
-            ax.plot(curve["multiplier"], curve["propensity"], color=color, lw=0.7, alpha=0.5)
-    ax.axhline(0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("steering multiplier")
-    ax.set_ylabel(PROPENSITY_UNITS)
-    ax.set_title(title or "Propensity vs steering multiplier")
-    ax.legend(fontsize=7, loc="best")
+    for ax, (kind, frame) in zip(axes, parts):
+        for i, (dataset, group) in enumerate(frame.groupby("dataset", sort=True)):
+            color = f"C{i % 10}"
+            stats = group.groupby("multiplier")["propensity"].agg(["mean", "std"]).fillna(0.0)
+            ax.plot(stats.index, stats["mean"], color=color, lw=2, label=f"{dataset} (mean ± std)")
+            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color,
+                            alpha=0.2)
+            ids = group["sample_id"].unique()
+            for sid in rng.choice(ids, size=min(n_individual, len(ids)), replace=False):
+                curve = group[group["sample_id"] == sid].sort_values("multiplier")
+                ax.plot(curve["multiplier"], curve["propensity"], color=color, lw=0.7, alpha=0.5)
+        ax.axhline(0, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("steering multiplier")
+        ax.set_ylabel(KIND_PROPENSITY_UNITS.get(kind or "", PROPENSITY_UNITS))
+        head = title or "Propensity vs steering multiplier"
+        ax.set_title(head if len(parts) == 1 else f"{head} ({kind})")
+        ax.legend(fontsize=7, loc="best")
+    if len(parts) > 1:
+        fig.tight_layout()
     return fig
 
 
 def plot_steerability_distribution(per_sample: pd.DataFrame, title: str | None = None) -> Figure:
-    """Box plot of per-sample steerability for each dataset, datasets sorted by median steerability."""
+    """Box plot of per-sample steerability for each dataset, datasets sorted by median steerability; A/B (logits)
+    and free-text (nats) rows of a table with a ``kind`` column go to separate panels."""
     _need(per_sample, ["dataset", "slope"], "plot_steerability_distribution")
-    order = per_sample.groupby("dataset")["slope"].median().sort_values().index.tolist()
-    data = [per_sample.loc[per_sample["dataset"] == d, "slope"].dropna().to_numpy() for d in order]
-    fig, ax = plt.subplots(figsize=(6.5, max(2.5, 0.35 * len(order) + 1.2)))
-    ax.boxplot(data, orientation="horizontal", showfliers=True, widths=0.6)
-    ax.set_yticks(range(1, len(order) + 1), order, fontsize=7)
-    ax.axvline(0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel(SLOPE_UNITS)
-    ax.set_ylabel("dataset (sorted by median)")
-    ax.set_title(title or "Per-sample steerability by dataset")
+    parts = _by_kind(per_sample)
+    rows = max(frame["dataset"].nunique() for _, frame in parts)
+    fig, axes = _kind_axes(parts, 6.5, max(2.5, 0.35 * rows + 1.2))
+    for ax, (kind, frame) in zip(axes, parts):
+        order = frame.groupby("dataset")["slope"].median().sort_values().index.tolist()
+        data = [frame.loc[frame["dataset"] == d, "slope"].dropna().to_numpy() for d in order]
+        ax.boxplot(data, orientation="horizontal", showfliers=True, widths=0.6)
+        ax.set_yticks(range(1, len(order) + 1), order, fontsize=7)
+        ax.axvline(0, color="grey", lw=0.8, ls=":", label="slope 0 (anti-steerable below)")
+        ax.set_xlabel(KIND_SLOPE_UNITS.get(kind or "", SLOPE_UNITS))
+        ax.set_ylabel("dataset (sorted by median)")
+        head = title or "Per-sample steerability by dataset"
+        ax.set_title(head if len(parts) == 1 else f"{head} ({kind})")
+        ax.legend(fontsize=7, loc="lower right")
+    if len(parts) > 1:
+        fig.tight_layout()
     return fig
 
 
@@ -80,8 +112,9 @@ def plot_anti_steerable_fraction(summary: pd.DataFrame, title: str | None = None
     return fig
 
 
-def plot_layer_scan(summary: pd.DataFrame, title: str | None = None) -> Figure:
-    """Mean steerability (left axis) and anti-steerable fraction (right axis) vs layer, one line per dataset."""
+def plot_layer_scan(summary: pd.DataFrame, title: str | None = None, units: str | None = None) -> Figure:
+    """Mean steerability (left axis, in ``units``; default from a single ``kind`` column, else "Δ propensity per
+    unit multiplier") and anti-steerable fraction (right axis) vs layer, one line per dataset."""
     _need(summary, ["dataset", "layer", "mean_slope", "anti_steerable_fraction"], "plot_layer_scan")
     fig, ax = plt.subplots(figsize=(7, 4.2))
     twin = ax.twinx()
@@ -90,7 +123,10 @@ def plot_layer_scan(summary: pd.DataFrame, title: str | None = None) -> Figure:
         twin.plot(group["layer"], group["anti_steerable_fraction"] * 100, ls="--", color=f"C{i % 10}", alpha=0.6)
     ax.axhline(0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("layer")
-    ax.set_ylabel("mean steerability (solid)")
+    kinds = summary["kind"].dropna().unique() if "kind" in summary.columns else []
+    units = units or (SLOPE_PER_UNIT.get(str(kinds[0]), "Δ propensity per unit multiplier") if len(kinds) == 1
+                      else "Δ propensity per unit multiplier")
+    ax.set_ylabel(f"mean steerability, {units} (solid)")
     twin.set_ylabel("anti-steerable samples, % (dashed)")
     twin.set_ylim(0, 100)
     ax.set_title(title or "Layer scan: steerability vs layer")
@@ -99,8 +135,9 @@ def plot_layer_scan(summary: pd.DataFrame, title: str | None = None) -> Figure:
 
 
 def plot_id_vs_ood(table: pd.DataFrame, x: str = "id_steerability", y: str = "ood_steerability",
-                   label: str = "dataset", title: str | None = None) -> Figure:
-    """Scatter of in-distribution vs out-of-distribution steerability (one point per row), with y = x."""
+                   label: str = "dataset", title: str | None = None, units: str = "Δ propensity per unit multiplier") -> Figure:
+    """Scatter of in-distribution vs out-of-distribution steerability (one point per row, both in ``units``, e.g.
+    "nats per unit multiplier" for free text), with y = x."""
     _need(table, [x, y], "plot_id_vs_ood")
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(table[x], table[y], s=25, alpha=0.8)
@@ -110,8 +147,8 @@ def plot_id_vs_ood(table: pd.DataFrame, x: str = "id_steerability", y: str = "oo
     lo = float(np.nanmin(table[[x, y]].to_numpy()))
     hi = float(np.nanmax(table[[x, y]].to_numpy()))
     ax.plot([lo, hi], [lo, hi], color="grey", ls=":", lw=1, label="y = x")
-    ax.set_xlabel(f"{x.replace('_', ' ')} (Δ propensity / multiplier)")
-    ax.set_ylabel(f"{y.replace('_', ' ')} (Δ propensity / multiplier)")
+    ax.set_xlabel(f"{x.replace('_', ' ')} ({units})")
+    ax.set_ylabel(f"{y.replace('_', ' ')} ({units})")
     ax.set_title(title or "In-distribution vs out-of-distribution steerability")
     ax.legend(fontsize=7)
     return fig

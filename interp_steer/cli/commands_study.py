@@ -1,0 +1,68 @@
+"""``study``: run a whole published study in one resumable command (``study tan2024``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from interp_steer.cli import app
+from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir
+from interp_steer.errors import ConfigError
+
+STUDIES = ("tan2024",)
+
+
+@app.command()
+def study(
+    name: str = typer.Argument(..., help="which study: tan2024 (Tan et al. 2024, steering reliability)"),
+    out: Path = typer.Option(..., help="output directory (resumable: a rerun computes only missing units)"),
+    preset: str = typer.Option("tiny", help="tiny (CI, minutes), small, or full (all 152 MWE A/B sets + every "
+                               "persona set in free text)"),
+    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
+    executor: str = typer.Option("local", help="local or ray"),
+    ray_address: Optional[str] = typer.Option(None, help="join this Ray cluster (default: start a local one)"),
+    workers: int = typer.Option(2, help="Ray workers (each loads the model once)"),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs per Ray worker (use with --device cuda)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (per Ray worker with --executor ray)"),
+    n_train: Optional[int] = typer.Option(None, help="override the preset's train pairs per dataset"),
+    n_test: Optional[int] = typer.Option(None, help="override the preset's test pairs per dataset"),
+    scan_layers: Optional[str] = typer.Option(None, help="override the scan's layers: '6,12', '3-12' or 'all'"),
+    multipliers: Optional[str] = typer.Option(None, help="override the steerability multipliers (must include 0)"),
+    n_boot: Optional[int] = typer.Option(None, help="bootstrap resamples per interval"),
+    seed: int = typer.Option(0, help="split and bootstrap seed"),
+    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Layer scan with bootstrap CIs → chosen layer → steerability across datasets (A/B and free text) with the A/B
+    baseline and spurious factors → ID/OOD 5 × 5 grid → one report.md with every figure and a CI beside every
+    headline number. Every option is checked before the model loads."""
+    from interp_steer.runs import make_executor
+    from interp_steer.runs.runner import preflight
+    from interp_steer.runs.study import PRESETS, preset_config, run_study
+
+    if name not in STUDIES:
+        raise ConfigError(f"study {name!r}: known studies are {', '.join(STUDIES)}")
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}")
+    for value, option in ((n_train, "--n-train"), (n_test, "--n-test"), (workers, "--workers"), (threads, "--threads")):
+        if value is not None:
+            check_count(value, option)
+    if n_boot is not None:
+        check_count(n_boot, "--n-boot", minimum=100)
+    check_device_option(device)
+    if data_dir is not None and not data_dir.is_dir():
+        raise ConfigError(f"--data-dir {data_dir}: no such directory")
+    layers = None
+    if scan_layers is not None:
+        layers = parse_layers(scan_layers, None, "--scan-layers")  # 'all' → [] = every layer of the model
+    mults = parse_float_list(multipliers, "--multipliers") if multipliers is not None else None
+    executor_obj = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
+                                 torch_threads=threads)
+    prepare_out_dir(out)
+    config = preset_config(preset, model=model, data_dir=data_dir, seed=seed, n_train=n_train, n_test=n_test,
+                           scan_layers=layers, multipliers=mults, n_boot=n_boot, device=device)
+    preflight(config, out)  # a directory written with other settings is refused before the model loads
+    result = run_study(config, out, data_dir=data_dir, executor=executor_obj, echo=typer.echo)
+    typer.echo(f"chosen layer {result.layer['layer']}; report: {out / 'report.md'}")

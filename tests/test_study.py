@@ -1,0 +1,174 @@
+"""``interp-steer study tan2024``: the study's pure steps against independent computations, the option checks
+(one-line errors before any model load), resume without recomputation (tiny random model), and the whole tiny
+preset end to end on the embedded model with every figure and a CI beside every headline number."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from interp_steer.cli import app
+from interp_steer.errors import ConfigError
+from interp_steer.runs.study import (
+    ScanHoldout,
+    choose_layer,
+    format_ci,
+    headline_rows,
+    layer_profile,
+    preset_config,
+    run_study,
+    select_datasets,
+    unsteered_table,
+)
+
+TINY_FIGURES = [
+    "layer_profile_free_text", "violins_ab", "violins_free_text", "summary_mean_slope_ab",
+    "summary_mean_slope_free_text", "summary_anti_steerable_fraction_ab", "summary_anti_steerable_fraction_free_text",
+    "propensity_curves_ab", "propensity_curves_free_text", "ab_baseline_a_rate", "spurious_variance", "id_vs_ood",
+    "relative_vs_propensity_difference",
+]
+
+
+def scan_like(rng: np.random.Generator, means: dict[int, float]) -> pd.DataFrame:
+    """A scan-shaped per-sample table: 3 free-text datasets × the layers of ``means`` × 5 samples."""
+    rows = []
+    for d in ("persona:a@free_text", "persona:b@free_text", "persona:c@free_text"):
+        for layer, mean in means.items():
+            for s in range(5):
+                rows.append({"dataset": d, "layer": layer, "sample_id": str(s), "slope": mean + rng.normal(0, 0.1)})
+    return pd.DataFrame(rows)
+
+
+def test_layer_profile_and_choice_match_pandas():
+    per_sample = scan_like(np.random.default_rng(0), {2: 0.1, 5: 0.9, 8: 0.4})
+    profile = layer_profile(per_sample, n_boot=200)
+    expected = per_sample.groupby(["layer", "dataset"])["slope"].mean().groupby("layer").mean()
+    means = profile[profile["statistic"] == "mean_slope"].set_index("layer")["estimate"]
+    np.testing.assert_allclose(means.sort_index().to_numpy(), expected.sort_index().to_numpy(), rtol=1e-12)
+    choice = choose_layer(profile, "free_text")
+    assert choice["layer"] == int(expected.idxmax()) == 5
+    assert choice["ci_low"] <= choice["estimate"] <= choice["ci_high"] and choice["n_datasets"] == 3
+    tied = profile.assign(estimate=np.where(profile["statistic"] == "mean_slope", 1.0, profile["estimate"]))
+    assert choose_layer(tied, "free_text")["layer"] == 2  # ties → the lower layer
+    with pytest.raises(ConfigError, match="ab framing"):
+        choose_layer(profile, "ab")
+
+
+def test_select_datasets_spreads_over_the_ranks():
+    summary = pd.DataFrame({"dataset": [f"d{i:02d}" for i in range(30)], "mean_slope": np.arange(30.0)[::-1]})
+    picked = select_datasets(summary, 13)
+    ranks = sorted(summary.set_index("dataset").loc[picked, "mean_slope"])
+    assert len(picked) == 13 and ranks[0] == 0 and ranks[-1] == 29  # lowest and highest included
+    assert max(np.diff(ranks)) <= 3  # evenly spaced: 29 / 12 ≈ 2.4 apart
+    assert select_datasets(summary.head(5), 13) == summary.head(5).sort_values("mean_slope")["dataset"].tolist()
+
+
+def test_headline_rows_drop_statistics_without_an_interval():
+    table = pd.DataFrame({"statistic": ["a", "b"], "estimate": [0.5, 0.2], "ci_low": [0.1, np.nan],
+                          "ci_high": [0.9, np.nan], "n_samples": [10, 10], "n_datasets": [2, 1], "method": ["m", "m"]})
+    rows = headline_rows(table, "s", "g", {"a": "nats"})
+    assert rows["statistic"].tolist() == ["a"] and rows["units"].tolist() == ["nats"]
+    assert format_ci(0.5, 0.1, 0.9) == "0.500 [0.100, 0.900]"
+
+
+def test_unsteered_table_one_row_per_variant_sample():
+    per_sample = pd.DataFrame({"dataset": "d", "train_variant": ["BASE", "SYS_POS", "BASE", "SYS_POS"],
+                               "variant": ["BASE", "BASE", "SYS_POS", "SYS_POS"], "sample_id": "0", "kind": "free_text",
+                               "unsteered_propensity": [1.0, 1.0, 2.5, 2.5], "slope": [0.1, 0.2, 0.3, 0.4]})
+    table = unsteered_table(per_sample)
+    assert table.set_index("variant")["propensity"].to_dict() == {"BASE": 1.0, "SYS_POS": 2.5}
+    assert (table["multiplier"] == 0.0).all()
+    with pytest.raises(ConfigError, match="unsteered_propensity"):
+        unsteered_table(per_sample.drop(columns="unsteered_propensity"))
+
+
+def test_scan_samples_are_disjoint_from_the_evaluated_test_samples(data_root):
+    from interp_steer.runs.scan import RegistryPairs
+
+    config = preset_config("tiny")
+    holdout = ScanHoldout(config.test_fraction, config.seed, 20, 30, str(data_root))
+    evaluation = RegistryPairs(None, config.test_fraction, config.seed, config.n_train, None, str(data_root))
+    for spec in ("persona:narcissism@free_text", "persona:narcissism"):
+        fit, scored = holdout(spec)
+        _, test = evaluation(spec)
+        assert len(fit) == 20 and len(scored) == 30
+        assert not ({p.id for p in fit} | {p.id for p in scored}) & {p.id for p in test}
+
+
+def test_presets_cover_the_paper(data_root):
+    full = preset_config("full", data_dir=data_root)
+    ab = [d for d in full.datasets if "@free_text" not in d]
+    free = [d for d in full.datasets if d.endswith("@free_text")]
+    assert len(ab) == 152 and sum(d.startswith("xrisk:") for d in ab) == 17 and len(free) == 135
+    assert full.n_test >= 50 and full.scan_layers == [] and len(full.multipliers) == 7
+    assert full.multipliers[0] == -1.5 and full.multipliers[-1] == 1.5
+    with pytest.raises(ConfigError, match="--preset"):
+        preset_config("huge")
+    with pytest.raises(ConfigError, match="including 0"):
+        preset_config("tiny", multipliers=[-1.0, 1.0])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["study", "tan2023"], "known studies"),
+    (["study", "tan2024", "--preset", "huge"], "--preset"),
+    (["study", "tan2024", "--executor", "dask"], "--executor"),
+    (["study", "tan2024", "--n-test", "0"], "--n-test"),
+    (["study", "tan2024", "--scan-layers", "5-2"], "--scan-layers"),
+    (["study", "tan2024", "--multipliers=-1,1"], "including 0"),
+])
+def test_bad_options_fail_in_one_line_before_the_model_loads(args, message, tmp_path, monkeypatch):
+    import interp_steer.models
+
+    def no_model(*_, **__):
+        raise AssertionError("the model must not load for a bad option")
+
+    monkeypatch.setattr(interp_steer.models, "load_model", no_model)
+    result = CliRunner().invoke(app, args + ["--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_resumed_study_recomputes_nothing_and_chooses_the_argmax_layer(tiny, tmp_path, data_root):
+    config = preset_config("tiny", model="tiny-llama", data_dir=data_root, scan_layers=[0, 1, 2], n_boot=100)
+    first_log: list[str] = []
+    first = run_study(config, tmp_path, data_dir=data_root, model=tiny, echo=first_log.append)
+    scan = pd.read_csv(tmp_path / "scan" / "per_sample.csv")
+    means = scan.groupby(["layer", "dataset"])["slope"].mean().groupby("layer").mean()
+    assert first.layer["layer"] == int(means.idxmax())
+    again_log: list[str] = []
+    again = run_study(config, tmp_path, data_dir=data_root, model=tiny, echo=again_log.append)
+    for stage in ("scan", "steerability", "id_ood"):
+        line = next(x for x in again_log if x.startswith(f"[{stage}]") and "units" in x)
+        assert " 0 computed" in line, line
+    pd.testing.assert_frame_equal(first.headline, again.headline)
+    with pytest.raises(ConfigError, match="different"):
+        run_study(preset_config("tiny", model="tiny-llama", scan_layers=[0, 1, 2], n_test=5), tmp_path,
+                  data_dir=data_root, model=tiny)
+
+
+@pytest.mark.embedded
+def test_tiny_study_end_to_end_has_every_figure_and_interval(tmp_path, data_root):
+    out = tmp_path / "study"
+    result = CliRunner().invoke(app, ["study", "tan2024", "--preset", "tiny", "--out", str(out),
+                                      "--data-dir", str(data_root)])
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    for name in TINY_FIGURES:
+        path = out / "figures" / f"{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000, name
+        assert f"](figures/{name}.png)" in report, name
+    referenced = re.findall(r"\]\((figures/[^)]+\.png)\)", report)
+    assert sorted(referenced) == sorted(f"figures/{n}.png" for n in TINY_FIGURES)
+    headline = pd.read_csv(out / "tables" / "headline.csv")
+    assert {"layer", "steerability", "baseline", "spurious", "id_ood"} <= set(headline["section"])
+    values = headline[["estimate", "ci_low", "ci_high"]].to_numpy(dtype=float)
+    assert np.isfinite(values).all() and (values[:, 1] <= values[:, 0] + 1e-12).all()
+    assert (values[:, 0] <= values[:, 2] + 1e-12).all() and (headline["n_samples"] > 0).all()
+    for row in headline.itertuples():  # every headline number is printed with its interval and n
+        assert f"**{row.statistic}** = {format_ci(row.estimate, row.ci_low, row.ci_high)}" in report
+    assert f"chosen layer {result.output.split('chosen layer ')[-1].split(';')[0]}" in report
