@@ -387,14 +387,15 @@ def steerability_intervals(per_sample: pd.DataFrame, *, n_boot: int = 2000, seed
 
 
 def combine_evaluation(out_dir: str | Path, config: EvaluateConfig) -> dict[str, pd.DataFrame]:
-    """The finished units' tables (see the module docstring), written into ``out_dir``."""
+    """The finished units' tables (see the module docstring), written into ``out_dir``; ``{}`` while no
+    propensity unit is finished."""
     from interp_steer.evaluation import spurious_factor_variance, steerability, summarize_steerability
     from interp_steer.runs.tune import tune_summary
 
     out_dir = Path(out_dir)
     props = _read_units(out_dir, config, "vector")
-    if props is None:
-        raise DataFormatError(f"{out_dir} has no finished evaluation units yet")
+    if props is None:  # only side-effect units finished: nothing to combine yet (the failed units say why)
+        return {}
     props = _with_unit_columns(props)
     per_sample = steerability(props.drop(columns=[c for c in UNIT_COLUMNS if c in props.columns]))
     tables = {"propensities": props, "per_sample": per_sample, "summary": summarize_steerability(per_sample)}
@@ -466,6 +467,9 @@ def run_evaluate(config: EvaluateConfig, vector: SteeringVector, out_dir: str | 
 
         model = load_model(config.model, device=config.device)
     job = EvaluateJob(config, vector, data_dir, pairs)
+    from interp_steer.evaluation.propensity import scoring_rows
+
+    scoring_rows(model.tokenizer, job.pairs(), n_ctx=model.cfg.n_ctx)  # over-long pairs fail before any unit runs
     report = run_job(job, out_dir, model=model, progress=progress)
     report.raise_if_failed()
     tables = report.tables
