@@ -37,7 +37,7 @@ def test_generate_prints_one_line_per_multiplier(tmp_path):
 
 def test_demo_on_tiny_model_writes_table_and_plot(tmp_path):
     result = runner.invoke(app, ["demo", "--model", "tiny-llama", "--layers", "0,1", "--eval-layer", "1", "--n-train", "6",
-                                 "--n-test", "4", "--out", str(tmp_path)])
+                                 "--n-test", "4", "--n-neutral", "2", "--max-new-tokens", "4", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "propensity.csv")
     assert set(table["multiplier"]) == {-2.0, -1.0, 0.0, 1.0, 2.0}
@@ -46,6 +46,13 @@ def test_demo_on_tiny_model_writes_table_and_plot(tmp_path):
     assert list(summary["layer"]) == [0, 1]
     assert (tmp_path / "propensity_curves.png").stat().st_size > 10_000
     assert SteeringVector.load(tmp_path / "caa_layer1.safetensors").provenance.layers == (1,)
+    for name in ("steerability.csv", "steerability_distribution.csv", "side_effects.csv", "baseline.csv", "timings.csv"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "steerability_distribution.png").stat().st_size > 10_000
+    side = pd.read_csv(tmp_path / "side_effects.csv")
+    assert list(side["multiplier"]) == [-2.0, -1.0, 0.0, 1.0, 2.0] and set(side["n_passages"]) == {2}
+    steps = [line.split("]")[1].split()[0] for line in result.output.splitlines() if line.startswith("[") and "/7]" in line]
+    assert steps == ["load", "extract", "generate", "propensities", "side", "baseline", "tables"]
 
 
 def test_bad_input_is_one_clear_line_without_traceback(tmp_path):

@@ -151,11 +151,14 @@ def demo(
     multipliers: str = typer.Option("-2,-1,0,1,2"),
     n_train: int = typer.Option(60),
     n_test: int = typer.Option(40),
+    n_neutral: int = typer.Option(16, help="neutral passages for the KL / ΔNLL side effects"),
+    max_new_tokens: int = typer.Option(32, help="tokens generated per demo prompt and multiplier"),
     model: str = typer.Option("smollm2-135m"),
     data_dir: Optional[Path] = typer.Option(None),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """The main job: extract CAA vectors on the embedded model, generate, measure propensity, write a plot."""
+    """The main job: extract CAA vectors on the embedded model, generate, measure propensity, side effects and the
+    prompting baseline, write tables and plots (one timed progress line per step)."""
     from interp_steer.runs.demo import DemoConfig, run_demo
 
     requested = parse_layers(layers, None)
@@ -163,11 +166,14 @@ def demo(
         raise ConfigError(f"--eval-layer {eval_layer} is not one of --layers {layers!r}")
     check_count(n_train, "--n-train", minimum=2)
     check_count(n_test, "--n-test", minimum=2)
+    check_count(n_neutral, "--n-neutral", minimum=1)
+    check_count(max_new_tokens, "--max-new-tokens", minimum=1)
     check_device_option(device)
     prepare_out_dir(out)
     config = DemoConfig(
         model=model, dataset=dataset, framing=framing, layers=layers, eval_layer=eval_layer,
         multipliers=parse_float_list(multipliers, "--multipliers"), n_train=n_train, n_test=n_test,
-        data_dir=str(data_dir) if data_dir else None, device=device,
+        n_neutral=n_neutral, max_new_tokens=max_new_tokens, data_dir=str(data_dir) if data_dir else None,
+        device=device,
     )
     run_demo(config, out, echo=typer.echo)
