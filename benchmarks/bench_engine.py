@@ -1,10 +1,11 @@
 """Propensity-engine benchmark: naive TL loop vs batched engine vs fast engine vs steering-vectors, one table.
 
-Workloads (embedded SmolLM2-135M, CPU): N samples × 7 multipliers × {all 30 layers ("layer scan"), one layer},
-for A/B pairs (persona: desire-for-acquiring-power) and free-text pairs (builtin sentiment). Every engine runs in
-this one process on the same samples (steering-vectors in its own venv, on the Hugging Face model from the same
-GGUF). Slow engines are timed on a subset (fewer samples and/or layers) and extrapolated linearly; the table says
-which. Usage: ``python benchmarks/bench_engine.py [--smoke] [--skip-sv] [--markdown out.md]``.
+Workloads (embedded SmolLM2-135M, CPU by default): N samples × 7 multipliers × {all layers ("layer scan"), one
+layer}, for A/B pairs (persona: desire-for-acquiring-power) and free-text pairs (builtin sentiment). Every engine runs
+in this one process on the same samples (steering-vectors in a worker process, on the Hugging Face model from the
+same GGUF, at batch 1 and in its best use). Slow engines are timed on a subset (fewer samples and/or layers) and
+extrapolated linearly; the table says which. Usage: ``python benchmarks/bench_engine.py [--smoke] [--skip-sv]
+[--markdown out.md]``; on a GPU: ``--device cuda --dtype bfloat16 --shape llama2-7b --random-weights``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from interp_steer.data import ContrastivePair  # noqa: E402
 from interp_steer.evaluation.fast_engine import fast_propensities  # noqa: E402
@@ -34,6 +36,7 @@ from interp_steer.evaluation.propensity import compute_propensities, scoring_row
 from interp_steer.methods import extract_caa  # noqa: E402
 from interp_steer.models import load_model  # noqa: E402
 from interp_steer.models.embedded import embedded_gguf_path  # noqa: E402
+from bench_shapes import SHAPES, DTYPES, random_model  # noqa: E402
 
 SV_VENV = HERE / ".venv-sv"
 MULTIPLIERS = [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
@@ -66,18 +69,40 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def gemm_gflops(seconds: float = 2.0) -> float:
-    """fp32 matmul GFLOP per CPU-second at the model's layer shapes (for the FLOP floor).
+def gemm_gflops(model, seconds: float = 2.0) -> float:
+    """Matmul GFLOP per second at the model's MLP shape, dtype and device (for the FLOP floor).
 
-    Per CPU-second rather than per wall-second, so the floor is comparable with the engines' CPU time on a
-    machine shared with other jobs."""
-    a, b = torch.randn(512, 576), torch.randn(576, 1536)
+    On CPU per CPU-second rather than per wall-second, so the floor is comparable with the engines' CPU time on a
+    machine shared with other jobs; on a GPU per wall-second (synchronised)."""
+    cfg = model.cfg
+    rows = 512 if cfg.device in ("cpu", None) else 8192
+    a = torch.randn(rows, cfg.d_model, dtype=cfg.dtype, device=cfg.device)
+    b = torch.randn(cfg.d_model, cfg.d_mlp, dtype=cfg.dtype, device=cfg.device)
+    clock = _clock(cfg.device)
     a @ b
-    count, start = 0, time.process_time()
-    while time.process_time() - start < seconds:
+    _sync(cfg.device)
+    count, start = 0, clock()
+    while clock() - start < seconds:
         a @ b
         count += 1
-    return 2 * 512 * 576 * 1536 * count / (time.process_time() - start) / 1e9
+        if count % 16 == 0:
+            _sync(cfg.device)
+    _sync(cfg.device)
+    return 2 * rows * cfg.d_model * cfg.d_mlp * count / (clock() - start) / 1e9
+
+
+def _on_gpu(device) -> bool:
+    return str(device).startswith("cuda")
+
+
+def _sync(device) -> None:
+    if _on_gpu(device):
+        torch.cuda.synchronize()
+
+
+def _clock(device):
+    """The clock the floor is compared with: process CPU time on CPU, wall time on a GPU."""
+    return time.perf_counter if _on_gpu(device) else time.process_time
 
 
 def flop_floor(model, pairs, layers, n_mult) -> float:
@@ -110,40 +135,65 @@ def per_layer(engine, model, pairs, vector, layers, **kwargs) -> pd.DataFrame:
                      ignore_index=True)
 
 
+DEVICE = "cpu"
+
+
 def timed(fn):
-    """(result, wall seconds, process CPU seconds, peak RSS increase in MB)."""
+    """(result, wall seconds, process CPU seconds, peak memory increase in MB: RSS on CPU, allocated GPU memory
+    on a GPU)."""
+    gpu = _on_gpu(DEVICE)
+    if gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
     with PeakRss() as mem:
         start, cpu = time.perf_counter(), time.process_time()
         out = fn()
+        _sync(DEVICE)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return out, wall, cpu, mem.delta_mb
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if gpu else mem.delta_mb
+    return out, wall, cpu, peak
 
 
-def run_sv(model, pairs, vector, layers) -> tuple[dict, str] | tuple[None, str]:
-    """steering-vectors in its own venv; ``(json result, "")`` or ``(None, reason)``."""
-    python = SV_VENV / "bin" / "python"
+def _sv_python() -> tuple[Path | None, str]:
+    """A Python with steering-vectors 0.12.2, transformers, gguf and accelerate: ``benchmarks/.venv-sv`` if present,
+    else this interpreter if it has them, else a new ``.venv-sv`` (pip)."""
+    probe = "import steering_vectors, transformers, gguf, accelerate"
+    venv_python = SV_VENV / "bin" / "python"
+    for python in (venv_python, Path(sys.executable)):
+        if python.exists() and subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0:
+            return python, ""
     try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(SV_VENV)], check=True, capture_output=True)
-        probe = subprocess.run([str(python), "-c", "import steering_vectors, transformers, gguf, accelerate"], capture_output=True)
-        if probe.returncode != 0:
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "steering-vectors==0.12.2",
-                            "transformers<5", "gguf", "accelerate", "torch==2.13.0"], check=True, capture_output=True, timeout=1800)
+        subprocess.run([sys.executable, "-m", "venv", str(SV_VENV)], check=True, capture_output=True)
+        subprocess.run([str(venv_python), "-m", "pip", "install", "--quiet", "steering-vectors==0.12.2",
+                        "transformers<5", "gguf", "accelerate", "torch==2.13.0"], check=True, capture_output=True, timeout=1800)
     except (subprocess.SubprocessError, OSError) as exc:
         return None, f"could not set up {SV_VENV}: {exc}"
+    return venv_python, ""
+
+
+def run_sv(model, pairs, batch1_pairs, vector, layers) -> tuple[dict, str] | tuple[None, str]:
+    """steering-vectors in a worker process, at batch 1 (on ``batch1_pairs``) and batched per (layer, multiplier)
+    (on ``pairs``); ``({mode: json result}, "")`` or ``(None, reason)``."""
+    python, why = _sv_python()
+    if python is None:
+        return None, why
     gguf = embedded_gguf_path()
-    rows = [{"ids": list(r.ids), "steer_from": r.steer_from, "letters": list(r.letters) if r.letters else None,
-             "score_from": r.score_from, "sample": r.sample, "side": r.side}
-            for r in scoring_rows(model.tokenizer, pairs)]
-    job = {"gguf_dir": str(gguf.parent), "gguf_file": gguf.name, "rows": rows, "layers": list(layers),
-           "multipliers": MULTIPLIERS, "threads": torch.get_num_threads(),
+
+    def as_rows(chosen):
+        return [{"ids": list(r.ids), "steer_from": r.steer_from, "letters": list(r.letters) if r.letters else None,
+                 "score_from": r.score_from, "sample": r.sample, "side": r.side}
+                for r in scoring_rows(model.tokenizer, chosen)]
+
+    job = {"gguf_dir": str(gguf.parent), "gguf_file": gguf.name, "rows": as_rows(pairs), "rows_batch1": as_rows(batch1_pairs),
+           "layers": list(layers), "multipliers": MULTIPLIERS, "threads": torch.get_num_threads(), "modes": ["batch1", "batched"],
            "directions": {layer: vector[layer].float().cpu() for layer in layers}}
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(job, f"{tmp}/job.pt")
         done = subprocess.run([str(python), str(HERE / "sv_worker.py"), f"{tmp}/job.pt", f"{tmp}/out.json"],
                               capture_output=True, text=True)
         if done.returncode != 0:
-            return None, "steering-vectors worker failed: " + done.stderr.strip().splitlines()[-1][:200]
+            return None, "steering-vectors worker failed: " + (done.stderr.strip().splitlines() or ["?"])[-1][:200]
         return json.loads(Path(f"{tmp}/out.json").read_text()), ""
 
 
@@ -192,60 +242,109 @@ def bench_workload(name, model, pairs, vector, layers, args, gflops) -> list[dic
     naive_layers = [layers[round(i * (len(layers) - 1) / max(n_layers_naive - 1, 1))] for i in range(n_layers_naive)]
     subset = pairs[: args.naive_samples]
     scale_naive = (len(pairs) / len(subset)) * (len(layers) / len(naive_layers))
+    scale_layers = len(layers) / len(naive_layers)
+    engines = set(args.engines.split(","))
     results = []
-    ref, wall, cpu, mem = timed(lambda: per_layer(naive_propensities, model, subset, vector, naive_layers))
-    results.append(Result("naive TL loop", wall * scale_naive, ref, mem, cpu * scale_naive,
-                          f"timed {len(subset)} samples × {len(naive_layers)} layers, ×{scale_naive:g}"))
-    # the batched engine always runs the whole model, so its cost per layer does not depend on the layer
-    batched_layers = naive_layers[-1:]
-    scale_b = len(layers) / len(batched_layers)
-    frame, wall, cpu, mem = timed(lambda: per_layer(compute_propensities, model, pairs, vector, batched_layers, batch_size=32))
-    results.append(Result("batched (compute_propensities)", wall * scale_b, frame, mem, cpu * scale_b,
-                          f"timed {len(batched_layers)} layers, ×{scale_b:g}" if scale_b != 1 else ""))
-    frame, wall, cpu, mem = timed(lambda: fast_propensities(model, pairs, {layer: vector for layer in layers}, MULTIPLIERS,
-                                                       progress=False))
-    results.append(Result("fast (fast_propensities)", wall, frame, mem, cpu))
-    if not args.skip_sv:
-        out, why = run_sv(model, subset, vector, naive_layers)
+    ref = None
+    if "naive" in engines:
+        ref, wall, cpu, mem = timed(lambda: per_layer(naive_propensities, model, subset, vector, naive_layers))
+        results.append(Result("naive TL loop", wall * scale_naive, ref, mem, cpu * scale_naive,
+                              f"timed {len(subset)} samples × {len(naive_layers)} layers, ×{scale_naive:g}"))
+    if "batched" in engines:
+        # the batched engine always runs the whole model, so its cost per layer does not depend on the layer
+        batched_layers = naive_layers[-1:]
+        scale_b = len(layers) / len(batched_layers)
+        frame, wall, cpu, mem = timed(lambda: per_layer(compute_propensities, model, pairs, vector, batched_layers, batch_size=32))
+        results.append(Result("batched (compute_propensities)", wall * scale_b, frame, mem, cpu * scale_b,
+                              f"timed {len(batched_layers)} layers, ×{scale_b:g}" if scale_b != 1 else ""))
+    if "fast" in engines:
+        frame, wall, cpu, mem = timed(lambda: fast_propensities(model, pairs, {layer: vector for layer in layers},
+                                                                MULTIPLIERS, progress=False))
+        results.append(Result("fast (fast_propensities)", wall, frame, mem, cpu))
+    if "sv" in engines and not args.skip_sv:
+        out, why = (None, "no Hugging Face model for --random-weights") if args.random_weights else \
+            run_sv(model, pairs, subset, vector, naive_layers)
         if out is None:
-            print(f"[{name}] steering-vectors row skipped: {why}", file=sys.stderr)
+            print(f"[{name}] steering-vectors rows skipped: {why}", file=sys.stderr)
         else:
-            results.append(Result("steering-vectors 0.12.2 (HF)", out["wall_s"] * scale_naive, sv_frame(out, subset),
-                                  out["peak_rss_delta_mb"], out["cpu_s"] * scale_naive, f"timed {len(subset)} samples × {len(naive_layers)} layers, ×{scale_naive:g}"))
+            one = out["batch1"]
+            results.append(Result("steering-vectors 0.12.2 (HF), batch 1", one["wall_s"] * scale_naive, sv_frame(one, subset),
+                                  one["peak_rss_delta_mb"], one["cpu_s"] * scale_naive,
+                                  f"timed {len(subset)} samples × {len(naive_layers)} layers, ×{scale_naive:g}"))
+            best = out["batched"]
+            results.append(Result("steering-vectors 0.12.2 (HF), batched per layer × multiplier", best["wall_s"] * scale_layers,
+                                  sv_frame(best, pairs), best["peak_rss_delta_mb"], best["cpu_s"] * scale_layers,
+                                  f"timed {len(pairs)} samples × {len(naive_layers)} layers, ×{scale_layers:g}"
+                                  if scale_layers != 1 else ""))
     units = len(pairs) * len(MULTIPLIERS) * len(layers)
     floor_s = flop_floor(model, pairs, layers, len(MULTIPLIERS)) / (gflops * 1e9)
-    naive_wall, naive_cpu = results[0].wall_s, results[0].cpu_s
+    naive = results[0] if results and results[0].engine == "naive TL loop" else None
+    gpu = _on_gpu(DEVICE)
     return [{
         "workload": name, "engine": r.engine, "wall s": r.wall_s, "CPU s": r.cpu_s, "units/s": units / r.wall_s,
-        "speed-up vs naive (wall)": naive_wall / r.wall_s, "speed-up vs naive (CPU)": naive_cpu / r.cpu_s, "max |Δ| vs naive": max_abs_diff(r.frame, ref),
-        "peak RSS +MB": r.peak_mb, "FLOP-floor CPU s": floor_s, "floor fraction (CPU)": floor_s / r.cpu_s, "note": r.note,
+        "speed-up vs naive (wall)": naive.wall_s / r.wall_s if naive else float("nan"),
+        "speed-up vs naive (CPU)": naive.cpu_s / r.cpu_s if naive else float("nan"),
+        "max |Δ| vs naive": max_abs_diff(r.frame, ref) if ref is not None else float("nan"),
+        "peak RSS +MB" if not gpu else "peak GPU memory +MB": r.peak_mb, "FLOP-floor CPU s" if not gpu else "FLOP-floor s": floor_s,
+        "floor fraction (CPU)" if not gpu else "floor fraction (wall)": floor_s / (r.wall_s if gpu else r.cpu_s), "note": r.note,
     } for r in results]
 
 
+WORKLOADS = ("ab-scan", "ab-one", "ft-scan", "ft-one")
+
+
 def main() -> None:
+    global DEVICE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a quick end-to-end check")
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--naive-samples", type=int, default=8, help="samples the naive loop / steering-vectors time")
     parser.add_argument("--naive-layers", type=int, default=2, help="layers the slow engines time in the layer scan")
-    parser.add_argument("--single-layer", type=int, default=13)
+    parser.add_argument("--single-layer", type=int, default=13, help="the single-layer workloads' layer (clipped to the model)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-sv", action="store_true", help="leave out the steering-vectors row")
+    parser.add_argument("--skip-sv", action="store_true", help="leave out the steering-vectors rows")
+    parser.add_argument("--engines", default="naive,batched,fast,sv", help="comma list of naive, batched, fast, sv")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
+    parser.add_argument("--device", default="cpu", help="torch device for the model and every engine (e.g. cuda)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES),
+                        help="model shape; smollm2-135m without --random-weights is the embedded model")
+    parser.add_argument("--random-weights", action="store_true", help="random weights of --shape (no download, no conversion)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     args = parser.parse_args()
     if args.smoke:
         args.samples, args.naive_samples, args.naive_layers = 4, 2, 2
+    bad = [w for w in args.workloads.split(",") if w not in WORKLOADS]
+    if bad:
+        parser.error(f"--workloads: unknown {bad}; choose from {', '.join(WORKLOADS)}")
+    if not args.random_weights and args.shape != "smollm2-135m":
+        parser.error(f"--shape {args.shape} needs --random-weights (only smollm2-135m is embedded)")
+    if _on_gpu(args.device) and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch.cuda.is_available() is False")
+    DEVICE = args.device
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    model = load_model()
+    if args.random_weights:
+        model = random_model(args.shape, device=args.device, dtype=DTYPES[args.dtype])
+    else:
+        model = load_model()
+        model.to(device=args.device, dtype=DTYPES[args.dtype])
+        model.cfg.dtype = DTYPES[args.dtype]
     ab, ft, train = load_pairs(args.samples, 32)
     vector = extract_caa(model, train, layers=list(range(model.cfg.n_layers)), progress=False)
-    gflops = gemm_gflops()
-    print(f"machine: {os.cpu_count()} CPUs, torch threads {args.threads}, fp32 GEMM ≈ {gflops:.1f} GFLOP per CPU-second", flush=True)
+    gflops = gemm_gflops(model)
+    unit = "wall-second" if _on_gpu(args.device) else "CPU-second"
+    print(f"machine: {os.cpu_count()} CPUs, torch threads {args.threads}, device {args.device}, {args.dtype}, "
+          f"shape {args.shape}{' (random weights)' if args.random_weights else ''}; GEMM ≈ {gflops:.1f} GFLOP per {unit}",
+          flush=True)
     rows = []
     all_layers = list(range(model.cfg.n_layers))
-    for kind, pairs in (("A/B", ab), ("free text", ft)):
-        for scope, layers in (("layer scan", all_layers), ("single layer", [args.single_layer])):
+    single = min(args.single_layer, model.cfg.n_layers - 1)
+    chosen = args.workloads.split(",")
+    for kind, code, pairs in (("A/B", "ab", ab), ("free text", "ft", ft)):
+        for scope, tag, layers in (("layer scan", "scan", all_layers), ("single layer", "one", [single])):
+            if f"{code}-{tag}" not in chosen:
+                continue
             name = f"{kind}, {scope} ({len(pairs)}×{len(MULTIPLIERS)}×{len(layers)})"
             print(f"running {name} …", file=sys.stderr, flush=True)
             done = bench_workload(name, model, pairs, vector, layers, args, gflops)
@@ -256,10 +355,12 @@ def main() -> None:
     table = pd.DataFrame(rows)
     formats = {"wall s": "{:.1f}", "CPU s": "{:.1f}", "units/s": "{:.1f}", "speed-up vs naive (wall)": "{:.1f}×",
                "speed-up vs naive (CPU)": "{:.1f}×", "max |Δ| vs naive": "{:.1e}",
-               "peak RSS +MB": "{:.0f}", "FLOP-floor CPU s": "{:.2f}", "floor fraction (CPU)": "{:.1%}"}
+               "peak RSS +MB": "{:.0f}", "peak GPU memory +MB": "{:.0f}", "FLOP-floor CPU s": "{:.2f}",
+               "FLOP-floor s": "{:.3f}", "floor fraction (CPU)": "{:.1%}", "floor fraction (wall)": "{:.1%}"}
     shown = table.copy()
     for col, fmt in formats.items():
-        shown[col] = shown[col].map(fmt.format)
+        if col in shown:
+            shown[col] = shown[col].map(fmt.format)
     markdown = markdown_table(shown)
     print(markdown)
     if args.markdown:

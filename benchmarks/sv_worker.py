@@ -1,9 +1,17 @@
-"""steering-vectors 0.12.2 baseline, run inside ``benchmarks/.venv-sv`` (transformers < 5) by ``bench_engine.py``.
+"""steering-vectors 0.12.2 baseline, run in its own process by ``bench_engine.py``.
 
-Reads a job file (torch.save'd dict: GGUF location, scoring rows as token ids, layers, multipliers, directions),
-loads the Hugging Face version of the embedded model from the GGUF, and computes the same propensities with
-``steering_vectors.SteeringVector.apply(model, multiplier=m, min_token_index=steer_from)`` — one forward per
-row × multiplier × layer, the way that library is used. Writes timing, peak RSS and raw scores as JSON.
+Reads a job file (torch.save'd dict: GGUF location, scoring rows as token ids, layers, multipliers, directions,
+modes), loads the Hugging Face version of the embedded model from the GGUF (kept as safetensors in a temporary
+directory after the first conversion, so later workers load in seconds), and computes the same propensities with
+``steering_vectors.SteeringVector.apply`` in one or both of two ways:
+
+* ``batch1`` — ``apply(model, multiplier=m, min_token_index=steer_from)``, one forward per row × multiplier × layer
+  (the way the library's examples use it);
+* ``batched`` — the library in its best use: per (layer, multiplier) one forward of all rows, right-padded, each
+  row steered from its own last prompt token on (``min_token_index=None`` with a ``[rows, pos]`` mask as
+  ``token_indices``), and ``logits_to_keep`` set to just the scored positions.
+
+Writes, per mode, timing, peak RSS and raw scores as JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +19,10 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import torch
 from steering_vectors import SteeringVector
@@ -23,36 +34,117 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+class PeakRss:
+    """Peak resident memory above the level at entry, sampled every 5 ms in a thread."""
+
+    def __enter__(self):
+        self.base = self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.delta_mb = self.peak - self.base
+
+
+def load(job: dict):
+    """The HF model from the GGUF, via a safetensors copy in the temp directory (GGUF dequantisation is slow)."""
+    saved = Path(tempfile.gettempdir()) / f"interp-steer-sv-{Path(job['gguf_file']).stem}"
+    if (saved / "config.json").exists():
+        return AutoModelForCausalLM.from_pretrained(str(saved), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(job["gguf_dir"], gguf_file=job["gguf_file"], dtype=torch.float32)
+    tmp = Path(tempfile.mkdtemp(dir=saved.parent))
+    model.save_pretrained(str(tmp))
+    try:
+        tmp.rename(saved)
+    except OSError:
+        pass  # another worker published it first
+    return model
+
+
+def score(row: dict, logits: torch.Tensor) -> float:
+    """Propensity part of one row from its logits at positions ``0 … len-1`` (float32 log-softmax, as users do)."""
+    if row["letters"] is not None:
+        pos, neg = row["letters"]
+        return float(logits[-1, pos] - logits[-1, neg])
+    first = row["score_from"]
+    targets = torch.tensor(row["ids"][first:])
+    logprobs = torch.log_softmax(logits[first - 1: len(row["ids"]) - 1], dim=-1)
+    return float(logprobs.gather(1, targets[:, None]).sum())
+
+
+def run_batch1(model, job: dict) -> list:
+    scores = []
+    for layer in job["layers"]:
+        vector = SteeringVector({layer: job["directions"][layer].float()}, layer_type="decoder_block")
+        for row in job["rows"]:
+            ids = torch.tensor([row["ids"]])
+            for m in job["multipliers"]:
+                with vector.apply(model, multiplier=float(m), min_token_index=row["steer_from"]):
+                    logits = model(ids).logits[0].float()
+                scores.append([layer, row["sample"], row["side"], float(m), score(row, logits)])
+    return scores
+
+
+def run_batched(model, job: dict) -> list:
+    rows = job["rows"]
+    width = max(len(r["ids"]) for r in rows)
+    tokens = torch.zeros(len(rows), width, dtype=torch.long)
+    attention = torch.zeros(len(rows), width, dtype=torch.long)
+    steer = torch.zeros(len(rows), width)
+    needed: set[int] = set()
+    for i, row in enumerate(rows):
+        n = len(row["ids"])
+        tokens[i, :n] = torch.tensor(row["ids"])
+        attention[i, :n] = 1
+        steer[i, row["steer_from"]: n] = 1.0
+        needed.update([n - 1] if row["letters"] is not None else range(row["score_from"] - 1, n - 1))
+    keep = sorted(needed)
+    column = {p: k for k, p in enumerate(keep)}
+    keep_t = torch.tensor(keep)
+    scores = []
+    for layer in job["layers"]:
+        vector = SteeringVector({layer: job["directions"][layer].float()}, layer_type="decoder_block")
+        for m in job["multipliers"]:
+            with vector.apply(model, multiplier=float(m), min_token_index=None, token_indices=steer):
+                kept = model(tokens, attention_mask=attention, logits_to_keep=keep_t).logits.float()
+            for i, row in enumerate(rows):
+                n = len(row["ids"])
+                if row["letters"] is not None:
+                    logits = kept[i, column[n - 1]][None]
+                    value = score(row, logits)
+                else:
+                    first = row["score_from"]
+                    cols = [column[p] for p in range(first - 1, n - 1)]
+                    logprobs = torch.log_softmax(kept[i, cols], dim=-1)
+                    value = float(logprobs.gather(1, torch.tensor(row["ids"][first:])[:, None]).sum())
+                scores.append([layer, row["sample"], row["side"], float(m), value])
+    return scores
+
+
 def main(job_path: str, out_path: str) -> None:
     job = torch.load(job_path, weights_only=True)  # plain data and tensors only: no pickled code runs
     torch.set_num_threads(job["threads"])
-    model = AutoModelForCausalLM.from_pretrained(job["gguf_dir"], gguf_file=job["gguf_file"], torch_dtype=torch.float32)
+    model = load(job)
     model.eval()
-    base = rss_mb()
-    peak = base
-    scores = []
-    start, cpu = time.perf_counter(), time.process_time()
-    with torch.inference_mode():
-        for layer in job["layers"]:
-            vector = SteeringVector({layer: job["directions"][layer].float()}, layer_type="decoder_block")
-            for row in job["rows"]:
-                ids = torch.tensor([row["ids"]])
-                for m in job["multipliers"]:
-                    with vector.apply(model, multiplier=float(m), min_token_index=row["steer_from"]):
-                        logits = model(ids).logits[0].float()
-                    if row["letters"] is not None:
-                        pos, neg = row["letters"]
-                        value = float(logits[-1, pos] - logits[-1, neg])
-                    else:
-                        logprobs = torch.log_softmax(logits, dim=-1)
-                        first = row["score_from"]
-                        targets = ids[0, first:]
-                        value = float(logprobs[first - 1: -1].gather(1, targets[:, None]).sum())
-                    scores.append([layer, row["sample"], row["side"], float(m), value])
-                peak = max(peak, rss_mb())
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    results = {}
+    for mode in job["modes"]:
+        run = {"batch1": run_batch1, "batched": run_batched}[mode]
+        subset = dict(job, rows=job["rows"] if mode == "batched" else job["rows_batch1"])
+        with PeakRss() as mem, torch.inference_mode():
+            start, cpu = time.perf_counter(), time.process_time()
+            scores = run(model, subset)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        results[mode] = {"wall_s": wall, "cpu_s": cpu, "peak_rss_delta_mb": mem.delta_mb, "scores": scores}
     with open(out_path, "w") as handle:
-        json.dump({"wall_s": wall, "cpu_s": cpu, "peak_rss_delta_mb": peak - base, "scores": scores}, handle)
+        json.dump(results, handle)
 
 
 if __name__ == "__main__":
