@@ -134,3 +134,89 @@ def test_patching_errors(tiny, vector):
     two_hooks = vector + SteeringVector({"blocks.1.hook_resid_post": torch.ones(64)}, vector.provenance)
     with pytest.raises(SteeringVectorError, match="pick one"):
         patch_sites(tiny, two_hooks, AB_PAIR, [])
+
+
+# ----------------------------------------------------------------------------- prefix-cached patching (issue 18)
+from interp_steer.analysis.prefix_patching import (  # noqa: E402
+    SuffixRunner,
+    patching_speedup,
+    prefix_patch_sites,
+    prefix_patching,
+    region_summary,
+)
+
+LONG_FREE = ContrastivePair("The weather report for tomorrow says that it will rain all day long.", " I am glad, I love rain.",
+                            " That is awful news.", kind="free_text", id="f2", dataset="t")
+
+
+def _mixed_sites(seqs):
+    last, first = seqs.max_len - 1, seqs.steer_from
+    return [
+        PatchSite("blocks.1.hook_resid_pre", (last,)),
+        PatchSite("blocks.1.hook_attn_out", (first,)),
+        PatchSite("blocks.2.hook_mlp_out", (first + 1,)),
+        PatchSite("blocks.1.attn.hook_z", tuple(range(first, seqs.max_len)), head=1),
+        PatchSite("blocks.2.attn.hook_z", (first,), head=3),
+        PatchSite("blocks.2.hook_resid_pre", (0, first, last)),  # position 0 is before the steering start
+        PatchSite("blocks.0.hook_resid_pre", (first,)),           # upstream of the steered layer: no effect
+    ]
+
+
+@pytest.mark.parametrize("pair", [FREE_PAIR, LONG_FREE, AB_PAIR], ids=["free_text", "free_text_long", "ab"])
+def test_prefix_patching_equals_full_sequence_reruns(tiny, vector, pair):
+    seqs = sample_sequences(tiny.tokenizer, pair)
+    sites = _mixed_sites(seqs)
+    full = patch_sites(tiny, vector, pair, sites, multiplier=MULT, batch_size=4)
+    fast = prefix_patch_sites(tiny, vector, pair, sites, multiplier=MULT, batch_size=4)
+    assert fast.metric_clean == pytest.approx(full.metric_clean, abs=1e-5)
+    assert fast.metric_steered == pytest.approx(full.metric_steered, abs=1e-5)
+    np.testing.assert_allclose(fast.metric_patched, full.metric_patched, atol=1e-5, rtol=0)
+    assert len(set(np.round(fast.metric_patched, 5))) > 3  # the sites really differ
+
+
+@pytest.mark.parametrize("pair", [FREE_PAIR, LONG_FREE], ids=["short", "long"])
+def test_prefix_patching_everything_restores_all_and_nothing_gives_zero(tiny, vector, pair):
+    seqs = sample_sequences(tiny.tokenizer, pair)
+    every = tuple(range(seqs.max_len))
+    n = tiny.cfg.n_layers
+    result = prefix_patch_sites(tiny, vector, pair, [
+        PatchSite(f"blocks.{LAYER + 1}.hook_resid_pre", every),      # everything after the steered layer
+        PatchSite(f"blocks.{n - 1}.hook_resid_post", every),         # the whole final residual stream
+        PatchSite(f"blocks.{LAYER + 1}.hook_resid_pre", ()),         # nothing
+        PatchSite(f"blocks.{n - 1}.hook_resid_post", tuple(range(seqs.steer_from))),  # only unsteered positions
+    ], multiplier=MULT)
+    assert abs(result.metric_steered - result.metric_clean) > 1e-3
+    np.testing.assert_allclose(result.share, [1.0, 1.0, 0.0, 0.0], atol=1e-5)
+
+
+def test_suffix_runner_metric_equals_engine(tiny, vector):
+    engine = compute_propensities(tiny, [LONG_FREE], vector, [0.0, MULT]).set_index("multiplier")["propensity"]
+    runner = SuffixRunner(tiny, vector, LONG_FREE, MULT)
+    assert float(runner.run()[0][0]) == pytest.approx(engine[0.0], abs=1e-5)
+    assert float(runner.run(3, steered=True)[0][2]) == pytest.approx(engine[MULT], abs=1e-5)
+
+
+def test_prefix_patching_table_regions_and_reference(tiny, vector):
+    table = prefix_patching(tiny, vector, LONG_FREE, multiplier=MULT, batch_size=32)
+    seqs = sample_sequences(tiny.tokenizer, LONG_FREE)
+    positional = table[table["component"] != "head"]
+    assert set(positional.loc[positional["position"] == seqs.steer_from, "region"]) == {"prompt"}
+    assert set(positional.loc[positional["position"] > seqs.steer_from, "region"]) == {"completion"}
+    heads = table[table["component"] == "head"]
+    assert set(heads["region"]) == {"prompt", "completion", "all"}
+    assert len(heads) == 3 * tiny.cfg.n_layers * tiny.cfg.n_heads
+    # one head over the completion region, recomputed independently with run_with_hooks
+    row = heads[(heads["layer"] == 1) & (heads["head"] == 2) & (heads["region"] == "completion")].iloc[0]
+    completion = tuple(range(seqs.steer_from + 1, seqs.max_len))
+    reference = _one_site_reference(tiny, vector, LONG_FREE, PatchSite("blocks.1.attn.hook_z", completion, head=2))
+    assert row["metric_patched"] == pytest.approx(reference, abs=1e-5)
+    summary = region_summary(table)
+    assert set(summary["region"]) == {"prompt", "completion", "all"}
+
+
+def test_patching_speedup_reports_agreement(tiny, vector):
+    seqs = sample_sequences(tiny.tokenizer, LONG_FREE)
+    out = patching_speedup(tiny, vector, LONG_FREE, _mixed_sites(seqs), multiplier=MULT)
+    assert out["max_abs_diff"] < 1e-5
+    assert out["full_s"] > 0 and out["prefix_s"] > 0 and out["n_sites"] == 7
+    assert out["prefix_tokens"] == seqs.steer_from
