@@ -29,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from bench_shapes import DTYPES, SHAPES, random_model  # noqa: E402
+
 from interp_steer.data import ContrastivePair  # noqa: E402
 from interp_steer.evaluation.fast_engine import fast_propensities  # noqa: E402
 from interp_steer.evaluation.naive import naive_propensities  # noqa: E402
@@ -36,7 +38,6 @@ from interp_steer.evaluation.propensity import compute_propensities, scoring_row
 from interp_steer.methods import extract_caa  # noqa: E402
 from interp_steer.models import load_model  # noqa: E402
 from interp_steer.models.embedded import embedded_gguf_path  # noqa: E402
-from bench_shapes import SHAPES, DTYPES, random_model  # noqa: E402
 
 SV_VENV = HERE / ".venv-sv"
 MULTIPLIERS = [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]

@@ -129,6 +129,62 @@ def test_equals_batched_engine_on_gpt2_style_model(tiny_gpt2):
     assert (fast[SCORE_COLUMNS].fillna(0) - batched[SCORE_COLUMNS].fillna(0)).abs().to_numpy().max() < 1e-4
 
 
+def test_tl_block_fallback_and_multiplier_sets_match_reference(tiny, monkeypatch):
+    """TransformerLens's own block (the path for architectures the shared-prefix block does not cover) gives the
+    same numbers; so do multiplier lists without 0 and with only 0 (the unsteered run alone)."""
+    import interp_steer.evaluation.fast_engine as fast_engine
+
+    pairs = ab_pairs(2) + free_text_pairs(2)
+    vectors = {0: random_vector(0, tiny.cfg.d_model, seed=4), 1: random_vector(1, tiny.cfg.d_model, seed=5)}
+    for multipliers in ([-1.0, 2.0], [0.0]):
+        ref = reference_scores(tiny, pairs, vectors, multipliers)
+        assert_matches(fast_propensities(tiny, pairs, vectors, multipliers, progress=False), ref)
+    monkeypatch.setattr(fast_engine, "supports_shared_prefix_block", lambda model: False)
+    ref = reference_scores(tiny, pairs, vectors, MULTIPLIERS)
+    assert_matches(fast_propensities(tiny, pairs, vectors, MULTIPLIERS, batch_size=5, progress=False), ref)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
+def test_shared_prefix_block_equals_transformer_lens_block(name):
+    """One block on stacked (group, row, multiplier) suffix rows against TransformerLens's block with each row's own
+    copy of its (left-padded) prefix keys/values and the [prefix | suffix] mask."""
+    from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+
+    from interp_steer.evaluation.prefix_cache import (
+        block_prefix,
+        build_prefix_cache,
+        right_pad,
+        shared_prefix_block,
+        supports_shared_prefix_block,
+    )
+    from interp_steer.models import tiny_model
+
+    model = tiny_model(name, seed=2)
+    assert supports_shared_prefix_block(model)
+    generator = torch.Generator().manual_seed(0)
+    prefixes = [[5, 9, 13, 2, 7], [11, 3], []]
+    suffixes = [[4, 8, 1], [6], [2, 3]]
+    cache = build_prefix_cache(model, prefixes, 0, "cpu")
+    row_prefix = torch.tensor([0, 1, 2, 0])  # two chunk rows share prefix 0
+    suffix = right_pad([suffixes[i] for i in row_prefix.tolist()], 0, "cpu")
+    groups, n_mult, width = 2, 3, suffix.tokens.shape[1]
+    x = torch.randn(groups * 4 * n_mult, width, model.cfg.d_model, generator=generator)
+    block_index = 1
+    with torch.inference_mode():
+        shared = block_prefix(model, cache, block_index, row_prefix)
+        prefix_len = cache.attention_mask.index_select(0, row_prefix).sum(dim=1)
+        positions = prefix_len[:, None] + torch.arange(width)[None, :]
+        got = shared_prefix_block(model, block_index, x, shared, positions, suffix.attention_mask.bool(), n_mult)
+        chunk_row = (torch.arange(x.shape[0]) // n_mult) % 4
+        rows = row_prefix[chunk_row]
+        entry = TransformerLensKeyValueCacheEntry(cache.keys[block_index][rows], cache.values[block_index][rows], frozen=True)
+        mask = torch.cat([cache.attention_mask[rows], suffix.attention_mask[chunk_row]], dim=1)
+        want = model.blocks[block_index](x, past_kv_cache_entry=entry, attention_mask=mask)
+    real = suffix.attention_mask[chunk_row].bool()  # padded suffix positions are never read
+    assert (want[real] - x[real]).abs().max() > 0.1  # the block really changes the residual
+    torch.testing.assert_close(got[real], want[real], atol=2e-5, rtol=1e-5)
+
+
 def test_bad_inputs_raise(tiny):
     pairs = ab_pairs(2)
     vector = random_vector(0, tiny.cfg.d_model, seed=0)

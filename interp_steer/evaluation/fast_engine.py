@@ -99,6 +99,7 @@ class _MemoryModel:
     row-token of staircase state (the residual stream)."""
 
     prefix_bytes_per_token: int
+    shared: bool
     itemsize: int
     d_model: int
     d_mlp: int
@@ -107,10 +108,11 @@ class _MemoryModel:
     d_head: int
 
     @classmethod
-    def of(cls, cfg) -> "_MemoryModel":
+    def of(cls, model: HookedTransformer) -> "_MemoryModel":
+        cfg = model.cfg
         itemsize = torch.empty((), dtype=cfg.dtype).element_size()
         n_kv = cfg.n_key_value_heads or cfg.n_heads
-        return cls(2 * n_kv * cfg.d_head * cfg.n_layers * itemsize, itemsize, cfg.d_model, cfg.d_mlp or 4 * cfg.d_model,
+        return cls(2 * n_kv * cfg.d_head * cfg.n_layers * itemsize, supports_shared_prefix_block(model), itemsize, cfg.d_model, cfg.d_mlp or 4 * cfg.d_model,
                    cfg.n_heads, n_kv, cfg.d_head)
 
     def call_bytes_per_token(self, key_width: int) -> int:
@@ -119,7 +121,7 @@ class _MemoryModel:
         per-row key/value copy TransformerLens's own block makes when the shared-prefix block is not used."""
         qkv = (self.n_heads + 2 * self.n_kv) * self.d_head
         scores = 3 * self.n_heads * key_width
-        fallback_copy = (2 * self.n_kv + self.n_heads) * self.d_head * 2 * key_width
+        fallback_copy = 0 if self.shared else (2 * self.n_kv + self.n_heads) * self.d_head * 2 * key_width
         return self.itemsize * (6 * self.d_model + 3 * qkv + scores + 3 * self.d_mlp + fallback_copy)
 
     def state_bytes_per_token(self) -> int:
@@ -343,7 +345,7 @@ def fast_propensities(
     layers = _steered_layers(model, vectors)
     device = device or model.cfg.device
     cfg = model.cfg
-    memory, budget = _MemoryModel.of(cfg), int(memory_budget_mb * 2**20)
+    memory, budget = _MemoryModel.of(model), int(memory_budget_mb * 2**20)
     rows = scoring_rows(model.tokenizer, pairs, n_ctx=cfg.n_ctx)
     n_steered = max(1, sum(float(m) != 0.0 for m in multipliers))
     chunks = _chunks(rows, n_steered, memory, budget, batch_size)
