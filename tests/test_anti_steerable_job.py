@@ -98,3 +98,16 @@ def test_config_errors_are_one_line():
         _config(multipliers=[-1.0, 1.0, 2.0])
     with pytest.raises(ConfigError, match="n-test"):
         _config(n_test=4)
+
+
+def test_cli_why_reports_bad_options_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp_steer.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["why", "--out", str(tmp_path / "o"), "--cases", "builtin:sentiment"])
+    assert result.exit_code != 0 and "<dataset spec>@<layer>" in result.output
+    result = runner.invoke(app, ["why", "--out", str(tmp_path / "o"), "--cases", "builtin:sentiment@9", "--head-regions", "middle"])
+    assert result.exit_code != 0 and "--head-regions" in result.output
+    assert not (tmp_path / "o").exists()  # refused before anything was written

@@ -55,3 +55,43 @@ def explain(
         seed=seed, data_dir=str(data_dir) if data_dir else None, device=device,
     )
     run_explain(config, out, echo=typer.echo)
+
+
+@app.command()
+def why(
+    out: Path = typer.Option(..., help="output directory: one folder per case (README.md, PNGs, HTML views, CSV tables)"),
+    cases: str = typer.Option(",".join(["builtin:sentiment@9", "persona:narcissism@free_text@18"]),
+                              help="comma-separated free-text cases <dataset spec>@<layer>"),
+    n_train: int = typer.Option(40, help="training pairs of each case's CAA vector"),
+    n_test: int = typer.Option(40, help="held-out samples analysed per case"),
+    multipliers: str = typer.Option("-1.5,-0.75,0,0.75,1.5", help="multipliers of the slope fit (≥ 3, including 0)"),
+    patch_multiplier: Optional[float] = typer.Option(None, help="multiplier of patching / direct effects / views (default: max |multiplier|)"),
+    sae: Optional[str] = typer.Option("smollm2-135m-l12", help="SAE for the latent table ('' for none)"),
+    n_boot: int = typer.Option(1000, help="bootstrap draws of every CI"),
+    n_folds: int = typer.Option(5, help="folds of the out-of-fold predictor"),
+    patch_layer_step: int = typer.Option(1, help="patch every k-th layer after the vector's"),
+    head_regions: str = typer.Option("prompt,completion,all", help="regions over which each head is patched"),
+    timing_sites: int = typer.Option(96, help="sites timed with full-sequence reruns vs the prefix cache"),
+    model: str = typer.Option("smollm2-135m"),
+    seed: int = typer.Option(0, help="seed of the splits and bootstraps"),
+    data_dir: Optional[Path] = typer.Option(None),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Why are free-text samples anti-steerable? Slope-CI groups, held-out factor tests, SAE latents, a predictor
+    from unsteered features, prefix-cached patching and views, one resumable unit per case."""
+    from interp_steer.runs.why import WhyConfig, run_why
+
+    mults = parse_float_list(multipliers, "--multipliers")
+    check_count(n_test, "--n-test", minimum=2)
+    check_count(n_train, "--n-train", minimum=2)
+    check_finite(patch_multiplier, "--patch-multiplier")
+    check_device_option(device)
+    case_list = [c.strip() for c in cases.split(",") if c.strip()]
+    config = WhyConfig(
+        cases=case_list, model=model, multipliers=mults, patch_multiplier=patch_multiplier, n_train=n_train,
+        n_test=n_test, seed=seed, sae=sae or None, n_boot=n_boot, n_folds=n_folds, timing_sites=timing_sites,
+        patch_layer_step=patch_layer_step, head_regions=[r.strip() for r in head_regions.split(",") if r.strip()],
+        data_dir=str(data_dir) if data_dir else None, device=device,
+    )
+    prepare_out_dir(out)
+    run_why(config, out, echo=typer.echo)
