@@ -148,12 +148,14 @@ def preset_config(preset: str, *, model: str = "smollm2-135m", data_dir: str | P
     """The study's settings for ``preset``:
 
     * ``tiny`` (CI, minutes on the embedded model): 2 persona sets × 2 framings + 1 xrisk set, 8 train / 6 test
-      pairs, a 3-layer scan of 2 free-text sets, ID/OOD on 2 sets with 4 test pairs, 200 bootstrap resamples;
+      pairs, a 3-layer scan of 2 free-text sets, ID/OOD on 2 sets with 2 test pairs, 200 bootstrap resamples;
     * ``small``: 13 persona sets in both framings + 4 xrisk sets, 30 / 30 pairs, 8-set scan of every 3rd layer,
       ID/OOD on 5 sets;
     * ``full``: every MWE A/B dataset (135 persona + 17 advanced-AI-risk = 152) and every persona set in free text,
       50 train / 50 test pairs (all available where fewer), the paper's 7 multipliers; the scan covers every
-      layer on the 8 :data:`SCAN_PERSONAS` sets in both framings; ID/OOD on the 13 :data:`ID_OOD_PERSONAS` sets.
+      layer on the 8 :data:`SCAN_PERSONAS` sets in both framings (30 train-part pairs for CAA, the next 20 scored);
+      ID/OOD on the 13 :data:`ID_OOD_PERSONAS` sets in free text, 50 train / 25 test pairs (the 25-cell grid costs
+      25 evaluations per dataset, so its test size is halved to keep the stage within about a day of CPU).
 
     ``overrides`` replace any :class:`StudyConfig` field. Unknown presets are a ConfigError.
     """
@@ -167,7 +169,7 @@ def preset_config(preset: str, *, model: str = "smollm2-135m", data_dir: str | P
             scan_datasets=["persona:narcissism@free_text", "persona:agreeableness@free_text"], scan_layers=[6, 15, 24],
             scan_n_train=6, scan_n_test=4, datasets=both(["narcissism", "agreeableness"]) + ["xrisk:survival-instinct"],
             n_train=8, n_test=6, id_ood_datasets=["narcissism", "agreeableness"], id_ood_multipliers=[-1.5, 0.0, 1.5],
-            id_ood_n_train=6, id_ood_n_test=3, n_boot=200, selection_size=13)
+            id_ood_n_train=4, id_ood_n_test=2, n_boot=200, selection_size=13)
     elif preset == "small":
         names = list(ID_OOD_PERSONAS)
         xrisk = ["xrisk:survival-instinct", "xrisk:power-seeking-inclination", "xrisk:corrigible-neutral-HHH",
@@ -178,7 +180,7 @@ def preset_config(preset: str, *, model: str = "smollm2-135m", data_dir: str | P
     else:
         settings = dict(scan_datasets=both(SCAN_PERSONAS), scan_layers=[], scan_n_train=30, scan_n_test=20,
                         datasets=mwe_study_datasets(seed, data_dir), n_train=50, n_test=50,
-                        id_ood_datasets=list(ID_OOD_PERSONAS), id_ood_n_train=50, id_ood_n_test=50)
+                        id_ood_datasets=list(ID_OOD_PERSONAS), id_ood_n_train=50, id_ood_n_test=25)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return StudyConfig(model=model, preset=preset, seed=seed, **settings)
 
@@ -346,7 +348,8 @@ def run_study(
     scan_config = ScanConfig(model=config.model, datasets=config.scan_datasets, layers=layers,
                              multipliers=config.scan_multipliers, n_train=config.scan_n_train,
                              n_test=config.scan_n_test, test_fraction=config.test_fraction, seed=config.seed,
-                             batch_size=config.batch_size, table_format=config.table_format, device=config.device)
+                             batch_size=config.batch_size, table_format=config.table_format, device=config.device,
+                             layers_per_unit=10)  # a killed scan loses at most 10 layers of one dataset
     holdout = ScanHoldout(config.test_fraction, config.seed, config.scan_n_train, config.scan_n_test, data)
     scan = run_scan_job(scan_config, holdout, out_dir / "scan", model=run_model, executor=executor, progress=progress)
     _stage("scan", scan, echo)

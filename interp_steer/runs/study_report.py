@@ -270,8 +270,8 @@ def write_study_report(out_dir: Path, config: StudyConfig, scan_config, steer_co
     if not rel_across.empty:
         base_rows = rel_across[rel_across["train_variant"] == "BASE"]
         for row in base_rows[["variant"]].drop_duplicates().itertuples():
-            part = base_rows[(base_rows["variant"] == row.variant)
-                             & base_rows["statistic"].isin(["slope", "relative_steerability"])]
+            wanted = ["slope"] if row.variant == "BASE" else ["slope", "relative_steerability"]  # BASE→BASE: 1 by definition
+            part = base_rows[(base_rows["variant"] == row.variant) & base_rows["statistic"].isin(wanted)]
             cell_units = {"slope": SLOPE_UNITS[framing], "relative_steerability": "ratio"}
             group = "ID: BASE→BASE" if row.variant == "BASE" else f"OOD: BASE→{row.variant}"
             headline.append(headline_rows(part.dropna(subset=["estimate"]), "id_ood", group, cell_units))

@@ -49,7 +49,7 @@ def plot_steerability_violins(
     values = [per_sample.loc[per_sample["dataset"] == d, "slope"].dropna().to_numpy(dtype=float) for d in datasets]
     anti = dataset_cis[dataset_cis["statistic"] == "anti_steerable_fraction"].set_index("dataset")
     y = np.arange(len(datasets))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.42 * len(datasets) + 1.8)), sharey=True,
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, max(3.4, 0.42 * len(datasets) + 2.4)), sharey=True,
                                       gridspec_kw={"width_ratios": [2.2, 1]})
     drawable = [i for i, v in enumerate(values) if len(v) >= 2 and np.ptp(v) > 0]
     if drawable:
@@ -64,10 +64,6 @@ def plot_steerability_violins(
     left.set_yticks(y, [_short(d) for d in datasets], fontsize=7)
     left.set_xlabel(f"per-sample steerability ({units})")
     left.set_ylabel("dataset")
-    left.legend(handles=[Patch(color="C0", alpha=0.45, label="per-sample distribution (violin, median bar)"),
-                         Line2D([], [], color="C0", marker="o", ls="", ms=3, label="one test sample"),
-                         Line2D([], [], color="C3", ls="--", label="slope 0 (anti-steerable below)")],
-                fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     est = anti["estimate"].reindex(datasets).to_numpy(dtype=float) * 100
     low = anti["ci_low"].reindex(datasets).to_numpy(dtype=float) * 100
     high = anti["ci_high"].reindex(datasets).to_numpy(dtype=float) * 100
@@ -77,10 +73,14 @@ def plot_steerability_violins(
     right.axvline(50, color="k", ls=":", lw=1, label="50% anti-steerable")
     right.set_xlim(0, 100)
     right.set_xlabel("anti-steerable samples (%, slope < 0)")
-    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
+    handles = [Patch(color="C0", alpha=0.45, label="per-sample distribution (violin, median bar)"),
+               Line2D([], [], color="C0", marker="o", ls="", ms=3, label="one test sample"),
+               Line2D([], [], color="C3", ls="--", label="slope 0 (anti-steerable below)"),
+               *right.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.0))
     n = int(sum(len(v) for v in values))
     fig.suptitle(title or f"Per-sample steerability ({len(datasets)} datasets, {n} samples)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.75 / fig.get_figheight(), 1, 1))
     return fig
 
 
