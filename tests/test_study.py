@@ -172,3 +172,27 @@ def test_tiny_study_end_to_end_has_every_figure_and_interval(tmp_path, data_root
     for row in headline.itertuples():  # every headline number is printed with its interval and n
         assert f"**{row.statistic}** = {format_ci(row.estimate, row.ci_low, row.ci_high)}" in report
     assert f"chosen layer {result.output.split('chosen layer ')[-1].split(';')[0]}" in report
+
+
+def test_full_grid_id_ood_keeps_the_unsteered_propensity(tiny, tmp_path, data_root):
+    """The full 5 × 5 grid's per-sample rows carry each (variant, sample)'s propensity at multiplier 0, equal to
+    compute_propensities of the unsteered model on that variant's prompts."""
+    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.evaluation import apply_variant, compute_propensities, persona_sentences
+    from interp_steer.methods.caa import extract_caa
+    from interp_steer.runs.id_ood import IdOodConfig, run_id_ood
+
+    config = IdOodConfig(model="tiny-llama", datasets=["narcissism"], layer=1, multipliers=[-1.0, 0.0, 1.0],
+                         n_train=4, n_test=2, full_grid=True, engine="batched")
+    per_sample = run_id_ood(config, tmp_path, data_dir=data_root, model=tiny, progress=False).tables["per_sample"]
+    assert len(per_sample) == 25 * 2
+    train, test = train_test_split(load_dataset("persona:narcissism@free_text", data_dir=data_root),
+                                   test_fraction=0.5, seed=0)
+    sentences = persona_sentences(train[:4])
+    vector = extract_caa(tiny, train[:4], [1], progress=False)
+    for variant in ("BASE", "USER_NEG"):
+        direct = compute_propensities(tiny, apply_variant(test[:2], variant, sentences), vector, [0.0], progress=False)
+        rows = per_sample[per_sample["variant"] == variant]
+        for sample_id, value in zip(direct["sample_id"], direct["propensity"]):
+            got = rows.loc[rows["sample_id"] == sample_id, "unsteered_propensity"].to_numpy(float)
+            np.testing.assert_allclose(got, value, atol=1e-4)  # the same for every train variant's vector
