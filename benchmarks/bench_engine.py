@@ -329,8 +329,11 @@ def main() -> None:
         model = random_model(args.shape, device=args.device, dtype=DTYPES[args.dtype])
     else:
         model = load_model()
-        model.to(device=args.device, dtype=DTYPES[args.dtype])
-        model.cfg.dtype = DTYPES[args.dtype]
+        if args.device != "cpu":
+            model.to(args.device)
+        if DTYPES[args.dtype] != model.cfg.dtype:
+            model.to(DTYPES[args.dtype])
+            model.cfg.dtype = DTYPES[args.dtype]
     ab, ft, train = load_pairs(args.samples, 32)
     vector = extract_caa(model, train, layers=list(range(model.cfg.n_layers)), progress=False)
     gflops = gemm_gflops(model)

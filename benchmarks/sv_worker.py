@@ -55,13 +55,22 @@ class PeakRss:
 
 
 def load(job: dict):
-    """The HF model from the GGUF, via a safetensors copy in the temp directory (GGUF dequantisation is slow)."""
+    """The HF model from the GGUF, via a plain state-dict copy in the temp directory (GGUF dequantisation is slow;
+    a GGUF-loaded model refuses ``save_pretrained``)."""
+    from transformers import AutoConfig
+
     saved = Path(tempfile.gettempdir()) / f"interp-steer-sv-{Path(job['gguf_file']).stem}"
-    if (saved / "config.json").exists():
-        return AutoModelForCausalLM.from_pretrained(str(saved), dtype=torch.float32)
+    if (saved / "weights.pt").exists():
+        config = AutoConfig.from_pretrained(str(saved))
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(torch.load(saved / "weights.pt", weights_only=True))
+        return model
     model = AutoModelForCausalLM.from_pretrained(job["gguf_dir"], gguf_file=job["gguf_file"], dtype=torch.float32)
     tmp = Path(tempfile.mkdtemp(dir=saved.parent))
-    model.save_pretrained(str(tmp))
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    (tmp / "config.json").write_text(json.dumps(config))
+    torch.save(model.state_dict(), tmp / "weights.pt")
     try:
         tmp.rename(saved)
     except OSError:
