@@ -4,6 +4,7 @@ preset end to end on the embedded model with every figure and a CI beside every 
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -16,6 +17,7 @@ from interp_steer.errors import ConfigError
 from interp_steer.runs.study import (
     ScanHoldout,
     choose_layer,
+    compute_totals,
     format_ci,
     headline_rows,
     layer_profile,
@@ -73,6 +75,18 @@ def test_headline_rows_drop_statistics_without_an_interval():
     rows = headline_rows(table, "s", "g", {"a": "nats"})
     assert rows["statistic"].tolist() == ["a"] and rows["units"].tolist() == ["nats"]
     assert format_ci(0.5, 0.1, 0.9) == "0.500 [0.100, 0.900]"
+
+
+def test_compute_totals_sums_each_unit_once(tmp_path):
+    path = tmp_path / "timings.jsonl"
+    lines = [{"stage": "scan", "unit": "a", "wall_s": 10.0, "cpu_s": 4.0},
+             {"stage": "scan", "unit": "b", "wall_s": 5.0, "cpu_s": 2.0},
+             {"stage": "scan", "unit": "a", "wall_s": 12.0, "cpu_s": 5.0},  # recomputed: the last line counts
+             {"stage": "id_ood", "unit": "c", "wall_s": 1.0, "cpu_s": 0.5}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    totals = compute_totals(path).set_index("stage")
+    assert totals.loc["scan"].tolist() == [2, 17.0, 7.0] and totals.loc["id_ood"].tolist() == [1, 1.0, 0.5]
+    assert compute_totals(tmp_path / "missing.jsonl").empty
 
 
 def test_unsteered_table_one_row_per_variant_sample():
@@ -146,6 +160,9 @@ def test_resumed_study_recomputes_nothing_and_chooses_the_argmax_layer(tiny, tmp
         line = next(x for x in again_log if x.startswith(f"[{stage}]") and "units" in x)
         assert " 0 computed" in line, line
     pd.testing.assert_frame_equal(first.headline, again.headline)
+    timed = compute_totals(tmp_path / "timings.jsonl").set_index("stage")["units"].to_dict()
+    assert timed == {"scan": 2, "steerability": 5, "id_ood": 2}  # one line per computed unit, none on the rerun
+    assert len((tmp_path / "timings.jsonl").read_text().splitlines()) == 9
     with pytest.raises(ConfigError, match="different"):
         run_study(preset_config("tiny", model="tiny-llama", scan_layers=[0, 1, 2], n_test=5), tmp_path,
                   data_dir=data_root, model=tiny)

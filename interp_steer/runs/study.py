@@ -11,6 +11,7 @@ The stages are the existing runner jobs, each a resumable sub-run in its own sub
     out/id_ood/                 IdOodJob (full 5 × 5 grid, variant vectors rescaled to the BASE norm)
     out/tables/*.csv            the interval tables behind the report (headline.csv: every headline number)
     out/figures/*.png           the report's figures
+    out/timings.jsonl           wall / CPU seconds per finished unit, over every invocation
     out/report.md               written last
 
 **Disjoint samples.** Every dataset is split once, by the registry's stratified
@@ -304,6 +305,39 @@ class StudyResult:
     complete: bool
 
 
+class UnitClock:
+    """Appends one line per finished unit to ``out/timings.jsonl``: stage, unit key, wall and CPU seconds of this
+    process since the previous line (CPU: ``time.process_time``, the in-process compute of the local executor),
+    so the study's total compute survives kills and resumes (:func:`compute_totals`)."""
+
+    def __init__(self, path: Path, stage: str) -> None:
+        self.path, self.stage = path, stage
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def __call__(self, unit) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        line = {"stage": self.stage, "unit": unit.key, "wall_s": round(wall - self.wall, 3),
+                "cpu_s": round(cpu - self.cpu, 3), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+        self.wall, self.cpu = wall, cpu
+
+
+def compute_totals(path: Path) -> pd.DataFrame:
+    """Per stage: units timed, wall and CPU seconds summed over every invocation's ``timings.jsonl`` lines (a unit
+    computed twice, e.g. once killed before its files were complete and once again, counts once: its last line)."""
+    columns = ["stage", "units", "wall_s", "cpu_s"]
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if not lines:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(lines).drop_duplicates(subset=["stage", "unit"], keep="last")
+    totals = frame.groupby("stage", sort=False).agg(units=("unit", "size"), wall_s=("wall_s", "sum"),
+                                                     cpu_s=("cpu_s", "sum")).reset_index()
+    return totals[columns]
+
+
 def _stage(name: str, report, echo: Callable[[str], None]) -> None:
     echo(f"[{name}] {report.summary_line()}")
     report.raise_if_failed()
@@ -326,8 +360,8 @@ def run_study(
     A stage whose units failed raises :class:`~interp_steer.runs.runner.UnitsFailedError` (rerun to retry them).
     """
     from interp_steer.runs.executors import cached_model
-    from interp_steer.runs.id_ood import IdOodConfig, run_id_ood
-    from interp_steer.runs.runner import preflight
+    from interp_steer.runs.id_ood import IdOodConfig, IdOodJob
+    from interp_steer.runs.runner import preflight, run_job
     from interp_steer.runs.scan import ScanConfig, run_scan_job
     from interp_steer.runs.steerability import SteerabilityConfig, run_steerability
 
@@ -351,7 +385,9 @@ def run_study(
                              batch_size=config.batch_size, table_format=config.table_format, device=config.device,
                              layers_per_unit=10)  # a killed scan loses at most 10 layers of one dataset
     holdout = ScanHoldout(config.test_fraction, config.seed, config.scan_n_train, config.scan_n_test, data)
-    scan = run_scan_job(scan_config, holdout, out_dir / "scan", model=run_model, executor=executor, progress=progress)
+    clock = out_dir / "timings.jsonl"
+    scan = run_scan_job(scan_config, holdout, out_dir / "scan", model=run_model, executor=executor, progress=progress,
+                        on_unit_done=UnitClock(clock, "scan"))
     _stage("scan", scan, echo)
     seconds["scan"] = time.perf_counter() - started
     profile = layer_profile(scan.tables["per_sample"], n_boot=config.n_boot, seed=config.seed)
@@ -367,7 +403,7 @@ def run_study(
                                       batch_size=config.batch_size, table_format=config.table_format,  # type: ignore[arg-type]
                                       device=config.device)
     steer = run_steerability(steer_config, out_dir / "steerability", data_dir=data, model=run_model,
-                             executor=executor, progress=progress)
+                             executor=executor, progress=progress, on_unit_done=UnitClock(clock, "steerability"))
     _stage("steerability", steer, echo)
     seconds["steerability"] = time.perf_counter() - started
 
@@ -377,8 +413,8 @@ def run_study(
                             n_test=config.id_ood_n_test, test_fraction=config.test_fraction, seed=config.seed,
                             framing=config.id_ood_framing, full_grid=True, batch_size=config.batch_size,
                             table_format=config.table_format, device=config.device)  # type: ignore[arg-type]
-    id_ood = run_id_ood(id_config, out_dir / "id_ood", data_dir=data, model=run_model, executor=executor,
-                        progress=progress)
+    id_ood = run_job(IdOodJob(id_config, data), out_dir / "id_ood", model=run_model, executor=executor,
+                     progress=progress, on_unit_done=UnitClock(clock, "id_ood"))
     _stage("id_ood", id_ood, echo)
     seconds["id_ood"] = time.perf_counter() - started
 

@@ -20,6 +20,7 @@ from interp_steer.runs.study import (
     PROPENSITY_UNITS,
     SLOPE_UNITS,
     StudyConfig,
+    compute_totals,
     format_ci,
     headline_markdown,
     headline_rows,
@@ -322,9 +323,14 @@ def write_study_report(out_dir: Path, config: StudyConfig, scan_config, steer_co
               markdown_table(table.assign(ci=[format_ci(e, lo, hi) for e, lo, hi in
                                               zip(table["estimate"], table["ci_low"], table["ci_high"])])
                              [["section", "group", "statistic", "ci", "units", "n_samples", "n_datasets"]]), ""]
+    totals = compute_totals(out_dir / "timings.jsonl")
+    save_table(totals, out_dir, "compute")
     lines += ["## Compute", "",
               "Wall time of this invocation per stage (finished units of earlier invocations are reused, not "
               "recomputed): " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ".", "",
+              "Summed over every invocation (`timings.jsonl`: wall and CPU seconds of the driving process per "
+              "finished unit; with `--executor ray` the CPU is spent in the workers and not counted here):", "",
+              markdown_table(totals.assign(wall_h=totals["wall_s"] / 3600, cpu_h=totals["cpu_s"] / 3600)), "",
               f"Settings: `{out_dir.name}/config.json`; sub-runs in `scan/`, `steerability/`, `id_ood/` (each with "
               "its config.json and run_report.json).", ""]
     write_text_atomic("\n".join(lines), out_dir / "report.md")
