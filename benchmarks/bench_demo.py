@@ -48,13 +48,20 @@ def run_once(fresh_cache: bool) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(out)], env=env, capture_output=True, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(out)], env=env, stdout=subprocess.PIPE, text=True)
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the demo's progress lines as they come
+            lines.append(line)
+            if line.startswith(("[", "IMPORT")):
+                print(line, end="", flush=True)
+        returncode = proc.wait()
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            sys.exit(f"demo failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        if returncode != 0:
+            sys.exit(f"demo failed ({returncode}); its stderr is above")
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        imp = next(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("IMPORT "))
+        imp = next(line.split()[1:] for line in lines if line.startswith("IMPORT "))
         timings = pd.read_csv(out / "timings.csv")
         rows = [{"step": "import", "wall_s": float(imp[0]), "cpu_s": float(imp[1]), "load_1min": float(imp[2])},
                 *timings.drop(columns="reused").to_dict("records")]
