@@ -47,7 +47,8 @@ def base_parser(description: str, config_class: type | None = None, *, n_train: 
     ``--n-train`` / ``--n-test`` / ``--multipliers`` / ``--seed`` come from ``config_class``'s fields (the study's job
     config: its defaults and help, one place); the keyword arguments are a study's own choices where the job's
     default does not fit it (e.g. the layer scan's split sizes, whose job default is "all")."""
-    from interp_steer.runs.config import ScanConfig, add_config_argument
+    from interp_steer.runs.config import add_config_argument
+    from interp_steer.runs.job_configs import ScanConfig
 
     config_class = config_class or ScanConfig
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -16,13 +16,8 @@ import typer.main
 from interp_steer.cli import app
 from interp_steer.cli.config_options import config_option, model_option, option_default
 from interp_steer.models import DEFAULT_MODEL, EMBEDDED_MODEL_NAME
-from interp_steer.runs.config import (
-    CompareConfig,
-    ScanConfig,
-    TuneConfig,
-    add_config_argument,
-    option_field,
-)
+from interp_steer.runs.config import add_config_argument, option_field
+from interp_steer.runs.job_configs import CompareConfig, DemoConfig, ScanConfig, TuneConfig
 from interp_steer.sae.training import SAETrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +27,7 @@ CONVERTED = {
     "scan": (ScanConfig, {"dataset": "datasets"}, {"n_train", "n_test", "layers_per_unit"}),
     "compare": (CompareConfig, {}, set()),
     "tune": (TuneConfig, {}, {"n_train", "n_test"}),
+    "demo": (DemoConfig, {}, set()),
 }
 SHARED = {"model": DEFAULT_MODEL, "device": "cpu", "data_dir": None}  # commands without a job config
 SHARED_COMMANDS = ["extract", "generate", "train-sae", "export", "verify"]
@@ -148,9 +144,9 @@ def _sources() -> list[Path]:
 
 # files still to be converted to DEFAULT_MODEL by other work in progress (demo, evaluate, explain, study commands);
 # remove each from here once converted
-PENDING = {"interp_steer/cli/commands_explain.py", "interp_steer/runs/demo.py", "interp_steer/runs/explain.py",
-           "interp_steer/cli/commands_study.py", "interp_steer/runs/study.py",
-           "interp_steer/cli/commands_core.py", "interp_steer/cli/commands_eval.py"}
+PENDING = {"interp_steer/cli/commands_explain.py", "interp_steer/runs/explain.py",
+           "interp_steer/cli/commands_study.py", "interp_steer/runs/study.py", "interp_steer/runs/why.py",
+           "interp_steer/cli/commands_eval.py", "interp_steer/runs/evaluate.py"}
 
 
 def test_default_model_spec_is_written_once():

@@ -10,7 +10,7 @@ import typer
 from interp_steer.cli import app
 from interp_steer.cli.config_options import config_option
 from interp_steer.cli.options import check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir
-from interp_steer.runs.config import CompareConfig
+from interp_steer.runs.job_configs import CompareConfig
 
 
 def _parse_targets(text: Optional[str]) -> list[int] | None:

@@ -9,7 +9,7 @@ from typing import List, Optional, no_type_check
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.config_options import data_dir_option, device_option, model_option
+from interp_steer.cli.config_options import config_option, data_dir_option, device_option, model_option
 from interp_steer.cli.options import (
     check_count,
     check_device_option,
@@ -20,6 +20,7 @@ from interp_steer.cli.options import (
     prepare_out_file,
 )
 from interp_steer.errors import ConfigError
+from interp_steer.runs.job_configs import DemoConfig
 
 
 def _show_method_fields(method: str) -> None:
@@ -144,22 +145,22 @@ def generate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("outputs/demo"), help="output directory for the vector, table and plot"),
-    dataset: str = typer.Option("builtin:sentiment", help="dataset spec"),
-    layers: str = typer.Option("6,12,18", help="layers to extract at; the propensity table uses --eval-layer"),
-    eval_layer: int = typer.Option(18, help="layer whose vector is evaluated and used for generation"),
-    framing: str = typer.Option("free_text", help="free_text or ab"),
-    multipliers: str = typer.Option("-2,-1,0,1,2"),
-    n_train: int = typer.Option(60),
-    n_test: int = typer.Option(40),
-    n_neutral: int = typer.Option(16, help="neutral passages for the KL / ΔNLL side effects"),
-    max_new_tokens: int = typer.Option(32, help="tokens generated per demo prompt and multiplier"),
-    model: str = typer.Option("smollm2-135m"),
-    data_dir: Optional[Path] = typer.Option(None),
-    device: str = typer.Option("cpu"),
+    dataset: str = config_option(DemoConfig, "dataset"),
+    layers: str = config_option(DemoConfig, "layers"),
+    eval_layer: int = config_option(DemoConfig, "eval_layer"),
+    framing: str = config_option(DemoConfig, "framing"),
+    multipliers: str = config_option(DemoConfig, "multipliers"),
+    n_train: int = config_option(DemoConfig, "n_train"),
+    n_test: int = config_option(DemoConfig, "n_test"),
+    n_neutral: int = config_option(DemoConfig, "n_neutral"),
+    max_new_tokens: int = config_option(DemoConfig, "max_new_tokens"),
+    model: str = config_option(DemoConfig, "model"),
+    data_dir: Optional[Path] = config_option(DemoConfig, "data_dir"),
+    device: str = config_option(DemoConfig, "device"),
 ) -> None:
     """The main job: extract CAA vectors on the embedded model, generate, measure propensity, side effects and the
     prompting baseline, write tables and plots (one timed progress line per step)."""
-    from interp_steer.runs.demo import DemoConfig, run_demo
+    from interp_steer.runs.demo import run_demo
 
     requested = parse_layers(layers, None)
     if requested and eval_layer not in requested:  # "all" ([]) is checked against the model later

@@ -19,7 +19,7 @@ from interp_steer.cli.options import (
     select_layer,
 )
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import ScanConfig
+from interp_steer.runs.job_configs import ScanConfig
 
 DEFAULT_MULTIPLIERS = "-1.5,-1,-0.5,0,0.5,1,1.5"
 SUMMARY_COLUMNS = ["dataset", "layer", "vector", "n_samples", "mean_slope", "median_slope", "std_slope",

@@ -19,7 +19,7 @@ from interp_steer.cli.options import (
     prepare_out_dir,
 )
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import TuneConfig
+from interp_steer.runs.job_configs import TuneConfig
 
 
 @app.command()

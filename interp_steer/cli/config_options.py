@@ -7,7 +7,7 @@ no config field (pure command-line flags such as ``--out`` or ``--force``) stay 
 :func:`model_option`, :func:`device_option` and :func:`data_dir_option` are the shared ``--model`` / ``--device`` /
 ``--data-dir`` of commands without a job config.
 
-The configs are imported from :mod:`interp_steer.runs.config`, which loads without pandas or torch, so building the
+The configs are imported from :mod:`interp_steer.runs.job_configs`, which loads without pandas or torch, so building the
 command line stays fast.
 """
 

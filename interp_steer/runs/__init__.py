@@ -28,10 +28,11 @@ if TYPE_CHECKING:
         run_scan_unit,
     )
 
-# imported on first use (PEP 562), so that ``interp_steer.runs.config`` (the job configs the CLI builds its options
-# from) loads without pandas or torch
+# imported on first use (PEP 562), so that ``interp_steer.runs.job_configs`` (the job configs the CLI builds its
+# options from) loads without pandas or torch
 _LAZY = {
-    **dict.fromkeys(["JobConfig", "ScanConfig", "ScanGroup", "ScanUnit"], "interp_steer.runs.config"),
+    "JobConfig": "interp_steer.runs.config",
+    **dict.fromkeys(["ScanConfig", "ScanGroup", "ScanUnit"], "interp_steer.runs.job_configs"),
     **dict.fromkeys(["LocalExecutor", "RayExecutor", "cached_model"], "interp_steer.runs.executors"),
     **dict.fromkeys(["check_out_dir", "read_table", "write_table_atomic"], "interp_steer.runs.files"),
     **dict.fromkeys(["Job", "RunReport", "UnitOutcome", "UnitsFailedError", "run_job"], "interp_steer.runs.runner"),

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import CompareConfig, JobConfig  # noqa: F401
+from interp_steer.runs.config import JobConfig  # noqa: F401
+from interp_steer.runs.job_configs import CompareConfig  # noqa: F401
 from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
 
 

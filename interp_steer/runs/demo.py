@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.errors import ConfigError, InterpSteerError
-from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import read_table, write_table_atomic
+from interp_steer.runs.job_configs import DemoConfig  # noqa: F401  (re-exported: the config lives with the others)
 from interp_steer.runs.runner import Job, UnitFiles, run_job
 
 if TYPE_CHECKING:
@@ -51,86 +51,6 @@ UNIT_STEP = {"vector": "extract", "generations": "generate", "propensity": "prop
 TIMING_COLUMNS = ["step", "wall_s", "cpu_s", "load_1min", "reused"]
 SLOPE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 SLOPE_UNITS = {"ab": "logits per unit multiplier", "free_text": "nats per unit multiplier"}
-
-
-@dataclass
-class DemoConfig(JobConfig):
-    """Options of the demo run; saved as ``config.json`` beside its outputs.
-
-    ``n_neutral`` neutral passages (with greedy unsteered continuations of ``continuation_tokens`` tokens) give the
-    KL / ΔNLL side effects; ``n_boot`` bootstrap resamples give the 95% intervals."""
-
-    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "model", "dataset", "framing", "layers", "eval_layer", "multipliers", "n_train", "n_test", "seed",
-        "generation_multiplier", "max_new_tokens", "n_neutral", "continuation_tokens", "n_boot",
-    )
-    JOB: ClassVar[str] = "demo"
-
-    model: str = "smollm2-135m"
-    dataset: str = "builtin:sentiment"
-    framing: str = "free_text"
-    layers: str = "6,12,18"
-    eval_layer: int = 18
-    multipliers: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
-    n_train: int = 60
-    n_test: int = 40
-    seed: int = 0
-    generation_multiplier: float = 4.0
-    max_new_tokens: int = 32
-    n_neutral: int = 16
-    continuation_tokens: int = 16
-    n_boot: int = 1000
-    data_dir: str | None = None
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        self.multipliers = [float(m) for m in self.multipliers]
-        if self.framing not in ("free_text", "ab"):
-            raise ConfigError(f"framing={self.framing!r}: use 'free_text' or 'ab'")
-        if self.n_train < 2 or self.n_test < 2:
-            raise ConfigError("n_train and n_test must be at least 2")
-        if len(self.multipliers) < 2:
-            raise ConfigError("at least two multipliers are needed to measure a slope")
-        if not all(np.isfinite(m) for m in self.multipliers) or len(set(self.multipliers)) != len(self.multipliers):
-            raise ConfigError(f"--multipliers must be distinct finite numbers, got {self.multipliers}")
-        if 0.0 not in self.multipliers:
-            raise ConfigError(f"--multipliers must include 0 (the unsteered reference of the shift), got {self.multipliers}")
-        if self.n_neutral < 1:
-            raise ConfigError(f"--n-neutral must be ≥ 1, got {self.n_neutral}")
-        if self.continuation_tokens < 0:
-            raise ConfigError(f"--continuation-tokens must be ≥ 0, got {self.continuation_tokens}")
-        if self.n_boot < 100:
-            raise ConfigError(f"--n-boot must be ≥ 100, got {self.n_boot}")
-
-    @property
-    def baseline_multiplier(self) -> float | None:
-        """The multiplier the prompting baseline is compared at: the largest positive one (``None``: none)."""
-        positive = [m for m in self.multipliers if m > 0]
-        return max(positive) if positive else None
-
-    @property
-    def generation_multipliers(self) -> tuple[float, float, float]:
-        return (-self.generation_multiplier, 0.0, self.generation_multiplier)
-
-    def layer_list(self, n_layers: int) -> list[int]:
-        """``layers`` (``"6,12,18"``, ``"3-5"`` or ``"all"``) for an ``n_layers`` model, plus ``eval_layer``."""
-        text = self.layers.strip()
-        try:
-            if text == "all":
-                layers = list(range(n_layers))
-            else:
-                layers = []
-                for part in filter(None, (p.strip() for p in text.split(","))):
-                    lo, dash, hi = part.partition("-")
-                    layers += list(range(int(lo), int(hi) + 1)) if dash and lo else [int(part)]
-        except ValueError:
-            raise ConfigError(f"--layers {self.layers!r}: expected e.g. '12', '3,6,12', '3-12' or 'all'") from None
-        if self.eval_layer not in layers:
-            layers.append(self.eval_layer)
-        bad = [layer for layer in layers if not 0 <= layer < n_layers]
-        if bad:
-            raise ConfigError(f"--layers: layer(s) {bad} out of range for a {n_layers}-layer model")
-        return list(dict.fromkeys(layers))
 
 
 @dataclass(frozen=True)

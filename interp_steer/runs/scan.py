@@ -25,7 +25,8 @@ from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.metrics import steerability, summarize_steerability
 from interp_steer.evaluation.propensity import compute_propensities
-from interp_steer.runs.config import (  # noqa: F401  (the scan config lives with the other job configs)
+from interp_steer.runs.files import read_table, write_table_atomic
+from interp_steer.runs.job_configs import (  # noqa: F401  (the scan config lives with the other job configs)
     DEFAULT_MULTIPLIERS,
     RESULT_DEFINING,
     SPLIT_ORDER,
@@ -35,7 +36,6 @@ from interp_steer.runs.config import (  # noqa: F401  (the scan config lives wit
     VectorScale,
     _dataset_stem,
 )
-from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 
 
