@@ -152,6 +152,9 @@ def test_spurious_cis_estimates_equal_the_ols_split():
     assert np.isnan(ds.loc[("d1", "var_is_Yes"), "estimate"]) and np.isfinite(ds.loc[("d1", "var_unexplained"), "estimate"])
     across = out[out.level == "across_datasets"].set_index("statistic")
     assert across.at["r2_is_A", "estimate"] == pytest.approx(ref["r2_is_A"].mean())
+    # the same table as read back from a file: is_Yes as a nullable boolean column with missing values
+    as_read = per.assign(is_Yes=per["is_Yes"].astype("boolean"))
+    pd.testing.assert_frame_equal(spurious_cis(as_read, n_boot=300), out)
 
 
 def test_correlation_counts_repeated_points_of_a_dataset_once():

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.config_options import config_option, data_dir_option
+from interp_steer.cli.config_options import config_option, data_dir_option, device_option, model_option
 from interp_steer.cli.options import (
     check_count,
     check_device_option,
@@ -62,11 +62,11 @@ def evaluate(
     max_new_tokens: int = typer.Option(32, help="tokens per generation"),
     baseline: bool = typer.Option(True, help="the SYS± persona-prompt baseline at the recommended multiplier"),
     n_boot: int = typer.Option(2000, help="bootstrap resamples for the 95% intervals"),
-    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
+    model: str = model_option(),
     batch_size: int = typer.Option(32, help="sequences per forward pass"),
     table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
-    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
-    device: str = typer.Option("cpu"),
+    data_dir: Optional[Path] = data_dir_option(),
+    device: str = device_option(),
 ) -> None:
     """Propensity curves of a steering vector on a dataset with its side effects (neutral KL / ΔNLL, format mass,
     capability, generations), the prompting baseline, tables, plots, steering_card.html and a printed summary."""

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import data_dir_option, device_option, model_option
 from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir
 from interp_steer.errors import ConfigError
 
@@ -20,7 +21,7 @@ def study(
     out: Path = typer.Option(..., help="output directory (resumable: a rerun computes only missing units)"),
     preset: str = typer.Option("tiny", help="tiny (CI, minutes), small, or full (all 152 MWE A/B sets + every "
                                "persona set in free text)"),
-    model: str = typer.Option("smollm2-135m", help="model spec (see interp_steer.models.load_model)"),
+    model: str = model_option(),
     executor: str = typer.Option("local", help="local or ray"),
     ray_address: Optional[str] = typer.Option(None, help="join this Ray cluster (default: start a local one)"),
     workers: int = typer.Option(2, help="Ray workers (each loads the model once)"),
@@ -32,8 +33,8 @@ def study(
     multipliers: Optional[str] = typer.Option(None, help="override the steerability multipliers (must include 0)"),
     n_boot: Optional[int] = typer.Option(None, help="bootstrap resamples per interval"),
     seed: int = typer.Option(0, help="split and bootstrap seed"),
-    data_dir: Optional[Path] = typer.Option(None, help="data root (default $INTERP_STEER_DATA or ../shared/data)"),
-    device: str = typer.Option("cpu"),
+    data_dir: Optional[Path] = data_dir_option(),
+    device: str = device_option(),
 ) -> None:
     """Layer scan with bootstrap CIs → chosen layer → steerability across datasets (A/B and free text) with the A/B
     baseline and spurious factors → ID/OOD 5 × 5 grid → one report.md with every figure and a CI beside every

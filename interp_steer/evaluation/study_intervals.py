@@ -187,7 +187,8 @@ def spurious_cis(
         labels = group[dataset].to_numpy(dtype=object)
         names = sorted(pd.unique(labels))
         yes_known = group["is_Yes"].notna().groupby(group[dataset]).all().reindex(names).to_numpy(dtype=bool)
-        e = pd.to_numeric(group["is_Yes"], errors="coerce").fillna(0.0).to_numpy(dtype=float, copy=True)
+        # as float first: a nullable-boolean column (tables read back with missing is_Yes) cannot hold 0.0
+        e = pd.to_numeric(group["is_Yes"].astype("Float64"), errors="coerce").fillna(0.0).to_numpy(dtype=float, copy=True)
         e[~group[dataset].map(dict(zip(names, yes_known))).to_numpy(dtype=bool)] = 0.0  # is_Yes not (fully) known
         terms = moment_terms(_finite(group, slope, "spurious_cis"), group["is_A"].astype(float).to_numpy(), e)
         if "dataset" in levels:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.errors import ConfigError
+from interp_steer.models.embedded import DEFAULT_MODEL
 from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
 from interp_steer.runs.scan import DEFAULT_MULTIPLIERS
@@ -144,7 +145,7 @@ class StudyConfig(JobConfig):
             raise ConfigError(f"StudyConfig.table_format must be 'csv' or 'parquet', got {self.table_format!r}")
 
 
-def preset_config(preset: str, *, model: str = "smollm2-135m", data_dir: str | Path | None = None, seed: int = 0,
+def preset_config(preset: str, *, model: str = DEFAULT_MODEL, data_dir: str | Path | None = None, seed: int = 0,
                   **overrides: Any) -> StudyConfig:
     """The study's settings for ``preset``:
 
