@@ -469,7 +469,7 @@ def _readme(config, case, summary, groups, factor_tests, sae_tests, top_tokens, 
         ("Beats the baseline propensity alone (paired CI above 0): " + ", ".join(f"{r['predictor']} ({r['metric']})" for _, r in beats.iterrows())
          if len(beats) else
          f"**Nothing predicts better than the baseline propensity alone** (AUC {fmt(base_auc['value'], base_auc['ci_low'], base_auc['ci_high'])}): "
-         "every paired difference's CI contains 0."), "",
+         "no paired difference's CI lies above 0."), "",
         "![predictor](predictor.png)", "",
         "## Activation patching: a steerable and an anti-steerable sample", "",
     ]
