@@ -306,6 +306,7 @@ def main() -> None:
     parser.add_argument("--skip-sv", action="store_true", help="leave out the steering-vectors rows")
     parser.add_argument("--engines", default="naive,batched,fast,sv", help="comma list of naive, batched, fast, sv")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
+    parser.add_argument("--scan-layers", help="'A-B': the layer-scan workloads scan layers A…B only (default: all)")
     parser.add_argument("--device", default="cpu", help="torch device for the model and every engine (e.g. cuda)")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     parser.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES),
@@ -343,6 +344,9 @@ def main() -> None:
           flush=True)
     rows = []
     all_layers = list(range(model.cfg.n_layers))
+    if args.scan_layers:
+        first, last = (int(v) for v in args.scan_layers.split("-"))
+        all_layers = [layer for layer in all_layers if first <= layer <= last]
     single = min(args.single_layer, model.cfg.n_layers - 1)
     chosen = args.workloads.split(",")
     for kind, code, pairs in (("A/B", "ab", ab), ("free text", "ft", ft)):
