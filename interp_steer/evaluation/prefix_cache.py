@@ -186,7 +186,8 @@ def shared_prefix_block(
     per group (groups: the steered layers of a staircase). Queries of all groups and multipliers of one chunk row
     meet that row's prefix keys in one batched matmul (``[R, kv_heads]`` batches, no per-row copy, no grouped-query
     expansion); the suffix attends to itself causally. ``suffix_positions`` are the suffix tokens' positions (for
-    rotary), ``suffix_valid`` marks real (not padding) suffix tokens. Same result as TransformerLens's
+    rotary), ``suffix_valid`` marks real (not padding) suffix tokens; the per-token parts run on those only and
+    padding positions come back as zeros. At real positions the same result as TransformerLens's
     ``TransformerBlock`` with a cache entry of the prefix (within float rounding); check
     :func:`supports_shared_prefix_block` first.
     """
@@ -198,7 +199,14 @@ def shared_prefix_block(
     heads, d_head = cfg.n_heads, cfg.d_head
     weight, bias, kv = _qkv_weight(attn)
     per = heads // kv
-    q, k, v = F.linear(block.ln1(x), weight, bias).split([heads * d_head, kv * d_head, kv * d_head], dim=-1)
+    # the per-token parts (norms, projections, MLP) run on the real suffix tokens only, not on the padding
+    real = suffix_valid[None, :, None, :].expand(g, r, n_mult, s).reshape(n * s)
+    index = None if bool(real.all()) else real.nonzero()[:, 0]
+    tokens = x.reshape(n * s, -1) if index is None else x.reshape(n * s, -1).index_select(0, index)
+    qkv = F.linear(block.ln1(tokens[None])[0], weight, bias)
+    if index is not None:
+        qkv = qkv.new_zeros(n * s, qkv.shape[-1]).index_copy_(0, index, qkv)
+    q, k, v = qkv.reshape(n, s, -1).split([heads * d_head, kv * d_head, kv * d_head], dim=-1)
     q, k, v = q.reshape(n, s, heads, d_head), k.reshape(n, s, kv, d_head), v.reshape(n, s, kv, d_head)
     if cfg.positional_embedding_type == "rotary":
         positions = suffix_positions[None, :, None, :].expand(g, r, n_mult, s).reshape(n, s)
@@ -225,7 +233,12 @@ def shared_prefix_block(
     p_row = p_suf.reshape(r, kv, g, n_mult, s, per, s).permute(2, 0, 3, 1, 5, 4, 6).reshape(n, kv, per * s, s)
     z_suf = torch.matmul(p_row, v.permute(0, 2, 1, 3))  # [N, kv, per·S, d_head]
     z_suf = z_suf.reshape(n, kv, per, s, d_head).permute(0, 3, 1, 2, 4)
-    z = (z_pre + z_suf).reshape(n, s, heads * d_head)
+    z = (z_pre + z_suf).reshape(n * s, heads * d_head)
+    if index is not None:
+        z = z.index_select(0, index)
     w_o = attn.W_O.permute(2, 0, 1).reshape(cfg.d_model, heads * d_head)  # a view under the F.linear layout
-    resid_mid = x + F.linear(z, w_o, attn.b_O)
-    return resid_mid + block.mlp(block.ln2(resid_mid))
+    resid_mid = tokens + F.linear(z, w_o, attn.b_O)
+    out = resid_mid + block.mlp(block.ln2(resid_mid[None]))[0]
+    if index is not None:
+        out = out.new_zeros(n * s, out.shape[-1]).index_copy_(0, index, out)  # padding positions: zeros
+    return out.reshape(n, s, -1)
