@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
+from interp_steer.cli.config_options import data_dir_option, device_option, model_option
 from interp_steer.cli.options import (
     check_count,
     check_device_option,
@@ -31,10 +32,10 @@ def explain(
     multipliers: str = typer.Option("-2,-1,0,1,2", help="multipliers of the steerability fit (must include 0)"),
     patch_multiplier: Optional[float] = typer.Option(None, help="multiplier for patching/direct effects (default: max |multiplier|)"),
     eps: Optional[float] = typer.Option(None, help="|slope| ≤ eps is 'insensitive' (default 0.1 × median |slope|)"),
-    model: str = typer.Option("smollm2-135m"),
+    model: str = model_option(),
     seed: int = typer.Option(0, help="seed of the train/test split (held-out samples come from its test part)"),
-    data_dir: Optional[Path] = typer.Option(None),
-    device: str = typer.Option("cpu"),
+    data_dir: Optional[Path] = data_dir_option(),
+    device: str = device_option(),
 ) -> None:
     """Explain anti-steerable samples: breakdown, activation patching, direct effects, attention views."""
     from interp_steer.runs.explain import ExplainConfig, run_explain
@@ -72,10 +73,10 @@ def why(
     patch_layer_step: int = typer.Option(1, help="patch every k-th layer after the vector's"),
     head_regions: str = typer.Option("prompt,completion,all", help="regions over which each head is patched"),
     timing_sites: int = typer.Option(96, help="sites timed with full-sequence reruns vs the prefix cache"),
-    model: str = typer.Option("smollm2-135m"),
+    model: str = model_option(),
     seed: int = typer.Option(0, help="seed of the splits and bootstraps"),
-    data_dir: Optional[Path] = typer.Option(None),
-    device: str = typer.Option("cpu"),
+    data_dir: Optional[Path] = data_dir_option(),
+    device: str = device_option(),
 ) -> None:
     """Why are free-text samples anti-steerable? Slope-CI groups, held-out factor tests, SAE latents, a predictor
     from unsteered features, prefix-cached patching and views, one resumable unit per case."""

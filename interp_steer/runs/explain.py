@@ -19,7 +19,7 @@ from typing import Callable, ClassVar
 import torch
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig
+from interp_steer.runs.config import JobConfig, device_field, model_field
 from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
 
 
@@ -39,7 +39,7 @@ class ExplainConfig(JobConfig):
     layer: int | None = None
     n: int = 40
     sae: str | None = None
-    model: str = "smollm2-135m"
+    model: str = model_field()
     framing: str | None = None
     multipliers: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
     patch_multiplier: float | None = None  # default: the largest |multiplier|
@@ -47,7 +47,7 @@ class ExplainConfig(JobConfig):
     test_fraction: float = 0.2
     seed: int = 0
     data_dir: str | None = None
-    device: str = "cpu"
+    device: str = device_field()
     vector_sha1: str = ""
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import DEFAULT_SAE, JobConfig
+from interp_steer.runs.config import DEFAULT_SAE, JobConfig, device_field, model_field
 from interp_steer.runs.runner import Job, UnitFiles
 
 DEFAULT_CASES = ["builtin:sentiment@9", "persona:narcissism@free_text@9", "persona:politically-liberal@free_text@9"]
@@ -66,7 +66,7 @@ class WhyConfig(JobConfig):
     JOB: ClassVar[str] = "why (anti-steerable) report"
 
     cases: list[str] = field(default_factory=lambda: list(DEFAULT_CASES))
-    model: str = "smollm2-135m"
+    model: str = model_field()
     multipliers: list[float] = field(default_factory=lambda: [-1.5, -0.75, 0.0, 0.75, 1.5])
     patch_multiplier: float | None = None  # default: the largest |multiplier|
     n_train: int = 40
@@ -81,7 +81,7 @@ class WhyConfig(JobConfig):
     head_regions: list[str] = field(default_factory=lambda: ["prompt", "completion", "all"])
     batch_size: int = 64
     data_dir: str | None = None
-    device: str = "cpu"
+    device: str = device_field()
 
     def __post_init__(self) -> None:
         self.cases = list(self.cases)
