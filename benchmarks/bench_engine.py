@@ -285,7 +285,7 @@ def bench_workload(name, model, pairs, vector, layers, args, gflops) -> list[dic
         "workload": name, "engine": r.engine, "wall s": r.wall_s, "CPU s": r.cpu_s, "units/s": units / r.wall_s,
         "speed-up vs naive (wall)": naive.wall_s / r.wall_s if naive else float("nan"),
         "speed-up vs naive (CPU)": naive.cpu_s / r.cpu_s if naive else float("nan"),
-        "max |Δ| vs naive": max_abs_diff(r.frame, ref) if ref is not None else float("nan"),
+        "max abs Δ vs naive": max_abs_diff(r.frame, ref) if ref is not None else float("nan"),
         "peak RSS +MB" if not gpu else "peak GPU memory +MB": r.peak_mb, "FLOP-floor CPU s" if not gpu else "FLOP-floor s": floor_s,
         "floor fraction (CPU)" if not gpu else "floor fraction (wall)": floor_s / (r.wall_s if gpu else r.cpu_s), "note": r.note,
     } for r in results]
@@ -362,7 +362,7 @@ def main() -> None:
             rows += done
     table = pd.DataFrame(rows)
     formats = {"wall s": "{:.1f}", "CPU s": "{:.1f}", "units/s": "{:.1f}", "speed-up vs naive (wall)": "{:.1f}×",
-               "speed-up vs naive (CPU)": "{:.1f}×", "max |Δ| vs naive": "{:.1e}",
+               "speed-up vs naive (CPU)": "{:.1f}×", "max abs Δ vs naive": "{:.1e}",
                "peak RSS +MB": "{:.0f}", "peak GPU memory +MB": "{:.0f}", "FLOP-floor CPU s": "{:.2f}",
                "FLOP-floor s": "{:.3f}", "floor fraction (CPU)": "{:.1%}", "floor fraction (wall)": "{:.1%}"}
     shown = table.copy()
