@@ -27,7 +27,15 @@ import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp_steer.analysis.patching import COMPONENT_HOOKS, PATCHING_COLUMNS, PatchResult, PatchSite, _check_sites, patch_sites
+from interp_steer.analysis.patching import (
+    COMPONENT_HOOKS,
+    PATCHING_COLUMNS,
+    PatchResult,
+    PatchSite,
+    _check_sites,
+    _patch_hook,
+    patch_sites,
+)
 from interp_steer.analysis.readout import SampleSequences, sample_sequences
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import pad_token_id
@@ -109,18 +117,6 @@ class SuffixRunner:
         return self.scores(final, suffix), cached
 
 
-def _suffix_patch_hook(dest_rows: Tensor, pos: Tensor, src_rows: Tensor, heads: Tensor | None, source: Tensor):
-    def patch(act: Tensor, hook) -> Tensor:
-        act = act.clone()
-        if heads is None:
-            act[dest_rows, pos] = source[src_rows, pos].to(act.dtype)
-        else:
-            act[dest_rows, pos, heads] = source[src_rows, pos, heads].to(act.dtype)
-        return act
-
-    return patch
-
-
 @torch.inference_mode()
 def prefix_patch_sites(
     model: HookedTransformer,
@@ -166,7 +162,7 @@ def prefix_patch_sites(
             heads = tensors[3] if name.endswith("hook_z") else None
             if heads is not None and bool((heads < 0).any()):
                 raise ConfigError(f"patch site {name}: attn.hook_z sites need a head")
-            hooks.append((name, _suffix_patch_hook(tensors[0], tensors[1], tensors[2], heads, source[name])))
+            hooks.append((name, _patch_hook(tensors[0], tensors[1], tensors[2], tensors[1], heads, source[name])))
         metric, _ = runner.run(len(chunk), hooks=hooks)
         patched[chunk] = metric.numpy()
     return PatchResult(float(clean[0]), float(steered[0]), patched)
