@@ -34,9 +34,12 @@ lint: install
 	$(BIN)/ruff check interp_steer
 	$(BIN)/mypy interp_steer
 
-# the tests run with jaxtyping + beartype checking every annotated function of the package (tests/conftest.py)
+# the tests run with jaxtyping + beartype checking every annotated function of the package (tests/conftest.py),
+# spread over one pytest-xdist worker per core (each single-threaded; an idle worker takes queued tests from the
+# other, so the long notebook tests do not end up in one queue; TEST_WORKERS=0 runs them in this process)
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: install lint
-	$(BIN)/python -m pytest -q -ra -m "not ray" tests
+	$(BIN)/python -m pytest -q -ra -m "not ray" -n $(TEST_WORKERS) --dist worksteal --durations=25 tests
 
 test-ray: install
 	unshare -n bash -c 'ip link set lo up && RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled \
