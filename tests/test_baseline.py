@@ -3,6 +3,7 @@ side-effect functions run on their own (tiny random model)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -42,3 +43,30 @@ def test_prompting_baseline_against_reference(tiny):
     assert rows["prompting", "pos"].kl == pytest.approx(kl_prompt)
     assert table.loc[table.arm != "contrast", "distinct_1"].notna().all()
     assert table.format_mass.isna().all()  # free text: no answer format
+
+
+def test_prompting_baseline_reuses_precomputed_rows(tiny):
+    """Given the caller's propensity and neutral side-effect rows, the table equals the one computed from scratch,
+    and a table missing a sample or a multiplier is refused by name."""
+    from interp_steer.errors import ConfigError
+
+    pairs = load_dataset("builtin:sentiment", limit=4)
+    g = torch.Generator().manual_seed(7)
+    vector = SteeringVector({"blocks.1.hook_resid_post": torch.randn(64, generator=g)}, Provenance(method="test"))
+    sentences = baseline_sentences("builtin:sentiment")
+    neutral = prepare_neutral(tiny, load_neutral_corpus(limit=3), continuation_tokens=2)
+    fresh = prompting_baseline(tiny, pairs, vector, 2.0, sentences=sentences, neutral=neutral, n_boot=300)
+    # rows as the demo has them: several layers and multipliers, samples in another order
+    other = SteeringVector({"blocks.0.hook_resid_post": torch.randn(64, generator=g)}, Provenance(method="test"))
+    props = pd.concat([naive_propensities(tiny, apply_variant(pairs, "BASE"), v, [-2.0, -1.0, 0.0, 2.0]).assign(layer=k)
+                       for k, v in ((1, vector), (0, other))]).iloc[::-1]
+    side = neutral_side_effects(tiny, neutral, vector, [-2.0, 0.0, 2.0]).assign(layer=1)
+    reused = prompting_baseline(tiny, pairs, vector, 2.0, sentences=sentences, neutral=neutral, n_boot=300,
+                                steered=props, steered_neutral=side)
+    pd.testing.assert_frame_equal(reused, fresh, atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="steered lacks 1 of 4 sample_ids at multiplier 2"):
+        prompting_baseline(tiny, pairs, vector, 2.0, sentences=sentences,
+                           steered=props[~((props.multiplier == 2.0) & (props.sample_id == pairs[0].id))])
+    with pytest.raises(ConfigError, match="steered_neutral lacks 3 of 3 passage_ids at multiplier -2"):
+        prompting_baseline(tiny, pairs, vector, 2.0, sentences=sentences, neutral=neutral, steered=props,
+                           steered_neutral=side[side.multiplier != -2.0])

@@ -85,3 +85,26 @@ def test_embedded_second_load_uses_cache(embedded, tmp_path, monkeypatch):
     cached_seconds = time.perf_counter() - start
     assert torch.equal(first.W_U, second.W_U) and torch.equal(first.blocks[7].attn.W_Q, second.blocks[7].attn.W_Q)
     assert cached_seconds < 20
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
+def test_one_call_load_equals_transformer_lens_unprocessed_load(name):
+    """The loader's single ``load_state_dict`` gives the same parameters and buffers as TransformerLens's
+    key-by-key ``load_and_process_state_dict`` with nothing folded (missing keys filled the same way)."""
+    from transformer_lens import HookedTransformer
+
+    from interp_steer.models.llama_conversion import load_unprocessed_state_dict
+    from interp_steer.models.processing import UNPROCESSED
+
+    source = tiny_model(name, seed=3)
+    state = {k: v.clone() for k, v in source.state_dict().items() if not k.endswith(("b_Q", "b_K", "b_V"))}
+    ours = HookedTransformer(source.cfg, move_to_device=False)
+    theirs = HookedTransformer(source.cfg, move_to_device=False)
+    load_unprocessed_state_dict(ours, state)
+    theirs.load_and_process_state_dict(dict(state), **UNPROCESSED)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    for key, value in state.items():  # the given weights were loaded, not left at the constructor's init
+        torch.testing.assert_close(a[key], value, rtol=0, atol=0, msg=key)

@@ -72,6 +72,27 @@ def _ci(values, n_boot: int, seed: int) -> tuple[float, float, float]:
     return bootstrap_ci(np.asarray(values, dtype=np.float64), n_boot=n_boot, seed=seed)
 
 
+def _reused_rows(table: pd.DataFrame, name: str, layer: int, multipliers: Sequence[float], key: str,
+                 ids: Sequence[str], values: Sequence[str]) -> pd.DataFrame:
+    """The rows of a caller's precomputed ``table`` at ``layer`` and ``multipliers``, checked to cover every id."""
+    missing = [c for c in (key, "multiplier", *values) if c not in table.columns]
+    if missing:
+        raise ConfigError(f"prompting_baseline: {name} has no column(s) {', '.join(missing)}")
+    rows = table
+    if "layer" in rows.columns:
+        rows = rows[rows["layer"] == layer]
+    if "variant" in rows.columns and (rows["variant"] != "BASE").any():
+        rows = rows[rows["variant"] == "BASE"]
+    rows = rows[rows["multiplier"].isin([float(m) for m in multipliers])]
+    want = set(ids)
+    for mult in multipliers:
+        have = set(rows.loc[rows["multiplier"] == float(mult), key])
+        if not want <= have:
+            raise ConfigError(f"prompting_baseline: {name} lacks {len(want - have)} of {len(want)} {key}s at "
+                              f"multiplier {mult:g}, layer {layer} (e.g. {sorted(want - have)[0]!r})")
+    return rows[rows[key].isin(want)].drop_duplicates([key, "multiplier"])
+
+
 def prompting_baseline(
     model: HookedTransformer,
     pairs: Sequence[ContrastivePair],
@@ -88,6 +109,8 @@ def prompting_baseline(
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
+    steered: pd.DataFrame | None = None,
+    steered_neutral: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One tidy table (columns :data:`BASELINE_COLUMNS`): steering at ``±multiplier`` vs the SYS_POS / SYS_NEG
     persona prompts on ``pairs`` (held-out, BASE rendering is applied here), with shifts and side effects.
@@ -96,6 +119,12 @@ def prompting_baseline(
     is the factor on the original vector, default ``multiplier``). ``neutral``: the neutral set for ``kl`` /
     ``dnll`` (omitted: NaN). ``generation_messages``: user messages to generate from under each arm (omitted:
     no generation metrics). ``engine`` has :func:`compute_propensities`' signature.
+
+    ``steered`` / ``steered_neutral`` reuse work already done by the caller (e.g. the demo's propensity and
+    side-effect steps): propensity rows of ``pairs`` under the BASE prompt steered by ``vector`` at ``-m``, ``0``
+    and ``+m`` (columns ``sample_id, multiplier, propensity``, filtered to the vector's layer where a ``layer``
+    column exists), and :func:`neutral_side_effects` rows of ``neutral`` at ``±m``. Incomplete tables are a
+    ``ConfigError`` naming what is missing.
     """
     if not pairs:
         raise ConfigError("prompting_baseline: no pairs")
@@ -106,9 +135,18 @@ def prompting_baseline(
     dataset = pairs[0].dataset
     base = apply_variant(pairs, "BASE")
     m = float(multiplier)
-    steered = engine(model, base, vector, [-m, 0.0, m], batch_size=batch_size, progress=False)
+    if steered is None:
+        steered = engine(model, base, vector, [-m, 0.0, m], batch_size=batch_size, progress=False)
+    else:
+        steered = _reused_rows(steered, "steered", layer, [-m, 0.0, m], "sample_id", [p.id for p in base],
+                               ("propensity",))
+    if steered_neutral is not None:
+        if neutral is None:
+            raise ConfigError("prompting_baseline: steered_neutral given without the neutral set it was computed on")
+        steered_neutral = _reused_rows(steered_neutral, "steered_neutral", layer, [-m, m], "passage_id",
+                                       list(neutral.passage_ids), ("kl", "dnll"))
     by_m = {mult: frame.set_index("sample_id")["propensity"] for mult, frame in steered.groupby("multiplier")}
-    reference = by_m[0.0]
+    reference = by_m[0.0].reindex([p.id for p in base])  # pair order, whichever table the rows came from
     prompted = {}
     for variant in ("SYS_POS", "SYS_NEG"):
         frame = engine(model, apply_variant(pairs, variant, sentences), vector, [0.0], batch_size=batch_size, progress=False)
@@ -133,7 +171,9 @@ def prompting_baseline(
             rec.update(zip((name, f"{name}_lo", f"{name}_hi"), _ci(values, n_boot, seed)))
         sentence = sentences.positive if arm == "pos" else sentences.negative
         if neutral is not None:
-            if method == "steering":
+            if method == "steering" and steered_neutral is not None:
+                side = steered_neutral[steered_neutral["multiplier"] == signed]
+            elif method == "steering":
                 side = neutral_side_effects(model, neutral, vector, [signed], batch_size=batch_size)
             else:
                 prefix = encode_text(tok, sentence + "\n\n")

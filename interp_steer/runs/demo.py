@@ -88,10 +88,14 @@ class DemoJob(Job):
         self._split = None
         self._vectors: dict[int, SteeringVector] | None = None
         self._neutral: NeutralSet | None = None
+        # tables computed by earlier units of this process, reused by the baseline (a resumed run or a remote worker
+        # has none and recomputes the rows it needs)
+        self._computed: dict[str, pd.DataFrame] = {}
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_neutral"] = None  # recomputed by each worker
+        state["_computed"] = {}
         return state
 
     def units(self) -> list[DemoUnit]:
@@ -151,12 +155,14 @@ class DemoJob(Job):
         if unit.kind == "generations":
             return [(files[0], demo_generations(model, main, cfg.generation_multipliers, cfg.max_new_tokens))]
         if unit.kind == "propensity":
-            return [(files[0], _fast_engine(model, self.split()[1], vectors, cfg.multipliers))]
+            self._computed["propensity"] = _fast_engine(model, self.split()[1], vectors, cfg.multipliers)
+            return [(files[0], self._computed["propensity"])]
         if unit.kind == "side_effects":
             from interp_steer.evaluation.side_effects import neutral_side_effects
 
             side = neutral_side_effects(model, self.neutral(model), main, cfg.multipliers)
             side.insert(0, "layer", cfg.eval_layer)
+            self._computed["side_effects"] = side
             return [(files[0], side)]
         return [(files[0], self.baseline(model, main))]
 
@@ -174,8 +180,11 @@ class DemoJob(Job):
             sentences = baseline_sentences(cfg.dataset, train)
         except InterpSteerError as exc:
             return pd.DataFrame([{"note": f"no prompting baseline: {exc}"}], columns=[*BASELINE_COLUMNS, "note"])
+        # the steered arms at ±m are rows the propensity and side-effect steps of this run already computed
         table = prompting_baseline(model, test, vector, m, sentences=sentences, neutral=self.neutral(model),
-                                   engine=_fast_engine, n_boot=cfg.n_boot, seed=cfg.seed)
+                                   engine=_fast_engine, n_boot=cfg.n_boot, seed=cfg.seed,
+                                   steered=self._computed.get("propensity"),
+                                   steered_neutral=self._computed.get("side_effects"))
         return table.dropna(axis=1, how="all").assign(note="")
 
     def combine(self, out_dir: Path) -> dict[str, pd.DataFrame]:

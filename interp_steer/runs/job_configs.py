@@ -312,11 +312,11 @@ class DemoConfig(JobConfig):
     multipliers: list[float] = option_field(default_factory=lambda: list(DEMO_MULTIPLIERS),
                                             help="comma-separated steering multipliers (must include 0)")
     n_train: int = option_field(60, help="training pairs for the CAA vectors")
-    n_test: int = option_field(40, help="held-out pairs for the propensity table")
+    n_test: int = option_field(24, help="held-out pairs for the propensity table")
     seed: int = option_field(0, help="split seed")
     generation_multiplier: float = option_field(4.0, help="generations are shown at −M, 0 and +M")
     max_new_tokens: int = option_field(32, help="tokens generated per demo prompt and multiplier")
-    n_neutral: int = option_field(16, help="neutral passages for the KL / ΔNLL side effects")
+    n_neutral: int = option_field(12, help="neutral passages for the KL / ΔNLL side effects")
     continuation_tokens: int = option_field(16, help="greedy unsteered continuation tokens per neutral passage")
     n_boot: int = option_field(1000, help="bootstrap resamples of the 95% intervals")
     data_dir: str | None = option_field(None, help=DATA_DIR_HELP)
