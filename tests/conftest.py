@@ -21,6 +21,10 @@ if typecheck_conf.ENABLED:
 
 # small matmuls on a busy 2-core machine are far faster single-threaded
 torch.set_num_threads(1)
+# ... and so are the processes tests start (notebook kernels, CLI subprocesses), which inherit this: with torch's
+# default of one thread per core, two xdist workers oversubscribe two cores (notebook 01 took 211 s that way, 21 s
+# single-threaded)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

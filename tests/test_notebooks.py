@@ -22,6 +22,7 @@ def test_all_four_notebooks_are_committed():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path):
+    # the kernel runs single-threaded: it inherits OMP_NUM_THREADS=1 from conftest.py
     notebook = nbformat.read(path, as_version=4)
     assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "committed without outputs"
     workdir = tmp_path / "nb"

@@ -12,7 +12,8 @@ import pandas as pd
 from interp_steer.models import load_model
 from interp_steer.data import load_dataset, train_test_split
 from interp_steer.methods import extract_caa
-from interp_steer.evaluation import compute_propensities, steerability, summarize_steerability, spurious_factor_variance, random_baseline
+from interp_steer.evaluation import steerability, summarize_steerability, spurious_factor_variance, random_baseline
+from interp_steer.evaluation.fast_engine import fast_propensities  # prefix-cached; same table as compute_propensities
 from interp_steer.viz.plots import plot_propensity_curves, plot_steerability_distribution
 
 model = load_model()
@@ -23,7 +24,7 @@ tables = {}
 for framing in ("free_text", "ab"):
     train, test = train_test_split(load_dataset("builtin:sentiment", framing=framing), test_fraction=0.2, seed=0)
     vector = extract_caa(model, train[:60], layers=[12], progress=False)
-    tables[framing] = compute_propensities(model, test[:24], vector, MULTIPLIERS)
+    tables[framing] = fast_propensities(model, test[:24], vector, MULTIPLIERS, progress=False)
 propensities = pd.concat(tables.values(), ignore_index=True)
 per_sample = steerability(propensities)
 summarize_steerability(per_sample, by=["dataset"])
@@ -52,16 +53,18 @@ spurious_factor_variance(per_sample[per_sample["kind"] == "ab"])
 # %%
 train, test = train_test_split(load_dataset("builtin:sentiment", framing="free_text"), test_fraction=0.2, seed=0)
 vector = extract_caa(model, train[:60], layers=[12], progress=False)
-baseline = random_baseline(model, test[:12], vector, MULTIPLIERS, seeds=(0,))
+baseline = random_baseline(model, test[:12], vector, MULTIPLIERS, seeds=(0,), engine=fast_propensities, progress=False)
 summarize_steerability(steerability(baseline), by=["vector"])
 
 # %% [markdown]
-# **A small layer scan** (free text, a few layers): steerability grows with depth on this model.
+# **A small layer scan** (free text, a few layers, all in one fast-engine call): steerability grows with depth on
+# this model.
 
 # %%
 from interp_steer.methods import collect_contrastive_activations, mean_difference
 from interp_steer.steering import SteeringVector
 layers = [3, 9, 15, 21]
 directions = mean_difference(collect_contrastive_activations(model, train[:40], layers, progress=False))
-scan = pd.concat([compute_propensities(model, test[:12], SteeringVector({h: d}), MULTIPLIERS) for h, d in directions.items()])
+vectors = {int(h.split(".")[1]): SteeringVector({h: d}) for h, d in directions.items()}
+scan = fast_propensities(model, test[:12], vectors, MULTIPLIERS, progress=False)
 summarize_steerability(steerability(scan), by=["layer"])[["layer", "mean_slope", "anti_steerable_fraction", "mean_r2"]]

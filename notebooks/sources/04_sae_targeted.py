@@ -15,7 +15,8 @@ from interp_steer.methods.sae_targeted import build_sae_targeted_vector, decoder
 from interp_steer.sae.loading import load_sae
 from interp_steer.sae.projections import decoder_cosine_table
 from interp_steer.sae.feature_effects import mean_feature_activations
-from interp_steer.evaluation import compute_propensities, steerability, summarize_steerability
+from interp_steer.evaluation import steerability, summarize_steerability
+from interp_steer.evaluation.fast_engine import fast_propensities
 from interp_steer.steering import chat_prompt
 import pandas as pd
 
@@ -52,7 +53,7 @@ delta = steered - base
 rows = []
 for i, name in enumerate(vectors):
     off = torch.cat([delta[i, :target], delta[i, target + 1:]])
-    table = compute_propensities(model, test[:12], vectors[name], [-1, 0, 1])
+    table = fast_propensities(model, test[:12], vectors[name], [-1, 0, 1], progress=False)
     summary = summarize_steerability(steerability(table), by=["hook_name"]).iloc[0]
     rows.append({"vector": name, "target_increase": float(delta[i, target]), "off_target_mean_abs": float(off.abs().mean()),
                  "mean_slope": summary["mean_slope"], "anti_steerable_fraction": summary["anti_steerable_fraction"]})
