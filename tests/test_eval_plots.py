@@ -56,3 +56,23 @@ def test_plots_reject_bad_tables(tables):
         plot_layer_scan(summary.drop(columns="layer"))
     with pytest.raises(ConfigError):
         plot_propensity_curves(props.iloc[:0])
+
+
+def test_comparison_plots_never_put_logits_and_nats_on_one_axis():
+    """A table with A/B and free-text rows gets one panel per kind, each axis labelled with its own unit."""
+    from interp_steer.viz.comparison_plots import plot_mean_propensity_by_vector, plot_slopes_by_vector
+
+    rng = np.random.default_rng(0)
+    rows = [{"vector": v, "kind": kind, "sample_id": f"{kind}{i}", "multiplier": m, "propensity": rng.normal()}
+            for v in ("caa", "sae_ts") for kind in ("ab", "free_text") for i in range(4) for m in (-1.0, 0.0, 1.0)]
+    propensities = pd.DataFrame(rows)
+    fig = plot_mean_propensity_by_vector(propensities)
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert len(labels) == 2 and "logits" in labels[0] and "nats" in labels[1]
+    per_sample = propensities.groupby(["vector", "kind", "sample_id"], as_index=False)["propensity"].mean().rename(
+        columns={"propensity": "slope"})
+    fig = plot_slopes_by_vector(per_sample)
+    labels = [ax.get_xlabel() for ax in fig.axes]
+    assert len(labels) == 2 and "logits" in labels[0] and "nats" in labels[1]
+    single = plot_slopes_by_vector(per_sample[per_sample["kind"] == "free_text"])
+    assert len(single.axes) == 1 and "nats" in single.axes[0].get_xlabel()

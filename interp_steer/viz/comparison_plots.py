@@ -7,7 +7,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from interp_steer.viz.plots import PROPENSITY_UNITS, SLOPE_UNITS, _need  # noqa: E402
+from interp_steer.viz.plots import (  # noqa: E402
+    KIND_PROPENSITY_UNITS,
+    KIND_SLOPE_UNITS,
+    PROPENSITY_UNITS,
+    SLOPE_UNITS,
+    _by_kind,
+    _kind_axes,
+    _need,
+)
 
 
 def plot_cosine_heatmap(cosine: pd.DataFrame, title: str | None = None) -> Figure:
@@ -46,30 +54,39 @@ def plot_feature_effects(effects: pd.DataFrame, title: str | None = None) -> Fig
 
 
 def plot_mean_propensity_by_vector(propensities: pd.DataFrame, title: str | None = None) -> Figure:
-    """Mean ± standard error of propensity vs multiplier, one line per vector."""
+    """Mean ± standard error of propensity vs multiplier, one line per vector; A/B (logits) and free-text (nats)
+    rows of a table with a ``kind`` column go to separate panels, each labelled with its unit."""
     _need(propensities, ["vector", "multiplier", "propensity"], "plot_mean_propensity_by_vector")
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, (name, group) in enumerate(propensities.groupby("vector", sort=False)):
-        stats = group.groupby("multiplier")["propensity"].agg(["mean", "std", "count"])
-        sem = (stats["std"] / np.sqrt(stats["count"])).fillna(0.0)
-        ax.errorbar(stats.index, stats["mean"], yerr=sem, marker="o", capsize=3, color=f"C{i % 10}", label=name)
-    ax.axhline(0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("multiplier (× common norm)")
-    ax.set_ylabel(PROPENSITY_UNITS)
-    ax.set_title(title or "Propensity vs multiplier (mean ± s.e.)")
-    ax.legend(fontsize=7, loc="best")
+    parts = _by_kind(propensities)
+    fig, axes = _kind_axes(parts, 6.5, 4.2)
+    for ax, (kind, frame) in zip(axes, parts):
+        for i, (name, group) in enumerate(frame.groupby("vector", sort=False)):
+            stats = group.groupby("multiplier")["propensity"].agg(["mean", "std", "count"])
+            sem = (stats["std"] / np.sqrt(stats["count"])).fillna(0.0)
+            ax.errorbar(stats.index, stats["mean"], yerr=sem, marker="o", capsize=3, color=f"C{i % 10}", label=name)
+        ax.axhline(0, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("multiplier (× common norm)")
+        ax.set_ylabel(KIND_PROPENSITY_UNITS.get(kind, PROPENSITY_UNITS) if kind else PROPENSITY_UNITS)
+        suffix = f" — {kind}" if len(parts) > 1 else ""
+        ax.set_title((title or "Propensity vs multiplier (mean ± s.e.)") + suffix)
+        ax.legend(fontsize=7, loc="best")
     return fig
 
 
 def plot_slopes_by_vector(per_sample: pd.DataFrame, title: str | None = None) -> Figure:
-    """Box plot of per-sample steerability (slope) for each vector, in table order."""
+    """Box plot of per-sample steerability (slope) for each vector, in table order; A/B (logits per unit) and
+    free-text (nats per unit) rows of a table with a ``kind`` column go to separate panels."""
     _need(per_sample, ["vector", "slope"], "plot_slopes_by_vector")
-    order = list(dict.fromkeys(per_sample["vector"]))
-    data = [per_sample.loc[per_sample["vector"] == v, "slope"].dropna().to_numpy() for v in order]
-    fig, ax = plt.subplots(figsize=(6.5, max(2.5, 0.45 * len(order) + 1.2)))
-    ax.boxplot(data, orientation="horizontal", widths=0.6)
-    ax.set_yticks(range(1, len(order) + 1), order, fontsize=8)
-    ax.axvline(0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel(SLOPE_UNITS)
-    ax.set_title(title or "Per-sample steerability by vector")
+    parts = _by_kind(per_sample)
+    n_rows = max(len(dict.fromkeys(frame["vector"])) for _, frame in parts)
+    fig, axes = _kind_axes(parts, 6.5, max(2.5, 0.45 * n_rows + 1.2))
+    for ax, (kind, frame) in zip(axes, parts):
+        order = list(dict.fromkeys(frame["vector"]))
+        data = [frame.loc[frame["vector"] == v, "slope"].dropna().to_numpy() for v in order]
+        ax.boxplot(data, orientation="horizontal", widths=0.6)
+        ax.set_yticks(range(1, len(order) + 1), order, fontsize=8)
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel(KIND_SLOPE_UNITS.get(kind, SLOPE_UNITS) if kind else SLOPE_UNITS)
+        suffix = f" — {kind}" if len(parts) > 1 else ""
+        ax.set_title((title or "Per-sample steerability by vector") + suffix)
     return fig
