@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_shapes import DTYPES, SHAPES, random_model  # noqa: E402
+from peak_rss import PeakRss  # noqa: E402
 
 from interp_steer.data import ContrastivePair  # noqa: E402
 from interp_steer.evaluation.fast_engine import fast_propensities  # noqa: E402
@@ -45,31 +44,6 @@ KEY = ["layer", "sample_id", "multiplier"]
 
 
 # ----------------------------------------------------------------------------------------------- measurement
-class PeakRss:
-    """Peak resident memory above the level at entry, sampled every 5 ms in a thread."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss_mb())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.delta_mb = self.peak - self.base
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def gemm_gflops(model, seconds: float = 2.0) -> float:
     """Matmul GFLOP per second at the model's MLP shape, dtype and device (for the FLOP floor).
 

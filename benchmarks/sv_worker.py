@@ -17,41 +17,15 @@ Writes, per mode, timing, peak RSS and raw scores as JSON.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
+from peak_rss import PeakRss  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 from steering_vectors import SteeringVector
 from transformers import AutoModelForCausalLM
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-class PeakRss:
-    """Peak resident memory above the level at entry, sampled every 5 ms in a thread."""
-
-    def __enter__(self):
-        self.base = self.peak = rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, rss_mb())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.delta_mb = self.peak - self.base
 
 
 def load(job: dict):
