@@ -133,6 +133,12 @@ def test_candidate_features_against_independent_forwards(tiny):
         assert row["attn_prompt_clean"] == pytest.approx(float(np.mean(masses)), abs=1e-5)
         latents = sae.encode(cache["blocks.1.hook_resid_post"][0, -1])
         np.testing.assert_allclose(cand.sae_latents[index], latents.numpy(), atol=1e-4)
+        # completion contrast: mean latents over each completion's own tokens, unpadded runs of each sequence
+        means = []
+        for r in seqs.rows:
+            _, full = tiny.run_with_cache(torch.tensor([r.ids]))
+            means.append(sae.encode(full["blocks.1.hook_resid_post"][0, seqs.steer_from + 1:]).mean(0))
+        np.testing.assert_allclose(cand.completion_latents[index], (means[0] - means[1]).numpy(), atol=1e-4)
         del index
     assert cand.token_latents.shape[0] == len(cand.token_records)
     top = sae_top_tokens(cand.token_latents, cand.token_records, [0, 1], k=2)
@@ -178,3 +184,16 @@ def test_sae_heldout_tests_pick_the_separating_latent_on_the_discovery_half_only
     assert tests.iloc[0]["feature"] == 17 and tests.iloc[0]["held"]
     assert tests.iloc[0]["discovery_d"] < 0 and tests.iloc[0]["active_anti"] == 1.0
     assert tests["held"].sum() <= 2  # noise latents rarely hold
+
+
+def test_signed_sae_tests_count_negative_differences_as_active():
+    """Completion-contrast latents are differences: with ``signed=True`` a latent that is negative on the
+    anti-steerable samples is selected and held; without it, it never counts as active."""
+    _, slope, groups, rng = _synthetic(seed=3)
+    contrast = rng.normal(0, 0.1, size=(80, 30)) * (rng.random((80, 30)) < 0.3)
+    contrast[:, 5] = np.minimum(slope, 0) * 2 - 0.01  # negative, more so on anti-steerable samples
+    discovery = discovery_split(groups, 0.5, seed=0)
+    signed = sae_heldout_tests(contrast, slope, groups, discovery=discovery, top_k=5, n_boot=300, signed=True)
+    assert signed.iloc[0]["feature"] == 5 and signed.iloc[0]["held"] and signed.iloc[0]["active_anti"] == 1.0
+    unsigned = sae_heldout_tests(contrast, slope, groups, discovery=discovery, top_k=5, n_boot=300)
+    assert 5 not in set(unsigned["feature"])

@@ -16,8 +16,10 @@
 * ``metric_clean`` / ``metric_steered`` / ``metric_direct``, ``total_per_unit``, ``direct_per_unit`` — the direct
   effect of the vector on the completion tokens (``multiplier × v`` added to the clean final residual only; see
   :mod:`interp_steer.analysis.completion_effects`), computed from the same two runs;
-* with an SAE: its latents at the last prompt token (``sae_latents``) and at every token (for top-activating
-  tokens).
+* with an SAE: its latents at the last prompt token (``sae_latents``), the *completion contrast*
+  (``completion_latents``: the mean latent activation over the positive completion's tokens minus that over the
+  negative completion's; on data sets whose samples share one prompt this is where samples differ), and the latents at
+  every token (for top-activating tokens).
 
 :func:`heldout_factor_tests` splits the samples (stratified by group) into a discovery and a held-out half: each
 factor's direction is read on the discovery half and its effect — Spearman ρ with the slope and Cohen's d
@@ -61,12 +63,14 @@ STEERED_FEATURES = ["attn_prompt_steered", "attn_prompt_delta", "direct_per_unit
 
 @dataclass
 class CandidateFeatures:
-    """Per-sample candidate features, and (with an SAE) latents at the last prompt token and at every token."""
+    """Per-sample candidate features, and (with an SAE) latents at the last prompt token, the completion contrast
+    (positive-completion mean − negative-completion mean) and the latents at every token."""
 
     table: pd.DataFrame
     sae_latents: np.ndarray | None = None
     token_latents: np.ndarray | None = None
     token_records: pd.DataFrame = field(default_factory=pd.DataFrame)
+    completion_latents: np.ndarray | None = None
 
 
 def _unit(vector: SteeringVector) -> torch.Tensor:
@@ -122,7 +126,7 @@ def candidate_features(
     steering = vector.to(model.cfg.device, dtype=model.cfg.dtype)
     tokenizer: Any = model.tokenizer
     pad = pad_token_id(tokenizer)
-    records, last_latents, token_latents, token_rows = [], [], [], []
+    records, last_latents, token_latents, token_rows, contrast_latents = [], [], [], [], []
     for index, pair in enumerate(pairs):
         seqs = sample_sequences(model.tokenizer, pair)
         batch = seqs.batch(1, pad).to(model.cfg.device)
@@ -168,6 +172,8 @@ def candidate_features(
             neg_part = resid[1, off1 + n_prompt:]
             latents = sae.encode(torch.cat([pos_part, neg_part]).to(getattr(sae, "device", "cpu"))).float().cpu().numpy()
             last_latents.append(latents[seqs.steer_from])
+            n_pos = len(seqs.rows[0].ids)
+            contrast_latents.append(latents[n_prompt:n_pos].mean(0) - latents[n_pos:].mean(0))
             token_latents.append(latents.astype(np.float32))
             ids = list(seqs.rows[0].ids) + list(seqs.rows[1].ids[n_prompt:])
             sides = ["prompt"] * n_prompt + ["pos"] * (len(seqs.rows[0].ids) - n_prompt) + ["neg"] * (len(ids) - len(seqs.rows[0].ids))
@@ -179,7 +185,8 @@ def candidate_features(
     table = pd.DataFrame.from_records(records)
     if sae is None:
         return CandidateFeatures(table)
-    return CandidateFeatures(table, np.stack(last_latents), np.concatenate(token_latents), pd.DataFrame(token_rows))
+    return CandidateFeatures(table, np.stack(last_latents), np.concatenate(token_latents), pd.DataFrame(token_rows),
+                             np.stack(contrast_latents))
 
 
 def _direct_metrics(model: HookedTransformer, vector: SteeringVector, batch, seqs, start: torch.Tensor,
@@ -264,15 +271,22 @@ def heldout_factor_tests(
 
 def sae_heldout_tests(
     latents: np.ndarray, slope: np.ndarray, groups: np.ndarray | Sequence[str], *, discovery: np.ndarray, top_k: int = 8,
-    min_active: int = 3, n_boot: int = 2000, seed: int = 0,
+    min_active: int = 3, n_boot: int = 2000, seed: int = 0, signed: bool = False,
 ) -> pd.DataFrame:
     """SAE latents with the largest |Cohen's d| steerable vs anti-steerable on the discovery half (active in ≥
-    ``min_active`` discovery samples), tested on the held-out half like :func:`heldout_factor_tests`."""
+    ``min_active`` discovery samples), tested on the held-out half like :func:`heldout_factor_tests`.
+
+    ``signed``: the values are differences (e.g. the completion contrast), so "active" means non-zero rather
+    than positive, in the selection and in the ``active_*`` shares."""
     groups_a = np.asarray(groups, dtype=str)
     disc = np.asarray(discovery, dtype=bool)
     d_lat, g_lat = latents[disc], groups_a[disc]
+
+    def active(values: np.ndarray) -> np.ndarray:
+        return values != 0 if signed else values > 0
+
     candidates = []
-    for feature in np.flatnonzero((d_lat > 0).sum(axis=0) >= min_active):
+    for feature in np.flatnonzero(active(d_lat).sum(axis=0) >= min_active):
         d = cohens_d(d_lat[g_lat == "steerable", feature], d_lat[g_lat == "anti-steerable", feature])
         if np.isfinite(d):
             candidates.append((abs(d), int(feature), d))
@@ -283,8 +297,8 @@ def sae_heldout_tests(
     tests = heldout_factor_tests(frame, slope, groups_a, list(frame.columns), discovery=disc, n_boot=n_boot, seed=seed)
     tests.insert(0, "feature", [f for _, f, _ in chosen])
     tests["discovery_d"] = [d for _, _, d in chosen]
-    tests["active_steerable"] = [float((latents[groups_a == "steerable", f] > 0).mean()) for _, f, _ in chosen]
-    tests["active_anti"] = [float((latents[groups_a == "anti-steerable", f] > 0).mean()) for _, f, _ in chosen]
+    tests["active_steerable"] = [float(active(latents[groups_a == "steerable", f]).mean()) for _, f, _ in chosen]
+    tests["active_anti"] = [float(active(latents[groups_a == "anti-steerable", f]).mean()) for _, f, _ in chosen]
     # "held" for a latent: the held-out d CI excludes 0 on the discovery side
     tests["held"] = [bool((d > 0 and lo > 0) or (d < 0 and hi < 0))
                      for d, lo, hi in zip(tests["discovery_d"], tests["heldout_d_low"], tests["heldout_d_high"])]

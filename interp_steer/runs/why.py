@@ -308,12 +308,23 @@ def why_case_files(config: WhyConfig, case: str, model) -> list[tuple[str, Any]]
                                       n_boot=config.n_boot, seed=config.seed)
         if not sae_tests.empty:
             top_tokens = sae_top_tokens(cand.token_latents, cand.token_records, sae_tests["feature"].tolist(), k=5)
+    contrast_tests, contrast_tokens = pd.DataFrame(), pd.DataFrame()
+    if sae is not None and cand.completion_latents is not None and cand.token_latents is not None:
+        contrast_tests = sae_heldout_tests(cand.completion_latents, slope, group_arr, discovery=discovery, top_k=8,
+                                           n_boot=config.n_boot, seed=config.seed, signed=True)
+        if not contrast_tests.empty:
+            contrast_tokens = sae_top_tokens(cand.token_latents, cand.token_records,
+                                             contrast_tests["feature"].tolist(), k=5)
 
     design = features[UNSTEERED_FEATURES]
     extra = {}
     if cand.sae_latents is not None:
         extra["unsteered + SAE (top 5 latents per fold)"] = (
             np.hstack([design.to_numpy(dtype=float), cand.sae_latents]),
+            fixed_plus_top_correlated(len(UNSTEERED_FEATURES), 5))
+    if cand.completion_latents is not None:
+        extra["unsteered + SAE completion contrast (top 5 per fold)"] = (
+            np.hstack([design.to_numpy(dtype=float), cand.completion_latents]),
             fixed_plus_top_correlated(len(UNSTEERED_FEATURES), 5))
     predictor, oof = evaluate_predictors(
         design, slope, {"baseline propensity": ["baseline_propensity"], "unsteered features": UNSTEERED_FEATURES},
@@ -373,16 +384,21 @@ def why_case_files(config: WhyConfig, case: str, model) -> list[tuple[str, Any]]
     if not sae_tests.empty:
         figures["sae_heldout.png"] = plot_factor_effects(sae_tests.assign(feature=[f"latent {f}" for f in sae_tests["feature"]]),
                                                          label="feature", title=f"{case}: SAE latents chosen on the discovery half")
+    if not contrast_tests.empty:
+        figures["sae_completion_heldout.png"] = plot_factor_effects(
+            contrast_tests.assign(feature=[f"latent {f}" for f in contrast_tests["feature"]]), label="feature",
+            title=f"{case}: SAE completion contrast (pos − neg), latents chosen on the discovery half")
 
     summary = {"case": case, "spec": spec, "layer": layer, "hook": hook, "n_train": len(train), "n_test": len(test),
                "vector_norm": float(vector.directions[hook].norm()), "groups": sizes, "rule": groups.attrs.get("rule", ""),
                "steerable_sample": str(steer_id), "anti_sample": str(anti_id), "view_layer": view_layer,
                "speedup": speed, "timings_s": timings}
-    readme = _readme(config, case, summary, groups, factor_tests, sae_tests, top_tokens, predictor, patching, regions,
-                     direct, top_vector_tokens, lens, markdown_table, _fmt_ci)
+    readme = _readme(config, case, summary, groups, factor_tests, (sae_tests, top_tokens), (contrast_tests, contrast_tokens),
+                     predictor, patching, regions, direct, top_vector_tokens, lens, markdown_table, _fmt_ci)
     files: list[tuple[str, Any]] = [
         ("propensity.csv", props), ("groups.csv", groups), ("features.csv", features),
         ("factor_tests.csv", factor_tests), ("sae_features.csv", sae_tests), ("sae_top_tokens.csv", top_tokens),
+        ("sae_completion_features.csv", contrast_tests), ("sae_completion_top_tokens.csv", contrast_tokens),
         ("predictor.csv", predictor), ("predictions_oof.csv", oof), ("patching.csv", patching),
         ("patching_regions.csv", regions), ("direct_effect.csv", direct), ("completion_tokens.csv", tokens),
         ("logit_lens.csv", lens), ("vector_top_tokens.csv", top_vector_tokens),
@@ -393,7 +409,24 @@ def why_case_files(config: WhyConfig, case: str, model) -> list[tuple[str, Any]]
     return files
 
 
-def _readme(config, case, summary, groups, factor_tests, sae_tests, top_tokens, predictor, patching, regions, direct,
+def _sae_section(tests: pd.DataFrame, top_tokens: pd.DataFrame, intro: str, figure: str, markdown_table, fmt) -> list[str]:
+    """README lines for one table of SAE latents tested on the held-out half (or why there is none)."""
+    if tests.empty:
+        return ["No SAE latent was active in enough discovery samples to compare.", ""]
+    view = pd.DataFrame({
+        "latent": tests["feature"], "discovery d": tests["discovery_d"].round(2),
+        "held-out d [95% CI]": [fmt(d, lo, hi) for d, lo, hi in zip(tests["heldout_d"], tests["heldout_d_low"], tests["heldout_d_high"])],
+        "held-out ρ [95% CI]": [fmt(r, lo, hi) for r, lo, hi in zip(tests["heldout_rho"], tests["heldout_rho_low"], tests["heldout_rho_high"])],
+        "active (steerable / anti)": [f"{a:.0%} / {b:.0%}" for a, b in zip(tests["active_steerable"], tests["active_anti"])],
+        "held": tests["held"],
+        "top tokens": [", ".join(repr(t) for t in top_tokens[top_tokens["feature"] == f]["token"].head(5)) for f in tests["feature"]],
+    })
+    return [f"{intro} The {len(tests)} latents with the largest |d| on the discovery half, tested on the held-out half "
+            f"({int(tests['held'].sum())} held). Top tokens: where each latent fires most over every sample's prompt and "
+            "completions.", "", markdown_table(view), "", f"![sae]({figure})", ""]
+
+
+def _readme(config, case, summary, groups, factor_tests, sae_last, sae_contrast, predictor, patching, regions, direct,
             top_vector_tokens, lens, markdown_table, fmt) -> str:
     """The case's README.md (every number from the tables beside it)."""
     sizes = summary["groups"]
@@ -443,23 +476,16 @@ def _readme(config, case, summary, groups, factor_tests, sae_tests, top_tokens, 
                                                   zip(held["factor"], held["heldout_rho"], held["heldout_rho_low"], held["heldout_rho_high"]))
          if len(held) else "No factor held on the held-out half (every held-out ρ CI contains 0 or has the other sign)."), "",
         "![factors](factors_heldout.png)", "",
-        "## SAE latents (bundled `smollm2-135m-l12`, last prompt token, clean run)", "",
+        f"## SAE latents (`{config.sae}`): last prompt token, clean run", "",
     ]
-    if sae_tests.empty:
-        lines += ["No SAE latent was active in enough discovery samples to compare.", ""]
-    else:
-        sae_view = pd.DataFrame({
-            "latent": sae_tests["feature"], "discovery d": sae_tests["discovery_d"].round(2),
-            "held-out d [95% CI]": [fmt(d, lo, hi) for d, lo, hi in zip(sae_tests["heldout_d"], sae_tests["heldout_d_low"], sae_tests["heldout_d_high"])],
-            "held-out ρ [95% CI]": [fmt(r, lo, hi) for r, lo, hi in zip(sae_tests["heldout_rho"], sae_tests["heldout_rho_low"], sae_tests["heldout_rho_high"])],
-            "active (steerable / anti)": [f"{a:.0%} / {b:.0%}" for a, b in zip(sae_tests["active_steerable"], sae_tests["active_anti"])],
-            "held": sae_tests["held"],
-            "top tokens": [", ".join(repr(t) for t in top_tokens[top_tokens["feature"] == f]["token"].head(5)) for f in sae_tests["feature"]],
-        })
-        lines += [f"The 8 latents with the largest |d| on the discovery half, tested on the held-out half "
-                  f"({int((sae_tests['held']).sum())} held). Top tokens: where each latent fires most over every "
-                  "sample's prompt and completions (`sae_top_tokens.csv` has the contexts).", "",
-                  markdown_table(sae_view), "", "![sae](sae_heldout.png)", ""]
+    lines += _sae_section(sae_last[0], sae_last[1], "Latents at the last prompt token (where steering starts; constant when every "
+                          "sample shares one prompt). `sae_features.csv`, `sae_top_tokens.csv`.", "sae_heldout.png",
+                          markdown_table, fmt)
+    lines += [f"## SAE latents (`{config.sae}`): completion contrast (positive − negative completion, clean run)", ""]
+    lines += _sae_section(sae_contrast[0], sae_contrast[1], "Per sample, the mean latent activation over the positive completion's tokens "
+                          "minus that over the negative completion's (\"active\" = non-zero). "
+                          "`sae_completion_features.csv`, `sae_completion_top_tokens.csv`.", "sae_completion_heldout.png",
+                          markdown_table, fmt)
     lines += [
         "## Predicting steerability before steering", "",
         f"Out-of-fold ({config.n_folds}-fold, stratified) predictions from unsteered features only: logistic regression "
@@ -506,6 +532,7 @@ def _readme(config, case, summary, groups, factor_tests, sae_tests, top_tokens, 
         "completion tokens, clean vs steered, and the residual stream's projection on the vector per token: "
         "[steerable](views_steerable.html), [anti-steerable](views_anti-steerable.html).", "",
         f"Tables: `groups.csv`, `features.csv`, `factor_tests.csv`, `sae_features.csv`, `sae_top_tokens.csv`, "
+        "`sae_completion_features.csv`, `sae_completion_top_tokens.csv`, "
         "`predictor.csv`, `predictions_oof.csv`, `patching.csv`, `patching_regions.csv`, `direct_effect.csv`, "
         "`completion_tokens.csv`, `logit_lens.csv`, `vector_top_tokens.csv`, `propensity.csv`. "
         f"Compute (s): {summary['timings_s']}.", "",
