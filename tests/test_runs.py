@@ -208,3 +208,22 @@ def test_evaluate_job_matches_the_direct_pipeline_and_resumes(tmp_path, tiny):
     assert (out / "units" / "vector.propensity.parquet").stat().st_mtime_ns == stamp
     with pytest.raises(ConfigError, match="different vector_sha1"):
         run_job(job(2, digest="0" * 40), out, model=tiny, progress=False)
+
+
+def test_runner_records_each_finished_units_own_cpu_time(tmp_path):
+    """``unit_timings.jsonl``: one line per computed unit with the CPU seconds of the computing process, measured
+    independently here by a busy loop of known CPU cost; reused units add no line, failed units none."""
+
+    class BusyJob(PowerJob):
+        def compute(self, unit, model):
+            started = time.process_time()
+            while time.process_time() - started < 0.05 * unit.value:
+                pass
+            return super().compute(unit, model)
+
+    run_job(BusyJob(PowerConfig(values=[1, 4], failing=[4])), tmp_path, model=object(), progress=False)
+    run_job(BusyJob(PowerConfig(values=[1, 4])), tmp_path, model=object(), progress=False)  # v001 reused
+    lines = [json.loads(x) for x in (tmp_path / "unit_timings.jsonl").read_text().splitlines()]
+    assert [line["unit"] for line in lines] == ["v001", "v004"]
+    assert 0.05 <= lines[0]["cpu_s"] < 0.5 and 0.2 <= lines[1]["cpu_s"] < 1.0
+    assert all(line["wall_s"] >= line["cpu_s"] * 0.9 and line["worker"] for line in lines)

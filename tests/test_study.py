@@ -85,8 +85,14 @@ def test_compute_totals_sums_each_unit_once(tmp_path):
              {"stage": "id_ood", "unit": "c", "wall_s": 1.0, "cpu_s": 0.5}]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     totals = compute_totals(path).set_index("stage")
-    assert totals.loc["scan"].tolist() == [2, 17.0, 7.0] and totals.loc["id_ood"].tolist() == [1, 1.0, 0.5]
+    assert totals.loc["scan"].tolist() == [2, 17.0, 7.0, 0] and totals.loc["id_ood"].tolist() == [1, 1.0, 0.5, 0]
     assert compute_totals(tmp_path / "missing.jsonl").empty
+    # the runner's per-unit CPU (e.g. from a Ray worker) replaces the driver's where it was recorded
+    (tmp_path / "scan").mkdir()
+    runner = [{"unit": "b", "wall_s": 4.0, "cpu_s": 30.0}, {"unit": "b", "wall_s": 4.0, "cpu_s": 3.5}]
+    (tmp_path / "scan" / "unit_timings.jsonl").write_text("\n".join(json.dumps(x) for x in runner) + "\n")
+    totals = compute_totals(path).set_index("stage")
+    assert totals.loc["scan"].tolist() == [2, 17.0, 8.5, 1]
 
 
 def test_unsteered_table_one_row_per_variant_sample():

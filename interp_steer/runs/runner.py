@@ -49,6 +49,9 @@ UnitFiles = list[tuple[str, Any]]
 DataFrames (``.parquet`` / ``.csv``), steering vectors (``.safetensors``), ``str`` / ``bytes``, or JSON-able dicts."""
 
 REPORT_FILE = "run_report.json"
+UNIT_TIMINGS_FILE = "unit_timings.jsonl"
+"""One line per finished unit, appended by the runner: ``unit, wall_s, cpu_s`` (the unit's compute in the process
+that ran it: the driver for the local executor, a Ray worker otherwise), ``worker``, ``time``; kept over resumes."""
 
 
 class UnitsFailedError(InterpSteerError):
@@ -107,6 +110,7 @@ class UnitOutcome:
     traceback: str | None = None
     seconds: float = 0.0
     worker: str = ""
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -116,15 +120,17 @@ class UnitOutcome:
 def compute_outcome(job: Job, unit, model) -> UnitOutcome:
     """Run ``job.compute(unit, model)``, timing it and turning any exception into a failed outcome."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         files = job.compute(unit, model)
     except Exception as exc:  # noqa: BLE001 - a unit's failure is recorded, the other units go on
         message = str(exc) if isinstance(exc, InterpSteerError) else f"{type(exc).__name__}: {exc}"
         return UnitOutcome(unit.key, error=message.splitlines()[0] if message else type(exc).__name__,
                            error_type=type(exc).__name__, traceback=traceback.format_exc(),
-                           seconds=time.perf_counter() - started, worker=worker)
-    return UnitOutcome(unit.key, files=files, seconds=time.perf_counter() - started, worker=worker)
+                           seconds=time.perf_counter() - started, worker=worker,
+                           cpu_seconds=time.process_time() - cpu_started)
+    return UnitOutcome(unit.key, files=files, seconds=time.perf_counter() - started, worker=worker,
+                       cpu_seconds=time.process_time() - cpu_started)
 
 
 @dataclass
@@ -264,6 +270,10 @@ def run_job(
         if outcome.ok:
             write_unit_files(out_dir, outcome.files or [])
             report.done.append(unit.key)
+            line = {"unit": unit.key, "wall_s": round(outcome.seconds, 3), "cpu_s": round(outcome.cpu_seconds, 3),
+                    "worker": outcome.worker, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            with open(out_dir / UNIT_TIMINGS_FILE, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line) + "\n")
         else:
             report.failed[unit.key] = outcome.error or "unknown error"
             report.tracebacks[unit.key] = outcome.traceback or ""

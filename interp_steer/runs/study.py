@@ -326,16 +326,31 @@ class UnitClock:
 
 def compute_totals(path: Path) -> pd.DataFrame:
     """Per stage: units timed, wall and CPU seconds summed over every invocation's ``timings.jsonl`` lines (a unit
-    computed twice, e.g. once killed before its files were complete and once again, counts once: its last line)."""
-    columns = ["stage", "units", "wall_s", "cpu_s"]
+    computed twice, e.g. once killed before its files were complete and once again, counts once: its last line).
+
+    ``cpu_s`` is the unit's own compute where the runner recorded it (``<stage>/unit_timings.jsonl`` beside
+    ``timings.jsonl``: the CPU of the process that ran the unit, a Ray worker included), else the driving
+    process's CPU from ``timings.jsonl``, which misses a Ray worker's. ``cpu_units`` counts the units whose CPU
+    came from the runner's file."""
+    columns = ["stage", "units", "wall_s", "cpu_s", "cpu_units"]
     if not path.exists():
         return pd.DataFrame(columns=columns)
     lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     if not lines:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(lines).drop_duplicates(subset=["stage", "unit"], keep="last")
+    frame["cpu_units"] = 0
+    for stage in frame["stage"].unique():
+        runner_file = path.parent / stage / "unit_timings.jsonl"
+        if not runner_file.exists():
+            continue
+        recorded = [json.loads(x) for x in runner_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+        cpu = {r["unit"]: float(r["cpu_s"]) for r in recorded}  # the last line of a unit wins
+        rows = (frame["stage"] == stage) & frame["unit"].isin(list(cpu))
+        frame.loc[rows, "cpu_s"] = frame.loc[rows, "unit"].map(cpu)
+        frame.loc[rows, "cpu_units"] = 1
     totals = frame.groupby("stage", sort=False).agg(units=("unit", "size"), wall_s=("wall_s", "sum"),
-                                                     cpu_s=("cpu_s", "sum")).reset_index()
+                                                     cpu_s=("cpu_s", "sum"), cpu_units=("cpu_units", "sum")).reset_index()
     return totals[columns]
 
 

@@ -328,8 +328,10 @@ def write_study_report(out_dir: Path, config: StudyConfig, scan_config, steer_co
     lines += ["## Compute", "",
               "Wall time of this invocation per stage (finished units of earlier invocations are reused, not "
               "recomputed): " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ".", "",
-              "Summed over every invocation (`timings.jsonl`: wall and CPU seconds of the driving process per "
-              "finished unit; with `--executor ray` the CPU is spent in the workers and not counted here):", "",
+              "Summed over every invocation (`timings.jsonl`: wall seconds of the driving process per finished "
+              "unit; CPU seconds of the process that computed the unit where the runner recorded them in "
+              "`<stage>/unit_timings.jsonl`, counted in `cpu_units`, else the driving process's, which misses the "
+              "CPU a Ray worker spent):", "",
               markdown_table(totals.assign(wall_h=totals["wall_s"] / 3600, cpu_h=totals["cpu_s"] / 3600)), "",
               f"Settings: `{out_dir.name}/config.json`; sub-runs in `scan/`, `steerability/`, `id_ood/` (each with "
               "its config.json and run_report.json).", ""]
