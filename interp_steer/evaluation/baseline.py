@@ -81,7 +81,7 @@ def _reused_rows(table: pd.DataFrame, name: str, layer: int, multipliers: Sequen
     rows = table
     if "layer" in rows.columns:
         rows = rows[rows["layer"] == layer]
-    if "variant" in rows.columns and (rows["variant"] != "BASE").any():
+    if "variant" in rows.columns:
         rows = rows[rows["variant"] == "BASE"]
     rows = rows[rows["multiplier"].isin([float(m) for m in multipliers])]
     want = set(ids)
@@ -134,11 +134,12 @@ def prompting_baseline(
     layer = layer_of(vector.hook_names[0])
     dataset = pairs[0].dataset
     base = apply_variant(pairs, "BASE")
+    base_ids = [p.id for p in base]
     m = float(multiplier)
     if steered is None:
         steered = engine(model, base, vector, [-m, 0.0, m], batch_size=batch_size, progress=False)
     else:
-        steered = _reused_rows(steered, "steered", layer, [-m, 0.0, m], "sample_id", [p.id for p in base],
+        steered = _reused_rows(steered, "steered", layer, [-m, 0.0, m], "sample_id", base_ids,
                                ("propensity",))
     if steered_neutral is not None:
         if neutral is None:
@@ -146,7 +147,7 @@ def prompting_baseline(
         steered_neutral = _reused_rows(steered_neutral, "steered_neutral", layer, [-m, m], "passage_id",
                                        list(neutral.passage_ids), ("kl", "dnll"))
     by_m = {mult: frame.set_index("sample_id")["propensity"] for mult, frame in steered.groupby("multiplier")}
-    reference = by_m[0.0].reindex([p.id for p in base])  # pair order, whichever table the rows came from
+    reference = by_m[0.0].reindex(base_ids)  # pair order, whichever table the rows came from
     prompted = {}
     for variant in ("SYS_POS", "SYS_NEG"):
         frame = engine(model, apply_variant(pairs, variant, sentences), vector, [0.0], batch_size=batch_size, progress=False)
