@@ -36,6 +36,54 @@ def test_explain_writes_report(tiny, tmp_path):
     patching = pd.read_csv(out / "patching.csv")
     steerable_id = features.sort_values("slope")["sample_id"].iloc[-1]
     assert set(patching.loc[patching["role"] == "steerable", "sample_id"]) == {steerable_id}
+    # a vector from the first 8 pairs, no split recorded: the report warns that held-out samples may be training pairs
+    assert "records no train/test split" in report and "--holdout 0.2 --seed 0" in report
+
+
+def test_extract_holdout_trains_on_the_train_part_and_explain_confirms_it(tiny, tmp_path):
+    """``extract --holdout`` equals CAA on the train part of ``train_test_split`` (independent call) and records
+    the split; ``explain`` with the same split then reports the held-out samples as disjoint."""
+    import torch
+    from typer.testing import CliRunner
+
+    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.steering import SteeringVector
+
+    vector_path = tmp_path / "v.safetensors"
+    result = CliRunner().invoke(app, [
+        "extract", "--dataset", "builtin:sentiment", "--framing", "ab", "--model", "tiny-llama", "--layers", "1",
+        "--holdout", "0.2", "--seed", "3", "--n-train", "10", "--out", str(vector_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    vector = SteeringVector.load(vector_path)
+    train, test = train_test_split(load_dataset("builtin:sentiment", framing="ab"), test_fraction=0.2, seed=3)
+    expected = extract_caa(tiny, train[:10], [1], progress=False)
+    torch.testing.assert_close(vector.directions["blocks.1.hook_resid_post"],
+                               expected.directions["blocks.1.hook_resid_post"], rtol=1e-5, atol=1e-5)
+    assert dict(vector.provenance.extra["split"]) == {"part": "train", "test_fraction": 0.2, "seed": 3, "n_train": 10}
+    assert {p.id for p in train[:10]}.isdisjoint({p.id for p in test})
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "explain", "--vector", str(vector_path), "--dataset", "builtin:sentiment", "--framing", "ab",
+        "--model", "tiny-llama", "--n", "6", "--multipliers", "-1,0,1", "--seed", "3", "--out", str(out),
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "train part of the same split (test fraction 0.2, seed 3)" in (out / "report.md").read_text()
+
+
+def test_heldout_disjointness_cases():
+    from interp_steer.runs.explain import heldout_disjointness
+    from interp_steer.steering.vector import Provenance
+
+    split = {"split": {"part": "train", "test_fraction": 0.2, "seed": 0}}
+    assert heldout_disjointness(Provenance(dataset="persona:x", extra=split), "persona:x", 0.2, 0)[0] is True
+    assert heldout_disjointness(Provenance(dataset="persona:y"), "persona:x", 0.2, 0)[0] is True
+    other, note = heldout_disjointness(Provenance(dataset="persona:x", extra=split), "persona:x", 0.2, 1)
+    assert other is False and "differs" in note
+    assert heldout_disjointness(Provenance(dataset="persona:x", n_pairs=9), "persona:x", 0.2, 0)[0] is None
+    # the same statements in the other framing: another data set name, but not disjoint
+    same_statements, note = heldout_disjointness(Provenance(dataset="persona:x", extra=split), "persona:x@free_text", 0.2, 0)
+    assert same_statements is None and "another framing" in note
 
 
 def test_explain_config_errors():

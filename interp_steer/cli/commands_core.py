@@ -13,6 +13,7 @@ from interp_steer.cli.config_options import config_option, data_dir_option, devi
 from interp_steer.cli.options import (
     check_count,
     check_device_option,
+    check_fraction,
     parse_float_list,
     parse_layers,
     parse_method_options,
@@ -72,11 +73,20 @@ def extract(
     model: str = model_option(),
     framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
     n_train: int = typer.Option(0, help="use only the first N pairs (0: all)"),
+    holdout: float = typer.Option(
+        0.0, help="leave out the test part of the seeded split with this test fraction (the split `explain` / "
+                  "`evaluate` hold out with --test-fraction and --seed) and extract from its train part; 0: all pairs"),
+    seed: int = typer.Option(0, help="seed of the --holdout split"),
     data_dir: Optional[Path] = data_dir_option(),
     device: str = device_option(),
 ) -> None:
-    """Extract a steering vector from a contrastive dataset and save it with provenance."""
-    from interp_steer.data import load_dataset
+    """Extract a steering vector from a contrastive dataset and save it with provenance.
+
+    With ``--holdout F`` the vector sees only the train part of the split ``train_test_split(pairs, F, seed)``
+    (then its first ``--n-train`` pairs); the split is recorded in the provenance (``extra.split``), so
+    ``explain`` can confirm that its held-out samples were not used for training.
+    """
+    from interp_steer.data import load_dataset, train_test_split
     from interp_steer.methods.registry import method_entry
     from interp_steer.models import load_model
     from interp_steer.steering import SteeringVector
@@ -90,13 +100,23 @@ def extract(
     if entry.one_layer and len(requested) != 1:
         raise ConfigError(f"--layers {layers!r}: --method {method} trains one vector at one layer; give one layer")
     check_count(n_train, "--n-train", zero_means="all")
+    if holdout != 0.0:
+        check_fraction(holdout, "--holdout")
     check_device_option(device)
     out = prepare_out_file(out if out.is_dir() or out.suffix == ".safetensors" else out.with_suffix(".safetensors"), "--out",
                            force=force, sidecar_suffixes=(".json",))
-    pairs = load_dataset(dataset, data_dir=data_dir, framing=framing, limit=n_train or None)
+    extra: dict = {}
+    if holdout:
+        pairs, _ = train_test_split(load_dataset(dataset, data_dir=data_dir, framing=framing), test_fraction=holdout,
+                                    seed=seed)
+        pairs = pairs[:n_train] if n_train else pairs
+        extra = {"split": {"part": "train", "test_fraction": holdout, "seed": seed, "n_train": len(pairs)}}
+    else:
+        pairs = load_dataset(dataset, data_dir=data_dir, framing=framing, limit=n_train or None)
     hooked = load_model(model, device=device)
     vector = entry.from_pairs(hooked, pairs, parse_layers(layers, hooked.cfg.n_layers), config)
-    vector = SteeringVector(vector.directions, replace(vector.provenance, model=model))
+    provenance = replace(vector.provenance, model=model, extra={**vector.provenance.extra, **extra})
+    vector = SteeringVector(vector.directions, provenance)
     path = vector.save(out)
     norms = ", ".join(f"{name}: {norm:.2f}" for name, norm in vector.norms().items())
     typer.echo(f"wrote {path} ({method}, {len(pairs)} pairs of {dataset}; norms {norms})")

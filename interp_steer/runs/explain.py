@@ -75,6 +75,35 @@ class ExplainUnit:
     key: str = "report"
 
 
+def heldout_disjointness(provenance, dataset: str, test_fraction: float, seed: int) -> tuple[bool | None, str]:
+    """Whether the held-out samples of ``train_test_split(pairs, test_fraction, seed)`` are disjoint from the
+    vector's training pairs, read from its provenance: ``(True | False | None (unknown), one sentence)``.
+    ``dataset``: the pairs' own data set name (framing included, e.g. ``persona:narcissism@free_text``).
+
+    Disjoint when the vector came from another data set (not the same statements in another framing), or from the
+    train part of the same split (``extract --holdout``, which records ``extra.split``); otherwise its training pairs
+    may include held-out samples.
+    """
+    split = provenance.extra.get("split") if provenance.dataset == dataset else None
+    hint = f"extract with `--holdout {test_fraction:g} --seed {seed}` to make them disjoint"
+    if provenance.dataset and provenance.dataset.split("@")[0] != dataset.split("@")[0]:
+        return True, f"the vector was extracted from `{provenance.dataset}`, not from `{dataset}`"
+    if provenance.dataset and provenance.dataset != dataset:  # the same statements in another framing
+        return None, (f"**caution**: the vector was extracted from `{provenance.dataset}`, the same statements in "
+                      f"another framing, so some held-out samples may share a statement with its training pairs; "
+                      f"{hint} from `{dataset}`")
+    if split and split.get("part") == "train" and float(split.get("test_fraction", -1)) == float(test_fraction) \
+            and int(split.get("seed", -1)) == int(seed):
+        return True, (f"the vector was extracted from the train part of the same split (test fraction "
+                      f"{test_fraction:g}, seed {seed}), so the held-out samples are disjoint from its training pairs")
+    if split:
+        return False, (f"**caution**: the vector's train split (test fraction {split.get('test_fraction')}, seed "
+                       f"{split.get('seed')}) differs from this held-out split, so some held-out samples may be "
+                       f"among its training pairs; {hint}")
+    return None, (f"**caution**: the vector's provenance records no train/test split of `{dataset}`, so some of the "
+                  f"held-out samples may be among its {provenance.n_pairs} training pairs; {hint}")
+
+
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -156,6 +185,10 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     _, test = train_test_split(pairs, test_fraction=config.test_fraction, seed=config.seed)
     test = test[: config.n]
     echo(f"{config.dataset}: {len(test)} held-out samples; vector {vector.hook_names[0]} (norm {float(vector.directions[vector.hook_names[0]].norm()):.2f})")
+    disjoint, disjoint_note = heldout_disjointness(vector.provenance, ",".join(sorted({p.dataset for p in pairs})),
+                                                         config.test_fraction, config.seed)
+    if not disjoint:
+        echo(disjoint_note.replace("**", ""))
 
     props = compute_propensities(model, test, vector, config.multipliers)
     per_sample = classify_steerability(steerability(props), eps=config.eps)
@@ -209,6 +242,7 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
         f"({vector.provenance.method}, {vector.provenance.n_pairs} training pairs), {len(test)} held-out samples, "
         f"multipliers {config.multipliers}; patching and direct effects at ×{config.patch_multiplier:g}. "
         f"Runtime {time.perf_counter() - started:.0f} s.", "",
+        f"Held-out samples: {disjoint_note}.", "",
         "## Breakdown", "", render_breakdown_markdown(comparison, sae_table, eps=eps),
         "## Direct effect through the unembedding (mean per group)", "",
         "`direct_raw` = v·(W_U[:,pos] − W_U[:,neg]); `direct_normed` adds the final RMSNorm (weight / clean scale); "
