@@ -95,6 +95,12 @@ def test_steerability_distribution_matches_polyfit_and_quantiles(demo):
     summary = pd.read_csv(out / "layer_summary.csv").set_index("layer")
     assert (summary["mean_slope_lo"] <= summary["mean_slope"]).all()
     assert (summary["mean_slope"] <= summary["mean_slope_hi"]).all()
+    from statsmodels.stats.proportion import proportion_confint
+
+    for layer, row in summary.iterrows():
+        anti = int((per_sample[per_sample.layer == layer]["slope"] < 0).sum())
+        lo, hi = proportion_confint(anti, 4, alpha=0.05, method="wilson")
+        assert (row["anti_steerable_lo"], row["anti_steerable_hi"]) == pytest.approx((lo, hi), abs=1e-9)
 
 
 def _hand_kl(model, vector: SteeringVector, multiplier: float, tokens: list[int]) -> float:

@@ -209,7 +209,8 @@ def demo_generations(model, vector: SteeringVector, multipliers: Sequence[float]
 
 def layer_summary_with_ci(per_sample: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     """:func:`~interp_steer.evaluation.summarize_steerability` per layer plus ``mean_slope_lo`` / ``_hi``: the
-    percentile-bootstrap 95% interval of the mean slope over samples."""
+    percentile-bootstrap 95% interval of the mean slope over samples, and ``anti_steerable_lo`` / ``_hi``: the
+    Wilson 95% interval of the anti-steerable fraction."""
     from interp_steer.evaluation import summarize_steerability
     from interp_steer.evaluation.side_effects import bootstrap_ci
 
@@ -219,6 +220,14 @@ def layer_summary_with_ci(per_sample: pd.DataFrame, n_boot: int, seed: int) -> p
     at = summary.columns.get_loc("mean_slope") + 1
     summary.insert(at, "mean_slope_lo", [lo for lo, _ in bounds])
     summary.insert(at + 1, "mean_slope_hi", [hi for _, hi in bounds])
+    if "anti_steerable_fraction" in summary.columns:
+        from interp_steer.evaluation.ab_baseline import wilson_interval
+
+        wilson = [wilson_interval(float((per_sample.loc[per_sample.layer == layer, "slope"] < 0).sum()),
+                                  int((per_sample.layer == layer).sum())) for layer in summary["layer"]]
+        at = summary.columns.get_loc("anti_steerable_fraction") + 1
+        summary.insert(at, "anti_steerable_lo", [lo for lo, _ in wilson])
+        summary.insert(at + 1, "anti_steerable_hi", [hi for _, hi in wilson])
     return summary
 
 
@@ -406,7 +415,8 @@ def _report(config: DemoConfig, job: DemoJob, out_dir: Path, tables: dict, echo:
     fmt = lambda x: f"{x:8.3f}"  # noqa: E731
     echo(f"\npropensity on {n_test} held-out pairs at layer {config.eval_layer}, in {unit}:")
     echo(pivot.to_string(index=False, float_format=fmt))
-    echo("\nper-layer steerability (slope of propensity per unit multiplier; mean_slope_lo/hi: bootstrap 95% CI):")
+    echo("\nper-layer steerability (slope of propensity per unit multiplier; mean_slope_lo/hi: bootstrap 95% CI; "
+             "anti_steerable_lo/hi: Wilson 95% CI):")
     echo(summary.to_string(index=False, float_format=fmt))
     echo(f"\nper-sample steerability distribution (n={n_test} per layer; quantiles of the slopes):")
     echo(tables["distribution"].to_string(index=False, float_format=fmt))
