@@ -11,9 +11,10 @@ No forward passes: everything is read from the committed per-sample tables.
   data sets for a data-set-level interval).
 
 * (g) CLI scan: intervals for the per-layer figures (samples resampled within each data set).
+* SAE-TS vs CAA: per-vector intervals and the paired difference from CAA.
 
 Writes ``analyses/results/claims_recheck/{bipo_spread.csv, norm_relative_letters.csv, scan_cli_intervals.csv,
-report.md}``.
+sae_vs_caa_intervals.csv, report.md}``.
 
     python analyses/recheck_claims.py [--n-boot 2000] [--seed 0]
 """
@@ -90,6 +91,21 @@ def scan_cli_intervals(per_sample: pd.DataFrame, *, n_boot: int, seed: int) -> p
     return steerability_cis(per_sample, by=("layer",), levels=("dataset",), n_boot=n_boot, seed=seed)
 
 
+def sae_vs_caa_intervals(per_sample: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
+    """SAE-TS vs CAA (and the other vectors of the comparison): per vector the mean slope and anti-steerable
+    fraction, and the paired difference of each vector's mean slope from CAA's, over the same test samples."""
+    from interp_steer.evaluation import steerability_cis
+
+    per_vector = steerability_cis(per_sample.assign(dataset=per_sample["vector"]), levels=("dataset",),
+                                  n_boot=n_boot, seed=seed).rename(columns={"dataset": "vector"})
+    wide = per_sample.pivot_table(index="sample_id", columns="vector", values="slope").dropna()
+    others = [v for v in wide.columns if v != "caa"]
+    res = bootstrap({v: wide[v].to_numpy(float) for v in wide.columns},
+                    lambda r, d: np.stack([r.pooled_mean(d[v] - d["caa"]) for v in others], axis=1),
+                    names=[f"mean_slope_minus_caa:{v}" for v in others], n_boot=n_boot, seed=seed)
+    return pd.concat([per_vector, res.to_frame()], ignore_index=True)
+
+
 def _scan_peaks(scan: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for dataset, frame in scan.groupby("dataset"):
@@ -118,6 +134,11 @@ def main() -> None:
     scan = scan_cli_intervals(pd.read_csv(RESULTS / "scan_cli" / "per_sample.csv"), n_boot=args.n_boot, seed=args.seed)
     scan.to_csv(out / "scan_cli_intervals.csv", index=False)
     spread.to_csv(out / "bipo_spread.csv", index=False)
+    sae = {run: sae_vs_caa_intervals(pd.read_csv(RESULTS / "sae_vs_caa" / run / "per_sample_steerability.csv"),
+                                     n_boot=args.n_boot, seed=args.seed).assign(run=run)
+           for run in ("sentiment", "power_ab")}
+    sae_frame = pd.concat(sae.values(), ignore_index=True)
+    sae_frame.to_csv(out / "sae_vs_caa_intervals.csv", index=False)
     letters.to_csv(out / "norm_relative_letters.csv", index=False)
 
     def ci(frame: pd.DataFrame) -> pd.Series:
@@ -147,6 +168,11 @@ def main() -> None:
         "## (g) CLI scan: per data set, the layer with the largest |mean slope| (50 test samples each)", "",
         "All 30 layers × 3 data sets with CIs: `scan_cli_intervals.csv` (samples resampled within the data set).", "",
         markdown_table(_scan_peaks(scan)), "",
+        "## SAE-TS vs CAA (`sae_vs_caa`): mean slope per vector and the paired difference from CAA", "",
+        "Same test samples for every vector (sentiment: 24, free text, nats/unit; power_ab: 30, A/B, logits/unit); "
+        "`mean_slope_minus_caa:X` = mean over samples of slope(X) − slope(CAA).", "",
+        markdown_table(sae_frame.assign(ci=ci(sae_frame))[["run", "vector", "statistic", "ci", "n_samples"]]
+                       .fillna({"vector": "paired"})), "",
     ]
     (out / "report.md").write_text("\n".join(lines))
     print(f"wrote {out / 'report.md'}")
