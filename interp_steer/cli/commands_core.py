@@ -74,8 +74,8 @@ def extract(
     framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
     n_train: int = typer.Option(0, help="use only the first N pairs (0: all)"),
     holdout: float = typer.Option(
-        0.0, help="leave out the test part of the seeded split with this test fraction (the split `explain` / "
-                  "`evaluate` hold out with --test-fraction and --seed) and extract from its train part; 0: all pairs"),
+        0.0, help="leave out the test part of the seeded split with this test fraction and extract from its train "
+                  "part (0.2 with the same --seed is the split `explain` holds out); 0: all pairs"),
     seed: int = typer.Option(0, help="seed of the --holdout split"),
     data_dir: Optional[Path] = data_dir_option(),
     device: str = device_option(),

@@ -223,8 +223,8 @@ def layer_summary_with_ci(per_sample: pd.DataFrame, n_boot: int, seed: int) -> p
     if "anti_steerable_fraction" in summary.columns:
         from interp_steer.evaluation.ab_baseline import wilson_interval
 
-        wilson = [wilson_interval(float((per_sample.loc[per_sample.layer == layer, "slope"] < 0).sum()),
-                                  int((per_sample.layer == layer).sum())) for layer in summary["layer"]]
+        wilson = [wilson_interval(fraction * n, int(n))
+                  for fraction, n in zip(summary["anti_steerable_fraction"], summary["n_samples"])]
         at = summary.columns.get_loc("anti_steerable_fraction") + 1
         summary.insert(at, "anti_steerable_lo", [lo for lo, _ in wilson])
         summary.insert(at + 1, "anti_steerable_hi", [hi for _, hi in wilson])
