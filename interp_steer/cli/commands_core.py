@@ -152,7 +152,9 @@ def generate(
     steering_vector.check_fits(hooked)
     text = chat_prompt(hooked, prompt, system_prompt)
     assert hooked.tokenizer is not None
-    n_prompt = len(hooked.tokenizer(text, add_special_tokens=False).input_ids)
+    from interp_steer.data.tokenization import encode_sequence
+
+    n_prompt = len(encode_sequence(hooked.tokenizer, text))
     if n_prompt + max_new_tokens > hooked.cfg.n_ctx:
         raise ConfigError(f"--prompt is {n_prompt} tokens in the chat template; with --max-new-tokens {max_new_tokens} "
                           f"that exceeds the model's context of {hooked.cfg.n_ctx} tokens")

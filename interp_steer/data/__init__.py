@@ -10,7 +10,16 @@ from interp_steer.data.paths import DATA_ENV_VAR, data_root
 from interp_steer.data.registry import list_datasets, load_dataset
 from interp_steer.data.splits import train_test_indices, train_test_split
 from interp_steer.data.templates import render_prompt
-from interp_steer.data.tokenization import EncodedPair, PaddedBatch, encode_pair, left_pad, pad_token_id, response_mask
+from interp_steer.data.tokenization import (
+    EncodedPair,
+    PaddedBatch,
+    encode_pair,
+    encode_sequence,
+    left_pad,
+    pad_token_id,
+    response_mask,
+    sequence_start_ids,
+)
 
 __all__ = [
     "BASE_SYSTEM_PROMPT", "ContrastivePair", "EncodedPair", "PaddedBatch", "answer_letter", "encode_pair",

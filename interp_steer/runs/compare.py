@@ -33,7 +33,9 @@ def fixed_texts(tokenizer, config: CompareConfig, fallback_pairs: Sequence) -> l
         corpus = build_corpus(tokenizer, data_root=Path(config.data_dir) if config.data_dir else None, seed=config.seed)
     except DataFormatError:
         corpus = [render_prompt(tokenizer, p) + side for p in fallback_pairs for side in (p.positive, p.negative)]
-    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in corpus]
+    from interp_steer.data.tokenization import encode_sequence
+
+    lengths = [len(encode_sequence(tokenizer, t)) for t in corpus]
     short = [t for t, n in zip(corpus, lengths) if 6 <= n <= config.max_text_tokens]
     return (short or corpus)[:config.n_texts]
 

@@ -13,13 +13,14 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from interp_steer.data import left_pad, pad_token_id
+from interp_steer.data.tokenization import encode_sequence
 from interp_steer.errors import ConfigError
 from interp_steer.scoring import target_logprobs
 
 
 def encode_texts(tokenizer, texts: Sequence[str], max_tokens: int = 128):
-    """Left-padded batch of the texts (no special tokens added, truncated to ``max_tokens``)."""
-    seqs = [tokenizer(t, add_special_tokens=False)["input_ids"][:max_tokens] for t in texts]
+    """Left-padded batch of the texts (each with the model's sequence start, truncated to ``max_tokens``)."""
+    seqs = [list(encode_sequence(tokenizer, t))[:max_tokens] for t in texts]
     seqs = [s for s in seqs if len(s) >= 2]
     if not seqs:
         raise ConfigError("texts: need at least one text of two or more tokens")

@@ -16,6 +16,7 @@ import torch
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+from interp_steer.data.tokenization import encode_sequence
 from interp_steer.errors import ConfigError
 from interp_steer.steering.apply import steer
 from interp_steer.steering.operators import OperatorArg, check_multiplier
@@ -72,7 +73,7 @@ def generate_batch(
     check_multiplier(torch.tensor(mults, dtype=torch.float64), "multipliers")
     tokenizer = model.tokenizer
     assert tokenizer is not None  # checked above
-    ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+    ids = [list(encode_sequence(tokenizer, p)) for p in prompts]
     for i, row in enumerate(ids):
         if not row:
             raise ConfigError(f"prompt {i} tokenises to no tokens; pass some text to continue")
