@@ -9,14 +9,13 @@ import pytest
 from test_eval_variants import persona_pairs
 
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation import compute_propensities
+from interp_steer.evaluation import compute_propensities, generalisation_correlation
 from interp_steer.evaluation.variants import (
     MIN_OWN_SLOPE_BY_KIND,
     VARIANTS,
     PersonaSentences,
     apply_variant,
     cross_variant_steerability,
-    generalisation_correlation,
     match_base_norm,
     own_slope_cutoff,
     relative_steerability_table,
@@ -106,6 +105,8 @@ def test_relative_table_against_hand_computation(grid):
     corr = generalisation_correlation(tables["per_dataset"], n_boot=200)
     points = tables["per_dataset"].query("train_variant != variant")
     pearson = corr[corr.statistic == "pearson_r"].estimate.iloc[0]
-    assert pearson == pytest.approx(np.corrcoef(points.propensity_difference, points.relative)[0, 1])
-    assert set(corr["n_datasets"]) == {2} and set(corr["statistic"]) == {
-        "pearson_r", "spearman_r", "pearson_r_of_dataset_means", "spearman_r_of_dataset_means"}
+    assert pearson == pytest.approx(np.corrcoef(points.abs_propensity_difference, points.relative)[0, 1])
+    assert set(corr["n_datasets"]) == {2} and set(corr["statistic"]) == {"pearson_r", "spearman_r"}
+    signed = generalisation_correlation(tables["per_dataset"], x="propensity_difference", n_boot=200)
+    assert signed.set_index("statistic").loc["pearson_r", "estimate"] == pytest.approx(
+        np.corrcoef(points.propensity_difference, points.relative)[0, 1])

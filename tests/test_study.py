@@ -31,7 +31,7 @@ TINY_FIGURES = [
     "layer_profile_free_text", "violins_ab", "violins_free_text", "summary_mean_slope_ab",
     "summary_mean_slope_free_text", "summary_anti_steerable_fraction_ab", "summary_anti_steerable_fraction_free_text",
     "propensity_curves_ab", "propensity_curves_free_text", "ab_baseline_a_rate", "spurious_variance", "id_vs_ood",
-    "relative_vs_propensity_difference",
+    "relative_vs_propensity_difference", "summary_anti_steerable_fraction_per_token_free_text", "id_ood_heatmap",
 ]
 
 
@@ -188,7 +188,7 @@ def test_tiny_study_end_to_end_has_every_figure_and_interval(tmp_path, data_root
     referenced = re.findall(r"\]\((figures/[^)]+\.png)\)", report)
     assert sorted(referenced) == sorted(f"figures/{n}.png" for n in TINY_FIGURES)
     headline = pd.read_csv(out / "tables" / "headline.csv")
-    assert {"layer", "steerability", "baseline", "spurious", "id_ood"} <= set(headline["section"])
+    assert {"layer", "steerability", "ab_task", "ab_null", "free_text", "spurious", "id_ood"} <= set(headline["section"])
     values = headline[["estimate", "ci_low", "ci_high"]].to_numpy(dtype=float)
     assert np.isfinite(values).all() and (values[:, 1] <= values[:, 0] + 1e-12).all()
     assert (values[:, 0] <= values[:, 2] + 1e-12).all() and (headline["n_samples"] > 0).all()
@@ -219,3 +219,110 @@ def test_full_grid_id_ood_keeps_the_unsteered_propensity(tiny, tmp_path, data_ro
         for sample_id, value in zip(direct["sample_id"], direct["propensity"]):
             got = rows.loc[rows["sample_id"] == sample_id, "unsteered_propensity"].to_numpy(float)
             np.testing.assert_allclose(got, value, atol=1e-4)  # the same for every train variant's vector
+
+
+def test_format_ci_switches_to_scientific_notation_for_tiny_values():
+    assert format_ci(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]"
+    assert format_ci(3e-4, -1e-3, 2e-3) == "3.00e-04 [-1.00e-03, 2.00e-03]"
+
+
+def _grid_tables(rng: np.random.Generator):
+    """A synthetic 5 × 5 grid: 3 datasets × 6 samples; per-sample slopes and unsteered propensities per variant."""
+    from interp_steer.evaluation import VARIANTS
+
+    per_sample, props = [], []
+    own = {"d1": 4.0, "d2": 2.0, "d3": 0.2}  # d3's own slopes are near zero relative to its ID slope on SYS_NEG
+    for d, scale in own.items():
+        for i in range(6):
+            for y in VARIANTS:
+                props.append({"dataset": d, "variant": y, "sample_id": f"{d}#{i}", "multiplier": 0.0, "kind": "free_text",
+                              "propensity": float(rng.normal(0, 3))})
+                for x in VARIANTS:
+                    base = scale * (0.05 if (d == "d3" and y == "SYS_NEG") else 1.0)
+                    per_sample.append({"dataset": d, "train_variant": x, "variant": y, "sample_id": f"{d}#{i}",
+                                       "kind": "free_text", "slope": float(base * (1 + rng.normal(0, 0.2)))})
+    return pd.DataFrame(per_sample), pd.DataFrame(props)
+
+
+def test_per_example_abs_difference_and_relative_cutoff_match_numpy():
+    from interp_steer.evaluation import generalisation_correlation, relative_steerability_table
+
+    per_sample, props = _grid_tables(np.random.default_rng(3))
+    table = relative_steerability_table(per_sample, props, relative_cutoff=0.25, n_boot=100, seed=0)
+    per_dataset = table["per_dataset"].set_index(["dataset", "train_variant", "variant"])
+    u = props.pivot_table(index=["dataset", "sample_id"], columns="variant", values="propensity")
+    s = per_sample.groupby(["dataset", "train_variant", "variant"])["slope"].mean()
+    for d in ("d1", "d2", "d3"):
+        ud = u.loc[d]
+        for x, y in (("BASE", "SYS_POS"), ("SYS_POS", "BASE"), ("USER_NEG", "SYS_NEG")):
+            row = per_dataset.loc[(d, x, y)]
+            assert row["abs_propensity_difference"] == pytest.approx(np.mean(np.abs(ud[y] - ud[x])))
+            assert row["propensity_difference"] == pytest.approx(np.mean(ud[y] - ud[x]))
+            cutoff = 0.25 * abs(s[(d, "BASE", "BASE")])
+            assert row["cutoff"] == pytest.approx(cutoff)
+            own = s[(d, y, y)]
+            expected = s[(d, x, y)] / abs(own) if abs(own) > cutoff else np.nan
+            np.testing.assert_allclose(row["relative"], expected, rtol=1e-9)
+    # the signed difference cancels over X→Y and Y→X; the absolute one does not
+    assert per_dataset.loc[("d1", "BASE", "SYS_POS"), "propensity_difference"] == pytest.approx(
+        -per_dataset.loc[("d1", "SYS_POS", "BASE"), "propensity_difference"])
+    assert np.isnan(per_dataset.loc[("d3", "BASE", "SYS_NEG"), "relative"])  # d3's SYS_NEG own slope fails the cutoff
+    across = table["across_datasets"].set_index(["train_variant", "variant", "statistic"])
+    cell = per_dataset.xs(("BASE", "SYS_POS"), level=("train_variant", "variant"))
+    assert across.loc[("BASE", "SYS_POS", "relative_steerability_median"), "estimate"] == pytest.approx(
+        np.median(cell["relative"]))
+    corr = generalisation_correlation(table["per_dataset"], n_boot=100)
+    points = table["per_dataset"].query("train_variant != variant").dropna(subset=["relative"])
+    assert set(corr["statistic"]) == {"pearson_r", "spearman_r"}  # no dataset-means statistic (degenerate)
+    assert corr.set_index("statistic").loc["pearson_r", "estimate"] == pytest.approx(
+        np.corrcoef(points["abs_propensity_difference"], points["relative"])[0, 1])
+
+
+def test_per_token_propensity_is_the_summed_log_prob_over_the_completion_length(tiny, data_root):
+    """per_token_propensity = log p(pos)/n_pos − log p(neg)/n_neg, checked against a hand forward pass."""
+    import torch
+
+    from interp_steer.data import load_dataset
+    from interp_steer.data.tokenization import encode_pair
+    from interp_steer.evaluation import compute_propensities
+    from interp_steer.methods.caa import extract_caa
+    from interp_steer.stats import completion_lengths, per_token_propensities
+
+    pairs = load_dataset("persona:narcissism@free_text", data_dir=data_root)[:3]
+    vector = extract_caa(tiny, pairs, [1], progress=False)
+    props = compute_propensities(tiny, pairs, vector, [0.0], progress=False)
+    props["dataset"] = "persona:narcissism@free_text"
+    lengths = completion_lengths(tiny.tokenizer, pairs, dataset="persona:narcissism@free_text")
+    table = per_token_propensities(props, lengths).set_index("sample_id")
+    for pair in pairs:
+        enc = encode_pair(tiny.tokenizer, pair)
+        sides = []
+        for completion in (enc.positive_ids, enc.negative_ids):
+            tokens = torch.tensor([list(enc.prompt_ids) + list(completion)])
+            with torch.no_grad():
+                logp = torch.log_softmax(tiny(tokens)[0].double(), dim=-1)
+            start = len(enc.prompt_ids)
+            total = sum(float(logp[start + j - 1, t]) for j, t in enumerate(completion))
+            sides.append(total / len(completion))
+        row = table.loc[pair.id]
+        assert row["n_pos_tokens"] == len(enc.positive_ids) and row["n_neg_tokens"] == len(enc.negative_ids)
+        assert row["per_token_propensity"] == pytest.approx(sides[0] - sides[1], abs=2e-3)
+        assert row["per_token_propensity"] == pytest.approx(
+            row["pos_logprob"] / row["n_pos_tokens"] - row["neg_logprob"] / row["n_neg_tokens"])
+
+
+def test_rebuilt_report_equals_the_pipeline_report(tiny, tmp_path, data_root):
+    from interp_steer.runs.study_rebuild import rebuild_study_report
+
+    config = preset_config("tiny", model="tiny-llama", data_dir=data_root, scan_layers=[0, 1, 2], n_boot=100)
+    run_study(config, tmp_path, data_dir=data_root, model=tiny, echo=lambda _: None)
+    report = (tmp_path / "report.md").read_text()
+    tables = {p.name: p.read_text() for p in (tmp_path / "tables").glob("*.csv")}
+    lengths = (tmp_path / "tables" / "completion_lengths.csv").read_text()
+    (tmp_path / "tables" / "completion_lengths.csv").unlink()  # recomputed from the tokenizer and the split
+    (tmp_path / "report.md").unlink()
+    rebuild_study_report(tmp_path, data_dir=data_root, tokenizer=tiny.tokenizer)
+    assert (tmp_path / "report.md").read_text() == report
+    assert (tmp_path / "tables" / "completion_lengths.csv").read_text() == lengths
+    for name, text in tables.items():
+        assert (tmp_path / "tables" / name).read_text() == text, name

@@ -12,13 +12,17 @@ from interp_steer.cli.config_options import data_dir_option, device_option, mode
 from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir
 from interp_steer.errors import ConfigError
 
-STUDIES = ("tan2024",)
+STUDIES = ("tan2024", "compare")
 
 
 @app.command()
 def study(
-    name: str = typer.Argument(..., help="which study: tan2024 (Tan et al. 2024, steering reliability)"),
+    name: str = typer.Argument(..., help="which study: tan2024 (Tan et al. 2024, steering reliability), or compare "
+                               "(join finished tan2024 study directories across models)"),
+    dirs: Optional[list[Path]] = typer.Argument(None, help="compare: the finished study directories to join"),
     out: Path = typer.Option(..., help="output directory (resumable: a rerun computes only missing units)"),
+    report_only: bool = typer.Option(False, "--report-only", help="rebuild report.md, tables/ and figures/ of the "
+                                     "finished study in --out from its unit files (no forward pass)"),
     preset: str = typer.Option("tiny", help="tiny (CI, minutes), small, or full (all 152 MWE A/B sets + every "
                                "persona set in free text)"),
     model: str = model_option(),
@@ -45,6 +49,17 @@ def study(
 
     if name not in STUDIES:
         raise ConfigError(f"study {name!r}: known studies are {', '.join(STUDIES)}")
+    if name == "compare":
+        _compare(dirs or [], out, data_dir, n_boot, seed)
+        return
+    if dirs:
+        raise ConfigError(f"study tan2024 takes no directory arguments (got {len(dirs)}); use --out")
+    if report_only:
+        from interp_steer.runs.study_rebuild import rebuild_study_report
+
+        headline, figures = rebuild_study_report(out, data_dir=data_dir)
+        typer.echo(f"report rebuilt: {out / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers")
+        return
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}")
     for value, option in ((n_train, "--n-train"), (n_test, "--n-test"), (workers, "--workers"), (threads, "--threads")):
@@ -67,3 +82,18 @@ def study(
     preflight(config, out)  # a directory written with other settings is refused before the model loads
     result = run_study(config, out, data_dir=data_dir, executor=executor_obj, echo=typer.echo)
     typer.echo(f"chosen layer {result.layer['layer']}; report: {out / 'report.md'}")
+
+
+def _compare(dirs: list[Path], out: Path, data_dir: Optional[Path], n_boot: Optional[int], seed: int) -> None:
+    """``study compare DIR_A DIR_B … --out DIR``: the cross-model report (refused in one line on mismatches)."""
+    from interp_steer.runs.study_compare import run_compare
+
+    if len(dirs) < 2:
+        raise ConfigError(f"study compare needs at least 2 study directories, got {len(dirs)}")
+    for d in dirs:
+        if not d.is_dir():
+            raise ConfigError(f"study compare: {d}: no such directory")
+    if n_boot is not None:
+        check_count(n_boot, "--n-boot", minimum=100)
+    tables = run_compare(dirs, out, data_dir=data_dir, n_boot=n_boot or 2000, seed=seed)
+    typer.echo(f"compare report: {out / 'report.md'} ({len(tables['correlations'])} correlations)")

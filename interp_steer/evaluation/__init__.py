@@ -2,6 +2,7 @@
 prompt variants, the unsteered A/B baseline and bootstrap intervals (the layer scan job lives in :mod:`interp_steer.runs.scan`)."""
 
 from interp_steer.evaluation.ab_baseline import ab_baseline
+from interp_steer.evaluation.generalisation import generalisation_correlation
 from interp_steer.evaluation.metrics import (
     random_baseline,
     random_like,
@@ -18,7 +19,6 @@ from interp_steer.evaluation.variants import (
     PersonaSentences,
     apply_variant,
     cross_variant_steerability,
-    generalisation_correlation,
     match_base_norm,
     persona_sentences,
     relative_steerability,

@@ -230,6 +230,9 @@ def unsteered_propensity(propensities: pd.DataFrame) -> pd.DataFrame:
     return rows[keep].drop_duplicates(subset=["dataset", "variant", "sample_id"], keep="first").reset_index(drop=True)
 
 
+ACROSS_MEASURES = ("relative", "relative_median", "slope", "propensity_difference", "abs_propensity_difference")
+
+
 def _nan_cluster_mean(resample, x: np.ndarray) -> np.ndarray:
     ok = np.isfinite(x)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -241,6 +244,7 @@ def relative_steerability_table(
     propensities: pd.DataFrame,
     *,
     min_own_slope: float | None = None,
+    relative_cutoff: float | None = None,
     n_boot: int = 2000,
     confidence: float = 0.95,
     method: str = "percentile",
@@ -255,12 +259,18 @@ def relative_steerability_table(
     * ``"per_dataset"``: one row per (dataset, X, Y): ``slope`` (mean slope of X's vector on Y), ``own_slope``
       (Y's vector on Y), ``cutoff`` (:func:`own_slope_cutoff` of the dataset's framing), ``relative``
       (``slope / |own_slope|``, NaN unless ``|own_slope| > cutoff``), ``unsteered_train`` / ``unsteered_test``
-      (mean propensity at multiplier 0 on X / Y prompts), ``propensity_difference`` (test − train), each with
-      ``*_ci_low`` / ``*_ci_high`` from a paired bootstrap of the dataset's test samples (the cutoff is decided on
-      the full sample, not per resample);
-    * ``"across_datasets"``: per (X, Y), the mean over datasets of ``relative`` (datasets that pass the cutoff),
-      ``slope`` and ``propensity_difference``, two-level bootstrap; tidy
-      (``[train_variant, variant, *RESULT_COLUMNS]``).
+      (mean propensity at multiplier 0 on X / Y prompts), ``propensity_difference`` (test − train, signed: it
+      cancels over the X→Y and Y→X cells), ``abs_propensity_difference`` (Tan et al.'s statistic: the mean over
+      test samples of the per-example ``|u_Y(i) − u_X(i)|``), each with ``*_ci_low`` / ``*_ci_high`` from a
+      paired bootstrap of the dataset's test samples (the cutoff is decided on the full sample, not per resample);
+    * ``"across_datasets"``: per (X, Y), the mean (``relative_steerability``) and median
+      (``relative_steerability_median``: no single dataset can drag it) over datasets of ``relative`` (datasets
+      that pass the cutoff), the mean ``slope``, ``propensity_difference`` and ``abs_propensity_difference``,
+      two-level bootstrap; tidy (``[train_variant, variant, *RESULT_COLUMNS]``).
+
+    ``relative_cutoff``: when given, the own-slope cutoff of each dataset is ``relative_cutoff × |slope(BASE→BASE)|``
+    of that dataset (relative to its ID slope, so the rule means the same in logits and in summed nats) instead of
+    the absolute :func:`own_slope_cutoff`.
     """
     from interp_steer.evaluation.uncertainty import RESULT_COLUMNS, bootstrap
 
@@ -279,9 +289,15 @@ def relative_steerability_table(
     kinds = (per_sample.groupby("dataset")["kind"].first() if "kind" in per_sample.columns
              else pd.Series("ab", index=datasets))
     cutoffs = np.array([own_slope_cutoff(str(kinds.get(d, "ab")), min_own_slope) for d in datasets])
+    if relative_cutoff is not None:
+        if ("BASE", "BASE") not in slopes.columns:
+            raise ConfigError("relative_steerability_table: relative_cutoff needs the BASE→BASE cell (the ID slope)")
+        id_slope = slopes[("BASE", "BASE")].groupby(level=0).mean().reindex(datasets).to_numpy(dtype=float)
+        cutoffs = float(relative_cutoff) * np.abs(id_slope)
     data = {f"s|{x}|{y}": slopes[(x, y)].to_numpy(dtype=float) for x, y in cells}
     data.update({f"u|{v}": (unsteered[v].to_numpy(dtype=float) if v in unsteered.columns
                             else np.full(len(slopes), np.nan)) for v in order})
+    data.update({f"a|{x}|{y}": np.abs(data[f"u|{y}"] - data[f"u|{x}"]) for x, y in cells})
     labels = slopes.index.get_level_values(0).to_numpy(dtype=object)
 
     def per_cluster(r, d, keep):
@@ -296,7 +312,8 @@ def relative_steerability_table(
             out.append({"slope": means[f"s|{x}|{y}"], "own_slope": own,
                         "relative": np.where(keep[(x, y)][None, :], rel, np.nan),
                         "unsteered_train": means[f"u|{x}"], "unsteered_test": means[f"u|{y}"],
-                        "propensity_difference": means[f"u|{y}"] - means[f"u|{x}"]})
+                        "propensity_difference": means[f"u|{y}"] - means[f"u|{x}"],
+                        "abs_propensity_difference": means[f"a|{x}|{y}"]})
         return out
 
     # the cutoff rule from the full-sample estimate
@@ -316,10 +333,11 @@ def relative_steerability_table(
         parts = per_cluster(r, d, keep)
         return np.concatenate([p[m] for m in ("slope", "relative", "propensity_difference") for p in parts]
                               + [parts[cell_index[(v, v)]]["unsteered_test"] if (v, v) in cell_index
-                                 else _nan_cluster_mean(r, d[f"u|{v}"]) for v in order], axis=1)
+                                 else _nan_cluster_mean(r, d[f"u|{v}"]) for v in order]
+                              + [p["abs_propensity_difference"] for p in parts], axis=1)
 
     res = bootstrap(data, within, clusters=labels, n_boot=n_boot, confidence=confidence, method=method, seed=seed,
-                    resample_clusters=False, names=[str(i) for i in range((3 * len(cells) + len(order)) * k)])
+                    resample_clusters=False, names=[str(i) for i in range((4 * len(cells) + len(order)) * k)])
 
     def at(block: int, j: int) -> tuple[float, float, float]:
         return res.estimate[block * k + j], res.ci_low[block * k + j], res.ci_high[block * k + j]
@@ -332,7 +350,8 @@ def relative_steerability_table(
                                       "n_samples": int(sizes[name]), "cutoff": cutoffs[j]}
             blocks = {"slope": i, "own_slope": cell_index.get((y, y)), "relative": len(cells) + i,
                       "unsteered_train": 3 * len(cells) + order.index(x), "unsteered_test": 3 * len(cells) + order.index(y),
-                      "propensity_difference": 2 * len(cells) + i}
+                      "propensity_difference": 2 * len(cells) + i,
+                      "abs_propensity_difference": 3 * len(cells) + len(order) + i}
             for m, block in blocks.items():
                 value = at(block, j) if block is not None else (np.nan, np.nan, np.nan)
                 row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = value
@@ -343,50 +362,21 @@ def relative_steerability_table(
     if k > 1:
         def across(r, d):
             parts = per_cluster(r, d, keep)
-            return np.column_stack([r.across_clusters(parts[i][m]) for i in range(len(cells))
-                                    for m in ("relative", "slope", "propensity_difference")])
+            return np.column_stack([r.across_clusters(parts[i][m.replace("_median", "")],
+                                                      "median" if m.endswith("_median") else "mean")
+                                    for i in range(len(cells)) for m in ACROSS_MEASURES])
 
         res = bootstrap(data, across, clusters=labels, n_boot=n_boot, confidence=confidence, method=method, seed=seed,
-                        names=[f"{i}|{m}" for i in range(len(cells)) for m in ("relative", "slope", "propensity_difference")])
+                        names=[f"{i}|{m}" for i in range(len(cells)) for m in ACROSS_MEASURES])
         table = res.to_frame()
         cell = table["statistic"].str.split("|", expand=True)
         table["train_variant"] = [cells[int(c)][0] for c in cell[0]]
         table["variant"] = [cells[int(c)][1] for c in cell[0]]
-        table["statistic"] = cell[1].replace({"relative": "relative_steerability"})
+        table["statistic"] = cell[1].replace({"relative": "relative_steerability",
+                                              "relative_median": "relative_steerability_median"})
         passed = per_dataset.groupby(["train_variant", "variant"])["relative"].apply(lambda s: int(s.notna().sum()))
-        table["n_datasets"] = [int(passed.get((a, b), 0)) if s == "relative_steerability" else k
+        table["n_datasets"] = [int(passed.get((a, b), 0)) if s.startswith("relative_steerability") else k
                                for a, b, s in zip(table["train_variant"], table["variant"], table["statistic"])]
         frames.append(table[["train_variant", "variant"] + RESULT_COLUMNS])
     across_table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["train_variant", "variant"] + RESULT_COLUMNS)
     return {"per_dataset": per_dataset, "across_datasets": across_table}
-
-
-def generalisation_correlation(
-    per_dataset: pd.DataFrame,
-    *,
-    methods: Sequence[str] = ("pearson", "spearman"),
-    off_diagonal: bool = True,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Correlation of ``relative`` with ``propensity_difference`` over the (dataset, X, Y) points of
-    :func:`relative_steerability_table` (``off_diagonal``: X ≠ Y only), with a bootstrap that resamples datasets
-    with all their points (the points of one dataset are not independent); also the correlation of the dataset
-    means. Tidy rows (``statistic`` e.g. ``pearson_r``), with the :data:`RESULT_COLUMNS`."""
-    from interp_steer.evaluation.study_intervals import correlation_ci
-
-    missing = [c for c in ("dataset", "train_variant", "variant", "relative", "propensity_difference") if c not in per_dataset.columns]
-    if missing:
-        raise ConfigError(f"generalisation_correlation needs columns {missing} (the 'per_dataset' table)")
-    points = per_dataset[per_dataset["train_variant"] != per_dataset["variant"]] if off_diagonal else per_dataset
-    points = points.dropna(subset=["relative", "propensity_difference"])
-    if len(points) < 3:
-        raise ConfigError(f"generalisation_correlation: {len(points)} usable points; need at least 3")
-    frames = []
-    for method in methods:
-        for means in (False, True):
-            res = correlation_ci(points["propensity_difference"], points["relative"], clusters=points["dataset"],
-                                 method=method, of_cluster_means=means, n_boot=n_boot, confidence=confidence, seed=seed)
-            frames.append(res.to_frame(x="propensity_difference", y="relative_steerability"))
-    return pd.concat(frames, ignore_index=True)

@@ -252,7 +252,12 @@ def select_datasets(summary: pd.DataFrame, k: int = 13, by: str = "mean_slope") 
 
 
 def format_ci(estimate: float, low: float, high: float, digits: int = 3) -> str:
-    """``"0.123 [0.045, 0.201]"`` (the estimate and its interval, fixed decimals)."""
+    """``"0.123 [0.045, 0.201]"`` (the estimate and its interval, fixed decimals); scientific notation
+    (``"1.23e-04 [4.50e-05, 2.01e-04]"``) when every nonzero value is below ``10**(1 - digits)`` in magnitude, so a
+    small number never prints as ``0.000``."""
+    values = [abs(v) for v in (estimate, low, high) if np.isfinite(v) and v != 0]
+    if values and max(values) < 10.0 ** (1 - digits):
+        return f"{estimate:.{digits - 1}e} [{low:.{digits - 1}e}, {high:.{digits - 1}e}]"
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -435,10 +440,13 @@ def run_study(
     seconds["id_ood"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    from interp_steer.runs.study_rebuild import study_completion_lengths
     from interp_steer.runs.study_report import write_study_report
 
+    lengths = study_completion_lengths(out_dir, config, tokenizer=None if model is None else model.tokenizer,
+                                       data_dir=data)
     headline, figures = write_study_report(out_dir, config, scan_config, steer_config, profile, choice,
-                                           steer.tables, id_ood.tables["per_sample"], seconds)
+                                           steer.tables, id_ood.tables["per_sample"], lengths)
     seconds["report"] = time.perf_counter() - started
     echo(f"[report] {out_dir / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers "
          f"({seconds['report']:.0f} s)")

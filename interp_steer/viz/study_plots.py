@@ -20,8 +20,17 @@ from interp_steer.errors import ConfigError
 from interp_steer.evaluation.tables import require_columns as _need
 
 
-def _short(name: str, width: int = 42) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
+def short_label(name: str, width: int = 40) -> str:
+    """A dataset spec as a tick label: the ``persona:`` source and ``@free_text`` framing dropped (the figure states
+    them), a long name wrapped onto two lines at a hyphen rather than cut (cut names share their prefixes)."""
+    text = str(name).replace("@free_text", "")
+    text = text.split(":", 1)[1] if text.startswith("persona:") else text
+    if len(text) <= width:
+        return text
+    cut = text.rfind("-", 0, len(text) // 2 + 8)
+    cut = cut if cut > 0 else len(text) // 2
+    head, tail = text[: cut + 1], text[cut + 1:]
+    return head + "\n" + (tail if len(tail) <= width + 6 else tail[: width + 5] + "…")
 
 
 def plot_steerability_violins(
@@ -49,7 +58,7 @@ def plot_steerability_violins(
     values = [per_sample.loc[per_sample["dataset"] == d, "slope"].dropna().to_numpy(dtype=float) for d in datasets]
     anti = dataset_cis[dataset_cis["statistic"] == "anti_steerable_fraction"].set_index("dataset")
     y = np.arange(len(datasets))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, max(3.4, 0.42 * len(datasets) + 2.4)), sharey=True,
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, max(3.4, 0.52 * len(datasets) + 2.4)), sharey=True,
                                       gridspec_kw={"width_ratios": [2.2, 1]})
     drawable = [i for i, v in enumerate(values) if len(v) >= 2 and np.ptp(v) > 0]
     if drawable:
@@ -61,7 +70,7 @@ def plot_steerability_violins(
     for i, v in enumerate(values):
         left.scatter(v, np.full(len(v), y[i]), s=4, color="C0", alpha=0.5, zorder=3)
     left.axvline(0, color="C3", ls="--", lw=1)
-    left.set_yticks(y, [_short(d) for d in datasets], fontsize=7)
+    left.set_yticks(y, [short_label(d) for d in datasets], fontsize=7)
     left.set_xlabel(f"per-sample steerability ({units})")
     left.set_ylabel("dataset")
     est = anti["estimate"].reindex(datasets).to_numpy(dtype=float) * 100
@@ -106,7 +115,7 @@ def plot_propensity_curves_ci(
         half = 1.96 * stats["std"].fillna(0.0) / np.sqrt(stats["count"])
         color = plt.get_cmap("tab20")(i % 20)
         ax.plot(stats.index, stats["mean"], "o-", ms=3, color=color, lw=1.4,
-                label=f"{_short(name, 36)} (n={int(stats['count'].max())})")
+                label=f"{short_label(name, 60)} (n={int(stats['count'].max())})")
         ax.fill_between(stats.index, stats["mean"] - half, stats["mean"] + half, color=color, alpha=0.15)
         n_samples += int(group["sample_id"].nunique())
     ax.axhline(0, color="grey", ls=":", lw=0.8, label="no preference (propensity 0)")
@@ -168,4 +177,50 @@ def placeholder_figure(title: str, message: str) -> Figure:
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=9, wrap=True)
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_variant_heatmap(
+    across: pd.DataFrame,
+    *,
+    statistic: str = "relative_steerability_median",
+    units: str = "ratio",
+    title: str | None = None,
+) -> Figure:
+    """The 5 × 5 ID/OOD grid as a heatmap: rows = the vector's variant X, columns = the prompts' variant Y, each cell
+    the across-dataset ``statistic`` (``relative_steerability_table(...)["across_datasets"]``) with its 95% CI and
+    the number of datasets behind it written in the cell."""
+    from interp_steer.evaluation.variants import VARIANTS
+
+    _need(across, ["train_variant", "variant", "statistic", "estimate", "ci_low", "ci_high", "n_datasets"],
+          "plot_variant_heatmap")
+    rows = across[across["statistic"] == statistic]
+    if rows.empty:
+        raise ConfigError(f"plot_variant_heatmap: no rows with statistic {statistic!r}")
+    order = [v for v in VARIANTS if v in set(rows["variant"]) | set(rows["train_variant"])]
+    cells = rows.set_index(["train_variant", "variant"])
+    grid = np.full((len(order), len(order)), np.nan)
+    fig, ax = plt.subplots(figsize=(7.4, 6.0))
+    for i, x in enumerate(order):
+        for j, y in enumerate(order):
+            if (x, y) in cells.index:
+                grid[i, j] = float(cells.loc[(x, y), "estimate"])
+    finite = grid[np.isfinite(grid)]
+    spread = float(np.max(np.abs(finite - 1.0))) if finite.size else 1.0
+    image = ax.imshow(grid, cmap="RdBu", vmin=1 - max(spread, 0.05), vmax=1 + max(spread, 0.05))
+    for i, x in enumerate(order):
+        for j, y in enumerate(order):
+            if (x, y) not in cells.index or not np.isfinite(grid[i, j]):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=7)
+                continue
+            row = cells.loc[(x, y)]
+            ax.text(j, i, f"{row['estimate']:.2f}\n[{row['ci_low']:.2f}, {row['ci_high']:.2f}]\n"
+                          f"{int(row['n_datasets'])} sets", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(order)), order, fontsize=8)
+    ax.set_yticks(range(len(order)), order, fontsize=8)
+    ax.set_xlabel("prompts' variant Y")
+    ax.set_ylabel("vector's variant X")
+    fig.colorbar(image, ax=ax, label=f"{statistic} ({units})", shrink=0.8)
+    ax.set_title(title or f"{statistic} over datasets, X → Y (95% CIs; cells: estimate [CI], datasets)", fontsize=9)
+    fig.tight_layout()
     return fig

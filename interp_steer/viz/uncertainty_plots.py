@@ -22,13 +22,30 @@ FREE_TEXT_SLOPE_UNITS = "nats per unit multiplier"
 
 
 
-def _panels(n_rows: int, max_rows: int, width: float = 6.5) -> tuple[Figure, list]:
+def _panels(n_rows: int, max_rows: int, width: float = 6.5, sharex: bool = True) -> tuple[Figure, list]:
+    """Side-by-side panels of at most ``max_rows`` rows; ``sharex``: one x-scale in every panel."""
     if max_rows < 1:
         raise ConfigError(f"max_rows={max_rows}: use at least 1")
     n_panels = max(1, int(np.ceil(n_rows / max_rows)))
     per_panel = int(np.ceil(n_rows / n_panels))
-    fig, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, max(2.8, 0.28 * per_panel + 1.6)), squeeze=False)
+    fig, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, max(2.8, 0.28 * per_panel + 1.6)), squeeze=False,
+                             sharex=sharex)
     return fig, list(axes[0])
+
+
+def _x_ticks(ax) -> None:
+    """Few x ticks, in scientific notation when the values are tiny (so tick labels never run into each other)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1e}" if 0 < abs(v) < 1e-2 else f"{v:g}"))
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def _label(name: object) -> str:
+    from interp_steer.viz.study_plots import short_label
+
+    return short_label(str(name), width=60)
 
 
 def _chunks(n_rows: int, n_panels: int) -> list[slice]:
@@ -49,7 +66,7 @@ def plot_spurious_variance_split(
     _need(spurious, [label, "var_is_A", "var_is_Yes", "var_unexplained"], "plot_spurious_variance_split")
     table = spurious.assign(_total=spurious[["var_is_A", "var_is_Yes", "var_unexplained"]].fillna(0).sum(axis=1))
     table = table.sort_values("_total", ascending=True).reset_index(drop=True)
-    fig, axes = _panels(len(table), max_rows)
+    fig, axes = _panels(len(table), max_rows, sharex=False)  # the panels' ranges differ by orders of magnitude
     parts = (("var_is_A", "is_A (answer letter)", "C0"), ("var_is_Yes", "+ is_Yes (answer means Yes)", "C1"),
              ("var_unexplained", "unexplained", "0.75"))
     for ax, rows in zip(axes, _chunks(len(table), len(axes))):
@@ -57,10 +74,13 @@ def plot_spurious_variance_split(
         left = np.zeros(len(chunk))
         for column, name, color in parts:
             values = chunk[column].fillna(0).to_numpy(dtype=float)
-            ax.barh(chunk[label].astype(str), values, left=left, color=color, label=name)
+            ax.barh([_label(x) for x in chunk[label]], values, left=left, color=color, label=name)
             left += values
-        ax.set_xlabel(f"variance of per-sample steerability (({units})²)")
+        top = float(chunk["_total"].max()) if len(chunk) else 0.0
+        ax.set_xlabel(f"variance of per-sample steerability\n(({units})²; this panel's own scale, max {top:.1e})",
+                      fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
+        _x_ticks(ax)
     axes[0].set_ylabel(label)
     axes[0].legend(fontsize=7, loc="lower right")
     n_samples = f", {int(table['n_samples'].sum())} samples" if "n_samples" in table.columns else ""
@@ -98,8 +118,9 @@ def plot_intervals(
                     f"estimate with {100 * float(chunk['confidence'].iloc[0]):.0f}% CI")
         if reference is not None:
             ax.axvline(reference, color="C3", ls="--", lw=1, label=reference_label or f"reference {reference:g}")
-        ax.set_yticks(y, names, fontsize=7)
+        ax.set_yticks(y, [_label(x) for x in names], fontsize=7)
         ax.set_xlabel(f"{statistic} ({units})" if units else statistic)
+        _x_ticks(ax)
     axes[0].set_ylabel(label)
     axes[0].legend(fontsize=7, loc="lower right")
     n = f"{len(rows)} {label}s" + (f", {int(rows['n_samples'].sum())} samples" if "n_samples" in rows.columns else "")
@@ -114,32 +135,49 @@ def plot_relative_vs_propensity_difference(
     *,
     correlation: pd.DataFrame | None = None,
     propensity_units: str = "logit diff.",
+    x: str = "abs_propensity_difference",
+    y_limits: tuple[float, float] | None = (-0.5, 2.0),
     title: str | None = None,
 ) -> Figure:
-    """Tan et al.'s generalisation figure: relative steerability of X's vector on Y against the difference in
-    unsteered propensity (Y − X), one point per (dataset, X ≠ Y) with its 95% CI, coloured by the test variant;
-    ``correlation`` (``generalisation_correlation``) is quoted in the title."""
-    _need(per_dataset, ["dataset", "train_variant", "variant", "relative", "propensity_difference"],
-          "plot_relative_vs_propensity_difference")
-    points = per_dataset[(per_dataset["train_variant"] != per_dataset["variant"])].dropna(
-        subset=["relative", "propensity_difference"])
+    """Tan et al.'s generalisation figure: relative steerability of X's vector on Y (y) against the unsteered
+    propensity difference between the test and train prompts (x; default the per-example absolute difference
+    ``mean_i |u_Y(i) − u_X(i)|``), one point per (dataset, X ≠ Y) with its 95% CI, coloured by the test variant.
+    ``y_limits``: the y range shown (the paper's axis); points or interval ends outside it are drawn at the edge as
+    triangles and counted in the legend, so one outlier cannot squash the rest. ``correlation``
+    (``generalisation_correlation``) is quoted in the title."""
+    _need(per_dataset, ["dataset", "train_variant", "variant", "relative", x], "plot_relative_vs_propensity_difference")
+    points = per_dataset[(per_dataset["train_variant"] != per_dataset["variant"])].dropna(subset=["relative", x])
     if points.empty:
         raise ConfigError("plot_relative_vs_propensity_difference: no off-diagonal point passes the own-slope cutoff")
-    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    lo, hi = y_limits if y_limits is not None else (-np.inf, np.inf)
+    clipped = 0
     for i, (variant, group) in enumerate(points.groupby("variant", sort=True)):
-        xerr = yerr = None
-        if {"relative_ci_low", "relative_ci_high"} <= set(group.columns):
-            yerr = np.vstack([group["relative"] - group["relative_ci_low"],
-                              group["relative_ci_high"] - group["relative"]]).clip(min=0)
-        if {"propensity_difference_ci_low", "propensity_difference_ci_high"} <= set(group.columns):
-            xerr = np.vstack([group["propensity_difference"] - group["propensity_difference_ci_low"],
-                              group["propensity_difference_ci_high"] - group["propensity_difference"]]).clip(min=0)
-        ax.errorbar(group["propensity_difference"], group["relative"], xerr=xerr, yerr=yerr, fmt="o", ms=4,
+        rel = group["relative"].to_numpy(dtype=float)
+        shown = np.clip(rel, lo, hi)
+        low = np.clip(group.get("relative_ci_low", group["relative"]).to_numpy(dtype=float), lo, hi)
+        high = np.clip(group.get("relative_ci_high", group["relative"]).to_numpy(dtype=float), lo, hi)
+        outside = (rel < lo) | (rel > hi)
+        clipped += int(outside.sum() + (((group.get("relative_ci_low", group["relative"]) < lo)
+                                         | (group.get("relative_ci_high", group["relative"]) > hi)) & ~outside).sum())
+        xs = group[x].to_numpy(dtype=float)
+        xerr = None
+        if {f"{x}_ci_low", f"{x}_ci_high"} <= set(group.columns):
+            xerr = np.vstack([xs - group[f"{x}_ci_low"], group[f"{x}_ci_high"] - xs]).clip(min=0)
+        ax.errorbar(xs[~outside], shown[~outside], xerr=None if xerr is None else xerr[:, ~outside],
+                    yerr=np.vstack([shown - low, high - shown])[:, ~outside].clip(min=0), fmt="o", ms=4,
                     color=f"C{i % 10}", elinewidth=0.6, alpha=0.8, label=f"test variant {variant}")
+        if outside.any():
+            ax.scatter(xs[outside], shown[outside], marker="^", color=f"C{i % 10}", s=30, zorder=4)
     ax.axhline(1.0, color="grey", ls="--", lw=0.8, label="as steerable as Y's own vector")
     ax.axhline(0.0, color="grey", ls=":", lw=0.8)
-    ax.axvline(0.0, color="grey", ls=":", lw=0.8)
-    ax.set_xlabel(f"unsteered propensity, test − train variant ({propensity_units})")
+    if y_limits is not None:
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        ax.plot([], [], ls="", marker="^", color="k",
+                label=f"{clipped} point(s) / CI end(s) beyond [{lo:g}, {hi:g}], drawn at the edge")
+    what = "mean per-example |unsteered propensity, test − train|" if x.startswith("abs_") else \
+        "unsteered propensity, test − train variant"
+    ax.set_xlabel(f"{what} ({propensity_units})")
     ax.set_ylabel("relative steerability slope(X→Y) / |slope(Y→Y)| (ratio)")
     ax.legend(fontsize=7, loc="best")
     head = f"{len(points)} (dataset, train ≠ test) points, {points['dataset'].nunique()} datasets"

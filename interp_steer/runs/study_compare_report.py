@@ -1,0 +1,121 @@
+"""``report.md`` of the cross-model study (:func:`interp_steer.runs.study_compare.run_compare`): the joined
+per-dataset table, the correlations with their dataset-bootstrap CIs, scatter plots, the largest disagreements
+with sample texts, the layer profiles on one relative-depth axis, and a "paper vs here" table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from interp_steer.analysis.markdown_tables import markdown_table
+from interp_steer.runs.files import write_table_atomic, write_text_atomic
+from interp_steer.runs.study import SLOPE_UNITS, format_ci
+from interp_steer.runs.study_report import Figures
+
+PAPER = "Tan et al. 2024, arXiv:2407.12404"
+PAPER_ROWS = [
+    ("models", "Llama-2-7b-chat, Qwen-1.5-14b-chat (abstract / §2)", None),
+    ("datasets", "40 MWE datasets, A/B framing (Figure 1 caption: 13 of 40 shown)", None),
+    ("share of inputs steered the wrong way", "\"several datasets produce the opposite behaviour for almost 50% of "
+     "inputs\" (Figure 1 caption)", "near50"),
+    ("cross-model steerability", "\"steerability is mostly a property of the dataset rather than the model\" "
+     "(abstract); TODO: the numeric cross-model correlation, from the paper's Llama-vs-Qwen steerability figure "
+     "(figure number and page to be filled from the paper; not read here)", "corr"),
+]
+
+
+def _fmt(row: pd.Series) -> str:
+    return f"{format_ci(row['estimate'], row['ci_low'], row['ci_high'])} (n = {int(row['n_samples'])} datasets)"
+
+
+def _units(framing: str, variant: str) -> dict[str, str]:
+    slope = "nats per token per unit multiplier" if variant == "per_token" else SLOPE_UNITS[framing]
+    return {"mean_slope": slope, "anti_steerable_fraction": "share of samples"}
+
+
+def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame) -> list[str]:
+    from interp_steer.runs.study_compare import column
+
+    here = {"models": ", ".join(f"`{s.config.model}`" for s in sides),
+            "datasets": ", ".join(f"{s.label}: {s.cis.groupby('framing')['dataset'].nunique().to_dict()}"
+                                  for s in sides)}
+    near = []
+    for side in sides:
+        lo = joined[column("anti_steerable_fraction", "summed", side.label, "ci_low")]
+        hi = joined[column("anti_steerable_fraction", "summed", side.label, "ci_high")]
+        for framing in sorted(joined["framing"].unique()):
+            mask = joined["framing"] == framing
+            near.append(f"{side.label} {framing}: {int(((lo <= 0.5) & (hi >= 0.5) & mask).sum())} of "
+                        f"{int(mask.sum())} datasets with a CI including 50%")
+    here["near50"] = "; ".join(near)
+    corr = correlations[(correlations["source"] == "all") & (correlations["measure"] == "mean_slope")
+                        & (correlations["statistic"] == "spearman_r")]
+    here["corr"] = "; ".join(f"{r.framing} {r.variant}: Spearman {format_ci(r.estimate, r.ci_low, r.ci_high)} "
+                             f"(n = {int(r.n_samples)} datasets)" for r in corr.itertuples()) or "n/a"
+    why = {"models": "differs: 135M–270M models here, 7B–14B chat models there",
+           "datasets": "differs: all 152 MWE A/B sets + persona sets in free text here",
+           "near50": "compare with care: the paper's A/B propensity vs the free-text and A/B ones here",
+           "corr": "TODO until the paper's value is filled in"}
+    rows = [{"headline": name, f"paper ({PAPER})": text, "here": here.get(key or name, ""), "same?": why[key or name]}
+            for name, text, key in PAPER_ROWS]
+    return ["## Paper vs here", "", "The paper column quotes the paper's text only; no number of the paper is "
+            "reproduced unless it was read from the paper (the cross-model value is a marked TODO).", "",
+            markdown_table(pd.DataFrame(rows)), ""]
+
+
+def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, data_dir=None) -> None:
+    """Write ``out/tables/*.csv``, ``out/figures/*.png`` and ``out/report.md``."""
+    from interp_steer.runs.study_compare import disagreements, sample_text
+    from interp_steer.viz.compare_plots import plot_depth_profiles, plot_model_scatter
+
+    out.mkdir(parents=True, exist_ok=True)
+    joined, correlations, profiles = tables["joined"], tables["correlations"], tables["profiles"]
+    for name, frame in tables.items():
+        write_table_atomic(frame, out / "tables" / f"{name}.csv")
+    figures = Figures(out)
+    ref = sides[0]
+    lines = [f"# Cross-model steering reliability: {', '.join(f'`{s.label}`' for s in sides)}", "",
+             "Joined from the finished studies " + ", ".join(f"`{s.out_dir}`" for s in sides) + " (same multipliers, "
+             "units and datasets; checked). Per dataset: mean slope and anti-steerable fraction with their 95% "
+             "CIs (samples resampled), summed and per token (free text). Correlations over datasets: i.i.d. "
+             "bootstrap over datasets, 95% percentile CIs, n = datasets.", ""]
+    for k, side in enumerate(sides[1:], start=1):
+        part = correlations[correlations["model_b"] == side.label]
+        lines += [f"## Correlations: `{ref.label}` vs `{side.label}`", ""]
+        for row in part[part["source"] == "all"].itertuples():
+            lines.append(f"- {row.framing} / {row.variant} / **{row.measure}**: {row.statistic} = "
+                         f"{format_ci(row.estimate, row.ci_low, row.ci_high)} (95% CI, {row.method}; "
+                         f"n = {int(row.n_samples)} datasets)")
+        lines += ["", "Per source (persona / xrisk) and framing:", ""]
+        by_source = part[part["source"] != "all"].assign(ci=lambda f: [format_ci(e, lo, hi) for e, lo, hi in
+                                                                       zip(f["estimate"], f["ci_low"], f["ci_high"])])
+        if not by_source.empty:
+            lines += [markdown_table(by_source[["framing", "source", "measure", "variant", "statistic", "ci",
+                                                "n_samples"]]), ""]
+        for framing in sorted(joined["framing"].unique()):
+            for variant in ("summed", "per_token"):
+                if variant == "per_token" and framing != "free_text":
+                    continue
+                fig = plot_model_scatter(joined, ref.label, side.label, framing=framing, variant=variant,
+                                         units=_units(framing, variant), correlations=part)
+                rel = figures.save(fig, f"scatter_{framing}_{variant}_vs{k}")
+                caption = (f"{framing} ({variant}): per-dataset mean slope and anti-steerable fraction, "
+                           f"{ref.label} vs {side.label}, 95% CIs")
+                lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+            gap = disagreements(joined, ref.label, side.label, framing)
+            if gap.empty:
+                continue
+            lines += [f"Largest disagreements ({framing}, mean-slope percentile rank):", ""]
+            for row in gap.itertuples():
+                lines.append(f"- `{row.dataset}`: rank {row.rank_a:.2f} vs {row.rank_b:.2f}; "
+                             f"{sample_text(str(row.dataset), ref.config, data_dir)}")
+            lines.append("")
+    lines += ["## Layer profiles on one relative-depth axis", ""]
+    for framing in sorted(profiles["framing"].unique()):
+        fig = plot_depth_profiles(profiles, framing=framing, units=SLOPE_UNITS[framing])
+        rel = figures.save(fig, f"depth_profiles_{framing}")
+        caption = f"{framing}: mean steerability across scan datasets vs layer / n_layers, 95% bands"
+        lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+    lines += _paper_table(sides, joined, correlations)
+    write_text_atomic("\n".join(lines), out / "report.md")

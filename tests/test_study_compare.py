@@ -1,0 +1,109 @@
+"""``interp-steer study compare``: two tiny-model studies joined; correlations equal scipy's on the studies' own
+per-dataset tables; mismatched units or datasets are refused in one line before anything is written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from interp_steer.cli import app
+from interp_steer.errors import ConfigError
+from interp_steer.runs.study import preset_config, run_study
+from interp_steer.runs.study_compare import check_compatible, load_side, run_compare
+
+NAMES = ["narcissism", "agreeableness", "psychopathy", "risk-seeking"]
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory, data_root):
+    """Two finished tiny studies (4 persona sets in both framings + 1 xrisk set) on two seeds of tiny-llama."""
+    from interp_steer.models.layout import use_linear_layout
+    from interp_steer.models.tiny import tiny_model
+
+    datasets = [f"persona:{n}" for n in NAMES] + [f"persona:{n}@free_text" for n in NAMES] + ["xrisk:survival-instinct"]
+    dirs = []
+    for seed in (0, 1):
+        model = use_linear_layout(tiny_model("tiny-llama", seed=seed))
+        config = preset_config("tiny", model="tiny-llama", data_dir=data_root, scan_layers=[0, 1, 2], n_boot=100,
+                               datasets=datasets)
+        out = tmp_path_factory.mktemp(f"study{seed}")
+        run_study(config, out, data_dir=data_root, model=model, echo=lambda _: None)
+        dirs.append(out)
+    return dirs
+
+
+def _dataset_values(out, name: str, statistic: str, framing: str) -> pd.Series:
+    table = pd.read_csv(out / "tables" / name)
+    rows = table[(table["level"] == "dataset") & (table["statistic"] == statistic) & (table["framing"] == framing)]
+    return rows.set_index("dataset")["estimate"].sort_index()
+
+
+def test_compare_correlations_match_scipy_on_the_studies_tables(studies, tmp_path, data_root):
+    out = tmp_path / "compare"
+    tables = run_compare(studies, out, data_dir=data_root, n_boot=200)
+    corr = tables["correlations"]
+    labels = sorted(corr["model_b"].unique()) + sorted(corr["model_a"].unique())
+    assert len(set(labels)) == 2  # the same model name twice gets distinct labels
+    for framing, name, variant in (("free_text", "steerability_cis.csv", "summed"),
+                                   ("free_text", "steerability_cis_per_token.csv", "per_token"),
+                                   ("ab", "steerability_cis.csv", "summed")):
+        a = _dataset_values(studies[0], name, "mean_slope", framing)
+        b = _dataset_values(studies[1], name, "mean_slope", framing).reindex(a.index)
+        row = corr[(corr["framing"] == framing) & (corr["source"] == "all") & (corr["measure"] == "mean_slope")
+                   & (corr["variant"] == variant)].set_index("statistic")
+        assert row.loc["spearman_r", "estimate"] == pytest.approx(stats.spearmanr(a, b)[0])
+        assert row.loc["pearson_r", "estimate"] == pytest.approx(stats.pearsonr(a, b)[0])
+        assert row.loc["spearman_r", "ci_low"] <= row.loc["spearman_r", "estimate"] + 1e-12
+        assert int(row.loc["spearman_r", "n_samples"]) == len(a)
+    persona = corr[(corr["source"] == "persona") & (corr["framing"] == "ab")]
+    assert not persona.empty and set(persona["n_samples"]) == {4}
+    report = (out / "report.md").read_text()
+    assert "Paper vs here" in report and "TODO" in report and "relative-depth" in report
+    profiles = tables["profiles"]
+    assert np.allclose(profiles["relative_depth"], profiles["layer"] / 3)
+    for rel in ("figures/depth_profiles_free_text.png", "tables/joined.csv", "tables/correlations.csv"):
+        assert (out / rel).exists(), rel
+
+
+def _copy(study, tmp_path, name):
+    target = tmp_path / name
+    shutil.copytree(study, target)
+    return target
+
+
+@pytest.mark.parametrize("change, message", [
+    ("multipliers", "mismatched units"),
+    ("per_token", "mismatched units"),
+    ("dataset", "mismatched datasets"),
+])
+def test_compare_refuses_mismatched_units_or_datasets_in_one_line(studies, tmp_path, change, message):
+    other = _copy(studies[1], tmp_path, "other")
+    if change == "multipliers":
+        config = json.loads((other / "config.json").read_text())
+        config["multipliers"] = [-1.0, 0.0, 1.0]
+        (other / "config.json").write_text(json.dumps(config))
+    elif change == "per_token":
+        (other / "tables" / "steerability_cis_per_token.csv").unlink()
+    else:
+        path = other / "tables" / "steerability_cis.csv"
+        table = pd.read_csv(path)
+        table[table["dataset"] != "persona:psychopathy@free_text"].to_csv(path, index=False)
+    with pytest.raises(ConfigError, match=message):
+        check_compatible([load_side(studies[0]), load_side(other)])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["study", "compare", str(studies[0]), str(other), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0]
+    assert not out.exists()  # refused before anything is written
+
+
+def test_compare_needs_two_directories(studies, tmp_path):
+    result = CliRunner().invoke(app, ["study", "compare", str(studies[0]), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "at least 2" in result.output
