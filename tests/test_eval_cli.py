@@ -9,7 +9,6 @@ from interp_steer.cli import app
 from interp_steer.methods import extract_caa
 
 
-
 def test_evaluate_writes_tables_plots_and_summary(tmp_path, tiny):
     from interp_steer.data import load_dataset
 

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from interp_steer.report.format import format_ci, format_count, format_value
+from interp_steer.report.format import format_ci, format_count, format_interval, format_value
 
 CASES = [
     ((3.2412, 2.4133, 4.0801), "3.24 [2.41, 4.08]"),  # half-width 0.83 → 2 decimals
@@ -96,3 +96,11 @@ def test_format_value_with_n_and_units():
     assert format_value(float("nan"), n=3, units="nats") == "n/a (n=3)"
     assert format_value(3.14159, digits=2) == "3.1"
     assert format_count(12, 40) == "12 of 40"
+
+
+def test_format_interval_takes_any_sequence():
+    import pandas as pd
+
+    row = pd.Series({"x": 3.2412, "x_lo": 2.4133, "x_hi": 4.0801})
+    assert format_interval(row) == format_interval([3.2412, 2.4133, 4.0801]) == "3.24 [2.41, 4.08]"
+    assert format_interval((1.0, None, 2.0), units="nats") == "1.00 nats (no CI)"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from page_checks import assert_fits, assert_static, body_attributes, browser, run_chromium
 
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.report.format import format_ci
 from interp_steer.viz.steering_card import steering_card_html
-from page_checks import assert_fits, assert_static, body_attributes, browser, run_chromium
 
 pytestmark = pytest.mark.slow  # each runs a (tiny) tune job
 

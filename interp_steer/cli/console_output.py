@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.report.console import compare_phrase, interval_phrase, paths_block, render_table
-from interp_steer.report.format import format_ci
+from interp_steer.report.format import format_ci, format_interval
 
 SIDE_LABELS = {"n_samples": "n", "kl": "KL", "dnll": "ΔNLL", "format_mass": "format mass",
                "raw_multiplier": "raw multiplier", "n_passages": "passages"}
@@ -96,8 +96,8 @@ def baseline_text(baseline: pd.DataFrame) -> str:
         baseline, "Prompting baseline: steering vs the SYS± persona prompt (shift vs the plain prompt)",
         ["method", "arm", "setting", "n_samples", "shift", "kl", "dnll", "format_mass"],
         labels=SIDE_LABELS, units=SIDE_UNITS,
-        meaning=f"towards the behaviour, steering shifts the propensity by {format_ci(*steer)} and the persona "
-                f"prompt by {format_ci(*prompt)}: {compare_phrase('steering', steer, 'the persona prompt', prompt)}.")
+        meaning=f"towards the behaviour, steering shifts the propensity by {format_interval(steer)} and the persona "
+                f"prompt by {format_interval(prompt)}: {compare_phrase('steering', steer, 'the persona prompt', prompt)}.")
 
 
 def tune_text(result, kl_budget: float, units: str) -> str:

@@ -122,3 +122,9 @@ def format_value(value: float | int | None, n: int | None = None, units: str | N
 def format_count(k: int, n: int) -> str:
     """``"12 of 40"``: a count out of a total."""
     return f"{int(k)} of {int(n)}"
+
+
+def format_interval(triple, units: str | None = None) -> str:
+    """:func:`format_ci` of an ``(estimate, low, high)`` sequence (a list, tuple, array or pandas row)."""
+    estimate, low, high = (None if v is None else float(v) for v in list(triple))
+    return format_ci(estimate, low, high, units)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.report.console import compare_phrase, interval_phrase, render_table
-from interp_steer.report.format import format_ci, format_value
+from interp_steer.report.format import format_ci, format_interval, format_value
 
 PROPENSITY_UNITS = {"free_text": "nats", "ab": "logits"}
 
@@ -34,8 +34,8 @@ def propensity_text(pivot: pd.DataFrame, unit: str, layer: int) -> str:
         pivot, f"Propensity on {int(first['n'])} held-out pairs at layer {layer}",
         units={"propensity": unit, "median": unit}, labels={"propensity": "mean propensity"},
         meaning=f"the propensity (how much more likely the positive completion is than the negative one) "
-                f"{direction} from {format_ci(*first[['propensity', 'propensity_lo', 'propensity_hi']])} at "
-                f"multiplier {first['multiplier']:+g} to {format_ci(*last[['propensity', 'propensity_lo', 'propensity_hi']])} "
+                f"{direction} from {format_interval(first[['propensity', 'propensity_lo', 'propensity_hi']])} at "
+                f"multiplier {first['multiplier']:+g} to {format_interval(last[['propensity', 'propensity_lo', 'propensity_hi']])} "
                 f"at {last['multiplier']:+g}. The intervals are wide because pairs differ a lot in their unsteered "
                 "propensity; the slope table below looks at each pair's change, which is more precise.")
 
@@ -78,24 +78,24 @@ def side_effects_text(side: pd.DataFrame, unit: str, layer: int) -> str:
                 "neutral text (0 = no change; larger multipliers cost more).")
 
 
-def baseline_text(baseline: pd.DataFrame, unit: str, multiplier: float, layer: int) -> str:
+def baseline_text(baseline: pd.DataFrame, unit: str, multiplier: float | None, layer: int) -> str:
     def triple(method: str, arm: str) -> list[float]:
         row = baseline[(baseline["method"] == method) & (baseline["arm"] == arm)].iloc[0]
         return [float(row["shift"]), float(row["shift_lo"]), float(row["shift_hi"])]
 
     steer, prompt = triple("steering", "pos"), triple("prompting", "pos")
     return render_table(
-        baseline, f"Prompting baseline: steering at ±{multiplier:g} (layer {layer}) vs a persona system prompt",
+        baseline, f"Prompting baseline: steering at ±{multiplier or 0:g} (layer {layer}) vs a persona system prompt",
         ["method", "arm", "setting", "n_samples", "shift", "kl", "dnll"],
         units={"shift": unit, "kl": "nats/token", "dnll": "nats/token"},
         labels={"n_samples": "n", "kl": "KL", "dnll": "ΔNLL"},
-        meaning=f"towards the behaviour, steering shifts the propensity by {format_ci(*steer)} and the SYS_POS "
-                f"prompt by {format_ci(*prompt)} {unit} (both vs the plain prompt): "
+        meaning=f"towards the behaviour, steering shifts the propensity by {format_interval(steer)} and the SYS_POS "
+                f"prompt by {format_interval(prompt)} {unit} (both vs the plain prompt): "
                 f"{compare_phrase('steering', steer, 'the persona prompt', prompt)}.")
 
 
 def print_findings(echo: Callable[[str], None], *, tables: dict, layer: int, framing: str, n_test: int,
-                   baseline_multiplier: float, n_boot: int, seed: int) -> None:
+                   baseline_multiplier: float | None, n_boot: int, seed: int) -> None:
     """Echo the demo's tables (see the module docstring)."""
     from interp_steer.runs.demo import SLOPE_UNITS
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from interp_steer.errors import ConfigError
 from interp_steer.report.console import compare_phrase, display_frame
-from interp_steer.report.format import format_ci, format_value
+from interp_steer.report.format import format_interval, format_value
 from interp_steer.report.html import PAGE_STYLE
 from interp_steer.viz.views import _SELF_CLOSING_DIV, _library_source
 
@@ -117,7 +117,7 @@ def _provenance_html(provenance: Mapping | None) -> str:
             f"<details><summary>Full provenance JSON</summary><pre>{full}</pre></details>")
 
 
-def _row(frame: pd.DataFrame | None, **match: str) -> pd.Series | None:
+def _row(frame: pd.DataFrame | None, **match: object) -> pd.Series | None:
     if frame is None or frame.empty or not all(k in frame.columns for k in match):
         return None
     rows = frame
@@ -159,15 +159,15 @@ def summary_html(recommendation: Mapping, summary: pd.DataFrame, baseline: pd.Da
         shift = [rec.get("shift"), rec.get("shift_lo"), rec.get("shift_hi")]
         kl = [rec.get("kl"), rec.get("kl_lo", np.nan), rec.get("kl_hi")]
         items.append(("Recommendation", f"{where}multiplier {rec['multiplier']:g} ({unit_words})"))
-        items.append(("Effect", f"behaviour shift {format_ci(*shift, units=pu)} vs unsteered{n}"))
-        cost = f"KL {format_ci(*kl, units='nats/token')} on neutral text{passages}; budget {rec.get('kl_budget', np.nan):g}"
+        items.append(("Effect", f"behaviour shift {format_interval(shift, units=pu)} vs unsteered{n}"))
+        cost = f"KL {format_interval(kl, units='nats/token')} on neutral text{passages}; budget {rec.get('kl_budget', np.nan):g}"
         if rec.get("dnll") is not None:
-            cost += f"; ΔNLL {format_ci(*_triple(row, 'dnll'), units='nats/token')}"
+            cost += f"; ΔNLL {format_interval(_triple(row, 'dnll'), units='nats/token')}"
         items.append(("Cost", cost))
         moves = (shift[1] or 0) > 0
         verdict.append(f"Steering at {where}{rec['multiplier']:g} {unit_words} "
-                       + (f"moves the behaviour by {format_ci(*shift, units=pu)}" if moves else
-                          f"does not move the behaviour distinguishably from zero ({format_ci(*shift, units=pu)})")
+                       + (f"moves the behaviour by {format_interval(shift, units=pu)}" if moves else
+                          f"does not move the behaviour distinguishably from zero ({format_interval(shift, units=pu)})")
                        + f" at a KL of {format_value(rec.get('kl'))} nats/token.")
     else:
         items.append(("Recommendation", f"none: {rec.get('reason', 'no setting qualifies')}"))
@@ -177,8 +177,8 @@ def summary_html(recommendation: Mapping, summary: pd.DataFrame, baseline: pd.Da
         s, p = _triple(steer, "shift"), _triple(prompt, "shift")
         skl, pkl = _triple(steer, "kl"), _triple(prompt, "kl")
         n = f" (n = {int(steer['n_samples'])})" if "n_samples" in steer else ""
-        items.append(("Steering vs prompting", f"steering {format_ci(*s, units=pu)} at KL {format_ci(*skl)}; the "
-                                               f"persona prompt {format_ci(*p, units=pu)} at KL {format_ci(*pkl)}{n}"))
+        items.append(("Steering vs prompting", f"steering {format_interval(s, units=pu)} at KL {format_interval(skl)}; the "
+                                               f"persona prompt {format_interval(p, units=pu)} at KL {format_interval(pkl)}{n}"))
         ratio = f" at {format_value(pkl[0] / skl[0], digits=2)}× less KL" if skl[0] and pkl[0] > skl[0] else ""
         verdict.append(compare_phrase("steering", s, "the persona prompt", p).capitalize()
                        + (ratio if s[1] > p[2] else "") + ".")
@@ -190,7 +190,7 @@ def summary_html(recommendation: Mapping, summary: pd.DataFrame, baseline: pd.Da
                 continue
             b, a = _triple(base, "accuracy"), _triple(steered, "accuracy")
             name = str(spec).split(":")[-1]
-            lines.append(f"{name} accuracy {format_ci(*b)} → {format_ci(*a)} (n = {int(steered['n_items'])} items)")
+            lines.append(f"{name} accuracy {format_interval(b)} → {format_interval(a)} (n = {int(steered['n_items'])} items)")
             if a[2] < b[1] or a[1] > b[2]:
                 changed.append(name)
         if lines:
