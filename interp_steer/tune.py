@@ -214,7 +214,7 @@ def write_tune_card(config: TuneConfig, result: TuneResult, model, setting, job:
         layer, m = setting
         vector = SteeringVector.load(out_dir / f"units/L{layer:03d}.vector.safetensors")
         provenance = vector.provenance.to_dict()
-        props = result.report.tables["propensities"]
+        props = result.report.tables["propensities"]  # the report of a finished run, or a rebuilt one
         buffer = io.BytesIO()
         fig = plot_propensity_curves(props[props.layer == layer], title=f"Propensity curves at layer {layer} "
                                                                         f"({config.units} multipliers)")
@@ -233,3 +233,35 @@ def write_tune_card(config: TuneConfig, result: TuneResult, model, setting, job:
                        baseline=result.baseline, capability=result.capability, generations=result.generations,
                        projection=projection, notes=notes)
     return path
+
+
+def rebuild_tune_card(out_dir: str | Path, model=None) -> Path:
+    """Rewrite ``steering_card.html`` of a finished tune run from its tables, ``config.json`` and
+    ``recommendation.json`` (nothing recomputed; ``model``, default ``load_model(config.model)``, only draws the
+    projection view of one prompt)."""
+    from interp_steer.runs.files import read_table
+    from interp_steer.runs.runner import RunReport
+
+    out_dir = Path(out_dir)
+    config = TuneConfig.from_json((out_dir / "config.json").read_text())
+    fmt = config.table_format
+
+    def table(name: str) -> pd.DataFrame | None:
+        path = out_dir / f"{name}.{fmt}"
+        return read_table(path) if path.exists() else None
+
+    summary, props = table("summary"), table("propensities")
+    if summary is None or props is None:
+        raise InterpSteerError(f"{out_dir}: no summary / propensities table; is this a finished tune run?")
+    rec = json.loads((out_dir / "recommendation.json").read_text())
+    report = RunReport(out_dir, total=0, tables={"propensities": props})
+    result = TuneResult(out_dir, report, summary, rec, table("baseline"), table("generations"), table("capability"))
+    setting = _chosen_setting(summary, rec)
+    if setting is not None and not rec.get("found"):
+        result.notes.append(f"No setting is within the KL budget; the baseline and generations below use the "
+                            f"largest-shift setting (layer {setting[0]}, multiplier {setting[1]:g}), which exceeds it.")
+    if model is None:
+        from interp_steer.models import load_model
+
+        model = load_model(config.model, device=config.device)
+    return write_tune_card(config, result, model, setting, TuneJob(config))

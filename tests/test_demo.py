@@ -18,6 +18,7 @@ from interp_steer.data.neutral import load_neutral_corpus
 from interp_steer.data.tokenization import encode_text
 from interp_steer.evaluation import apply_variant, compute_propensities
 from interp_steer.models import load_model
+from interp_steer.report.format import format_ci
 from interp_steer.runs.demo import DEMO_PROMPTS, STEPS, DemoConfig, DemoJob, run_demo
 from interp_steer.steering import SteeringVector, chat_prompt, generate
 
@@ -159,7 +160,10 @@ def test_prompting_baseline_matches_the_reference_engine(demo):
         row = baseline.loc[key]
         assert row["shift_lo"] <= row["shift"] <= row["shift_hi"] and row["n_samples"] == 4
         assert np.isfinite(row["kl"]) and row["kl"] >= 0
-    assert any(line.startswith("prompting baseline") for line in (s.strip() for s in lines))
+    printed = "\n".join(lines)  # the console table shows each arm's shift as "x [lo, hi]"
+    prompting = baseline.loc[("prompting", "pos")]
+    assert "Prompting baseline" in printed
+    assert format_ci(prompting["shift"], prompting["shift_lo"], prompting["shift_hi"]) in printed
 
 
 def test_rerun_reuses_every_unit(demo):

@@ -9,7 +9,6 @@ from interp_steer.cli import app
 from interp_steer.methods import extract_caa
 
 
-
 def test_evaluate_writes_tables_plots_and_summary(tmp_path, tiny):
     from interp_steer.data import load_dataset
 
@@ -23,7 +22,7 @@ def test_evaluate_writes_tables_plots_and_summary(tmp_path, tiny):
     props = pd.read_csv(out / "propensities.csv")
     assert sorted(props.vector.unique()) == ["random:0", "sent"] and len(props) == 2 * 3 * 3
     summary = pd.read_csv(out / "summary.csv")
-    assert "mean_slope" in result.output and len(summary) == 2
+    assert "mean slope" in result.output and len(summary) == 2
     for png in ("propensity_curves.png", "steerability_distribution.png"):
         assert (out / png).stat().st_size > 0
     bad = CliRunner().invoke(app, ["evaluate", "--vector", str(path), "--dataset", "builtin:sentiment", "--model", "tiny-llama",

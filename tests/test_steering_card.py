@@ -1,29 +1,28 @@
 """The steering card written by tune: self-contained (no external URLs), data text escaped, every section and
-image rendered in headless Chromium."""
+image rendered in headless Chromium, the summary first with numbers that match the tables, every interval as
+"x [lo, hi]", no raw JSON outside <details>, nothing wider than a 1024 px viewport, and A4 pages in print.
+The committed example cards are checked the same way."""
 
 from __future__ import annotations
 
-import os
+import json
 import re
-import shutil
-import subprocess
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from page_checks import assert_fits, assert_static, body_attributes, browser, run_chromium
 
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
+from interp_steer.report.format import format_ci
 from interp_steer.viz.steering_card import steering_card_html
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-    "--virtual-time-budget=5000", "--window-size=1000,1400",
-]
 pytestmark = pytest.mark.slow  # each runs a (tiny) tune job
 
-SECTIONS = ["provenance", "recommendation", "steerability", "side-effects", "baseline", "generations", "projection"]
+SECTIONS = ["summary", "figures", "steerability", "side-effects", "baseline", "generations", "projection", "provenance"]
+EXAMPLES = sorted((Path(__file__).parents[1] / "analyses" / "results").glob("*/**/steering_card.html"))
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +60,8 @@ def test_card_needs_a_summary():
 def render_in_chromium(page) -> tuple[str, dict[str, str]]:
     """Open ``page`` in headless Chromium (no network); return its DOM after load and the ``<body>`` attributes the
     card's onload script wrote. Skips when chromium is absent (a failure under CI=1)."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed in CI (.ci/run installs the Debian 'chromium' package)")
-        pytest.skip("chromium not installed (apt-get install chromium); set CI=1 to make this a failure")
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                             capture_output=True, text=True, timeout=120).stdout
-    body = re.search(r"<body([^>]*)>", dom).group(1)
-    return dom, dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', body))
+    dom = run_chromium(["--dump-dom", page.as_uri()], width=1000, height=1400)
+    return dom, body_attributes(dom)
 
 
 def test_card_renders_in_headless_chromium(card):
@@ -78,3 +69,52 @@ def test_card_renders_in_headless_chromium(card):
     assert int(body["data-images-loaded"]) == int(body["data-images-total"]) == 2
     assert body["data-sections"].split(",") == SECTIONS
     assert "L1 proj steered" in dom  # circuitsvis mounted its React view
+
+
+def test_card_summary_comes_first_and_matches_the_tables(card):
+    text = card.read_text()
+    assert text.index('<section id="summary">') < text.index('<section id="figures">') < text.index("<table")
+    rec = json.loads((card.parent / "recommendation.json").read_text())
+    summary = pd.read_csv(card.parent / "summary.csv")
+    baseline = pd.read_csv(card.parent / "baseline.csv")
+    head = text[text.index('<section id="summary">'):text.index('<section id="figures">')]
+    pos = baseline[(baseline.method == "prompting") & (baseline.arm == "pos")].iloc[0]
+    assert format_ci(pos["shift"], pos["shift_lo"], pos["shift_hi"]) in head  # steering vs prompting, with n
+    assert f"(n = {int(pos['n_samples'])})" in head
+    if rec["found"]:
+        assert format_ci(rec["shift"], rec["shift_lo"], rec["shift_hi"]) in head
+    else:
+        assert "none:" in head and "No setting moves the behaviour" in head
+    row = summary[summary.multiplier == summary.multiplier.max()].iloc[0]
+    assert format_ci(row["kl"], row["kl_lo"], row["kl_hi"]) in text  # the side-effects table, merged
+
+
+def test_card_static_checks(card):
+    assert_static(card.read_text())
+    assert "<details><summary>Full provenance JSON</summary>" in card.read_text()
+
+
+def test_card_fits_1024_px(card):
+    assert_fits(card)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def test_committed_example_cards(example):
+    text = example.read_text()
+    assert_static(text)
+    for ident in ("summary", "figures", "steerability", "side-effects", "baseline", "generations", "provenance"):
+        assert f'<section id="{ident}">' in text
+    assert_fits(example)
+
+
+def test_example_card_prints_on_a4():
+    browser()
+    example = EXAMPLES[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "card.pdf"
+        run_chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf}", example.as_uri()])
+        data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    boxes = {tuple(round(float(v)) for v in m.split()) for m in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", data)}
+    assert boxes == {(0, 0, 595, 842)} or boxes == {(0, 0, 596, 843)}, boxes  # A4 in points
+    assert len(re.findall(rb"/Type\s*/Page\b", data)) >= 2

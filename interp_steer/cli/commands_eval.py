@@ -22,16 +22,6 @@ from interp_steer.errors import ConfigError
 from interp_steer.runs.job_configs import ScanConfig
 
 DEFAULT_MULTIPLIERS = "-1.5,-1,-0.5,0,0.5,1,1.5"
-SUMMARY_COLUMNS = ["dataset", "layer", "vector", "n_samples", "mean_slope", "median_slope", "std_slope",
-                   "anti_steerable_fraction", "sign_flip_fraction"]
-SIDE_EFFECT_COLUMNS = ["multiplier", "raw_multiplier", "shift", "shift_lo", "shift_hi", "kl", "kl_hi", "dnll",
-                       "format_mass"]
-BASELINE_SUMMARY_COLUMNS = ["method", "arm", "setting", "shift", "shift_lo", "shift_hi", "kl", "kl_hi", "format_mass"]
-
-
-def _format_table(frame, columns) -> str:
-    shown = frame[[c for c in columns if c in frame.columns]]
-    return shown.to_string(index=False, float_format=lambda x: f"{x:.3f}")
 
 
 def _check_format(table_format: str) -> None:
@@ -116,23 +106,9 @@ def evaluate(
     hooked = load_model(model, device=device)
     steering_vector.check_fits(hooked)
     result = run_evaluate(config, steering_vector, out, model=hooked, data_dir=data_dir)
-    tables = result.tables
-    typer.echo(_format_table(tables["summary"], SUMMARY_COLUMNS))
-    if "side_effects" in tables:
-        side = tables["side_effects"]
-        if "capability" in tables:
-            for spec, group in tables["capability"].groupby("dataset"):
-                acc = group.set_index("multiplier")["accuracy"]
-                side = side.assign(**{f"acc_{spec.split(':')[-1]}": side["multiplier"].map(acc)})
-        typer.echo(f"\nper multiplier ({units} units; shift vs multiplier 0, KL/ΔNLL nats per token, 95% CI):")
-        typer.echo(_format_table(side, SIDE_EFFECT_COLUMNS + [c for c in side.columns if c.startswith("acc_")]))
-    if result.baseline is not None:
-        typer.echo("\nprompting baseline (shift vs the unsteered BASE prompt):")
-        typer.echo(_format_table(result.baseline, BASELINE_SUMMARY_COLUMNS))
-    rec = result.recommendation
-    typer.echo(f"\nrecommended multiplier: {rec['multiplier']:g} ({units}); {rec['reason']}" if rec.get("found")
-               else f"\nno recommendation: {rec['reason']}")
-    typer.echo(f"wrote tables ({table_format}), plots and steering_card.html to {out}")
+    from interp_steer.cli.console_output import evaluate_text
+
+    typer.echo(evaluate_text(result.tables, result.baseline, result.recommendation, units, out))
 
 
 @app.command()
@@ -210,9 +186,14 @@ def scan(
                           progress=progress, time_budget_s=time_budget * 60 or None)
     if report.tables:
         save_figure(plot_layer_scan(report.tables["summary"]), out / "layer_scan.png")
-        typer.echo(_format_table(report.tables["summary"], SUMMARY_COLUMNS))
+        from interp_steer.cli.console_output import scan_text
+
+        typer.echo(scan_text(report.tables["summary"]))
     typer.echo(report.summary_line())
     report.raise_if_failed()
     if report.skipped:
         typer.echo(f"{len(report.skipped)} units not started within --time-budget; rerun the same command to continue")
-    typer.echo(f"wrote {len(config.units())} (dataset, layer) results, combined tables and layer_scan.png to {out}")
+    from interp_steer.report.console import paths_block
+
+    written = [out / f"{n}.{table_format}" for n in ("propensities", "per_sample", "summary")] + [out / "layer_scan.png"]
+    typer.echo(paths_block([p for p in written if p.exists()], f"wrote {len(config.units())} (dataset, layer) results"))

@@ -89,11 +89,6 @@ def tune(
     parse_layers(",".join(map(str, layer_list)), hooked.cfg.n_layers)
     result = run_tune(config, out, model=hooked, data_dir=data_dir, n_generations=n_generations,
                       max_new_tokens=max_new_tokens, capability_n=capability)
-    rec = result.recommendation
-    if rec.get("found"):
-        typer.echo(f"recommended: layer {rec['layer']}, multiplier {rec['multiplier']:g} ({units}); shift "
-                   f"{rec['shift']:.3f} [{rec['shift_lo']:.3f}, {rec['shift_hi']:.3f}], KL {rec['kl']:.4f} "
-                   f"(upper {rec['kl_hi']:.4f} ≤ {kl_budget:g})")
-    else:
-        typer.echo(f"no recommendation: {rec['reason']}")
-    typer.echo(f"report: {out / 'report.md'}")
+    from interp_steer.cli.console_output import tune_text
+
+    typer.echo(tune_text(result, kl_budget, units))

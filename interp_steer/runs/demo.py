@@ -326,34 +326,6 @@ class StepClock:
         return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
-def _ci(mean: float, lo: float, hi: float) -> str:
-    return "—" if not np.isfinite(mean) else f"{mean:8.3f} [{lo:7.3f}, {hi:7.3f}]"
-
-
-def side_effect_lines(side: pd.DataFrame) -> str:
-    """The side-effect summary as a short printable table (means with 95% intervals)."""
-    shown = pd.DataFrame({
-        "multiplier": side["multiplier"].map(lambda m: f"{m:+g}"),
-        "shift [95% CI]": [_ci(*r) for r in side[["shift", "shift_lo", "shift_hi"]].to_numpy()],
-        "KL nats/token [95% CI]": [_ci(*r) for r in side[["kl", "kl_lo", "kl_hi"]].to_numpy()],
-        "ΔNLL nats/token [95% CI]": [_ci(*r) for r in side[["dnll", "dnll_lo", "dnll_hi"]].to_numpy()],
-    })
-    return shown.to_string(index=False)
-
-
-def baseline_lines(baseline: pd.DataFrame) -> str:
-    """The prompting baseline as a short printable table (method, arm, shift, KL and ΔNLL with 95% intervals)."""
-    def col(name: str) -> list[str]:
-        if name not in baseline.columns:
-            return ["—"] * len(baseline)
-        return [_ci(*r) for r in baseline[[name, f"{name}_lo", f"{name}_hi"]].to_numpy(dtype=np.float64)]
-
-    shown = pd.DataFrame({"method": baseline["method"], "arm": baseline["arm"], "setting": baseline["setting"],
-                          "n": baseline["n_samples"].map(lambda n: f"{int(n)}"), "shift [95% CI]": col("shift"),
-                          "KL [95% CI]": col("kl"), "ΔNLL [95% CI]": col("dnll")})
-    return shown.to_string(index=False)
-
-
 def run_demo(config: DemoConfig, out_dir: Path, echo: Callable[[str], None] = print, *, executor=None) -> dict:
     """Run the demo into ``out_dir`` (see the module docstring for its files), print what it found and one
     progress line per step (:data:`STEPS`: wall time, process CPU time, load average). A rerun into the same
@@ -386,9 +358,12 @@ def run_demo(config: DemoConfig, out_dir: Path, echo: Callable[[str], None] = pr
     clock.mark("tables + plots")
     timings = clock.table()
     write_table_atomic(timings, out_dir / "timings.csv")
-    echo(f"\nwrote {', '.join(p.name for p in paths.values())}, propensity.csv, steerability.csv, layer_summary.csv, "
-         f"steerability_distribution.csv, side_effects.csv, baseline.csv, generations.json, timings.csv in {out_dir} "
-         f"({timings.wall_s.iloc[-1]:.0f} s wall, {timings.cpu_s.iloc[-1]:.0f} s CPU after import)")
+    from interp_steer.report.console import paths_block
+
+    names = [*(p.name for p in paths.values()), "propensity.csv", "steerability.csv", "layer_summary.csv",
+             "steerability_distribution.csv", "side_effects.csv", "baseline.csv", "generations.json", "timings.csv"]
+    echo("\n" + paths_block([out_dir / n for n in names], f"wrote ({timings.wall_s.iloc[-1]:.0f} s wall, "
+                                                           f"{timings.cpu_s.iloc[-1]:.0f} s CPU after import)"))
     return {**tables, "timings": timings, "vector_path": paths["vector"], "plot": paths["curves"],
             "distribution_plot": paths["distribution"]}
 
@@ -400,40 +375,20 @@ def _report(config: DemoConfig, job: DemoJob, out_dir: Path, tables: dict, echo:
 
     vector_path = out_dir / f"caa_layer{config.eval_layer}.safetensors"
     main_vector = SteeringVector.load(vector_path)
-    echo(f"\nsaved {vector_path} (norm {main_vector.norms()[main_vector.hook_names[0]]:.2f}; provenance: "
-         f"{main_vector.provenance.method} on {main_vector.provenance.n_pairs} {config.dataset} pairs)")
-    g = config.generation_multiplier
-    echo(f"\ngenerations at layer {config.eval_layer} (multiplier −{g:g} / 0 / +{g:g}):")
-    for row in json.loads((out_dir / "generations.json").read_text()):
-        for mult in config.generation_multipliers:
-            echo(f"  [{mult:+5.1f}] {row['prompt']} → {row[f'x{mult:+g}']!r}")
+    from interp_steer.runs.demo_console import print_findings, vector_line
 
-    table, summary, n_test = tables["table"], tables["summary"], len(job.split()[1])
+    echo("\n" + vector_line(vector_path, main_vector.norms()[main_vector.hook_names[0]], main_vector.provenance.method,
+                             main_vector.provenance.n_pairs, config.dataset))
+    g = config.generation_multiplier
+    echo(f"\nSteered generations at layer {config.eval_layer} (multiplier −{g:g} / 0 / +{g:g}):")
+    for row in json.loads((out_dir / "generations.json").read_text()):
+        echo(f"  {row['prompt']}")
+        for mult in config.generation_multipliers:
+            echo(f"    [{mult:+g}] {' '.join(str(row[f'x{mult:+g}']).split())!r}")
+    table, n_test = tables["table"], len(job.split()[1])
     main_table = table[table["layer"] == config.eval_layer]
-    pivot = main_table.groupby("multiplier")["propensity"].agg(["mean", "std", "median"]).reset_index()
-    unit = "nats (log p(pos) − log p(neg))" if config.framing == "free_text" else "logits (pos − neg answer)"
-    fmt = lambda x: f"{x:8.3f}"  # noqa: E731
-    echo(f"\npropensity on {n_test} held-out pairs at layer {config.eval_layer}, in {unit}:")
-    echo(pivot.to_string(index=False, float_format=fmt))
-    echo("\nper-layer steerability (slope of propensity per unit multiplier; mean_slope_lo/hi: bootstrap 95% CI; "
-             "anti_steerable_lo/hi: Wilson 95% CI):")
-    echo(summary.to_string(index=False, float_format=fmt))
-    echo(f"\nper-sample steerability distribution (n={n_test} per layer; quantiles of the slopes):")
-    echo(tables["distribution"].to_string(index=False, float_format=fmt))
-    if "side_effects" in tables:
-        side = tables["side_effects"]
-        echo(f"\nside effects at layer {config.eval_layer} (shift: paired propensity change vs multiplier 0 on "
-             f"{n_test} pairs; KL(unsteered‖steered) and ΔNLL per token on {int(side.n_passages.iloc[0])} neutral "
-             f"passages; bootstrap 95% CIs):")
-        echo(side_effect_lines(side))
-    baseline = tables.get("baseline")
-    notes = [] if baseline is None else [n for n in baseline["note"].dropna().astype(str) if n]
-    if notes:
-        echo(f"\n{notes[0]}")
-    elif baseline is not None and len(baseline):
-        echo(f"\nprompting baseline (SYS± persona prompt vs steering at ±{config.baseline_multiplier:g}, layer "
-             f"{config.eval_layer}; shift vs the unsteered BASE prompt, bootstrap 95% CIs):")
-        echo(baseline_lines(baseline))
+    print_findings(echo, tables=tables, layer=config.eval_layer, framing=config.framing, n_test=n_test,
+                   baseline_multiplier=config.baseline_multiplier, n_boot=config.n_boot, seed=config.seed)
 
     curves = save_figure(plot_propensity_curves(
         main_table, title=f"CAA on {config.dataset} ({config.framing}), layer {config.eval_layer}, {config.model}"),

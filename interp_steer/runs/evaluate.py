@@ -585,3 +585,30 @@ def write_evaluate_card(config: EvaluateConfig, result: EvaluateResult, model, s
                        baseline=result.baseline, capability=tables.get("capability"),
                        generations=tables.get("generations"), projection=projection, notes=notes)
     return path
+
+
+def rebuild_evaluate_card(out_dir: str | Path, model=None) -> Path:
+    """Rewrite the plots and ``steering_card.html`` of a finished evaluate run from its tables, ``config.json`` and
+    ``recommendation.json`` (no propensity, side-effect or baseline recomputed; ``model``, default
+    ``load_model(config.model)``, only draws the projection view of one prompt)."""
+    from interp_steer.runs.files import read_table
+
+    out_dir = Path(out_dir)
+    config = EvaluateConfig.from_json((out_dir / "config.json").read_text())
+    tables = {p.stem: read_table(p) for p in sorted(out_dir.glob(f"*.{config.table_format}"))}
+    baseline = tables.pop("baseline", None)
+    if "propensities" not in tables or "per_sample" not in tables:
+        raise ConfigError(f"{out_dir}: no propensities / per_sample table; is this a finished evaluate run?")
+    rec = json.loads((out_dir / "recommendation.json").read_text())
+    result = EvaluateResult(out_dir, RunReport(out_dir, total=0, tables=tables), tables, rec, baseline)
+    m = chosen_multiplier(tables.get("side_effects"), rec)
+    if m is not None and not rec.get("found"):
+        result.notes.append(f"No multiplier is within the KL budget; the baseline and projection use the "
+                            f"largest-shift multiplier {m:g}, which is not recommended.")
+    if model is None:
+        from interp_steer.models import load_model
+
+        model = load_model(config.model, device=config.device)
+    steered = SteeringVector.load(out_dir / "units/vector.steered.safetensors")
+    job = EvaluateJob(config, SteeringVector.load(config.vector))
+    return write_evaluate_card(config, result, model, steered, m, job)

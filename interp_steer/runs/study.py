@@ -414,8 +414,10 @@ def run_study(
     profile = layer_profile(scan.tables["per_sample"], n_boot=config.n_boot, seed=config.seed)
     choice = choose_layer(profile, config.layer_framing)
     write_text_atomic(json.dumps(choice, indent=2), out_dir / "layer_choice.json")
+    from interp_steer.report.format import format_ci as format_interval
+
     echo(f"[scan] chosen layer {choice['layer']}: mean {choice['framing']} steerability "
-         f"{format_ci(choice['estimate'], choice['ci_low'], choice['ci_high'])} {choice['units']}")
+         f"{format_interval(choice['estimate'], choice['ci_low'], choice['ci_high'], choice['units'])}")
 
     started = time.perf_counter()
     steer_config = SteerabilityConfig(model=config.model, datasets=config.datasets, layer=choice["layer"],
@@ -448,9 +450,26 @@ def run_study(
     headline, figures = write_study_report(out_dir, config, scan_config, steer_config, profile, choice,
                                            steer.tables, id_ood.tables["per_sample"], lengths)
     seconds["report"] = time.perf_counter() - started
-    echo(f"[report] {out_dir / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers "
-         f"({seconds['report']:.0f} s)")
+    from interp_steer.report.html import render_markdown_file
+
+    render_markdown_file(out_dir / "report.md")
+    echo(study_console_text(out_dir, headline, figures, seconds["report"]))
     return StudyResult(out_dir, choice, headline, figures, seconds, complete=True)
+
+
+def study_console_text(out_dir: Path, headline: pd.DataFrame, figures: list[str], report_s: float) -> str:
+    """The study's headline numbers as a console table (estimate [95% CI], units, n) and the paths written."""
+    from interp_steer.report.console import paths_block, render_table
+
+    table = render_table(
+        headline, f"Headline numbers ({len(headline)}; 95% bootstrap intervals)",
+        ["section", "group", "statistic", "estimate", "units", "n_samples", "n_datasets"],
+        labels={"n_samples": "n samples", "n_datasets": "datasets"},
+        meaning="each row is one number the report quotes, with its interval and the samples and datasets behind it; "
+                "A/B rows are in logits, free-text rows in nats, and the two are never pooled. The report explains "
+                "each section with its figures.")
+    files = [out_dir / "report.md", out_dir / "report.html", out_dir / "tables", out_dir / "figures"]
+    return table + "\n" + paths_block(files, f"wrote ({len(figures)} figures, report in {report_s:.0f} s)")
 
 
 def read_unit_propensities(out_dir: Path, steer_config, framing: str) -> pd.DataFrame:

@@ -213,6 +213,10 @@ def run_why(config: WhyConfig, out_dir: Path, echo=print, *, executor=None, time
     model = load_model(config.model, device=config.device) if executor is None else None
     report = run_job(WhyJob(config), out_dir, model=model, executor=executor, progress=False, time_budget_s=time_budget_s)
     report.raise_if_failed()
+    from interp_steer.report.html import render_markdown_file
+
+    for readme in sorted(out_dir.glob("*/README.md")):  # each case's report also as one self-contained page
+        render_markdown_file(readme)
     echo(report.summary_line())
     return report.tables
 
