@@ -37,7 +37,7 @@ def _holder(path: Path) -> dict[str, Any]:
 def _describe(holder: dict[str, Any]) -> str:
     if not holder:
         return "another process"
-    return f"pid {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
+    return f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}"
 
 
 def default_wait() -> float:

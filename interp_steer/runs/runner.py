@@ -5,11 +5,16 @@ A :class:`Job` is a typed config (:class:`~interp_steer.runs.config.JobConfig`) 
 returning the unit's files) and ``combine(out_dir)`` (the combined tables of every finished unit). :func:`run_job`
 does what every job needs around them::
 
-    1. check --out (an existing file or an unwritable place fails with one line), reject duplicate unit keys
+    1. check --out (an existing file or an unwritable place fails with one line) and take its lock
+       (:mod:`~interp_steer.runs.lock`: a second run on the directory refuses naming the holder), reject duplicate
+       unit keys
     2. refuse a directory written with a different config (naming the differing result-defining fields)
-    3. write config.json, delete temporaries a killed run left behind, skip the units already finished
+    3. write config.json, delete temporaries a killed run left behind, check every finished unit against its
+       completion record (:mod:`~interp_steer.runs.records`; a damaged unit is discarded with a one-line warning
+       and recomputed), skip the units already finished
     4. hand the remaining units to an executor (in-process or Ray); write each returned unit's files atomically
-       (the last file marks the unit done), record failures and go on; stop scheduling after a time budget
+       (the last file marks the unit done) and then its completion record, record failures and go on; stop
+       scheduling after a time budget
     5. write run_report.json (done / skipped / failed units) and the job's combined tables
 
 A unit whose ``compute`` raises is recorded with its error; the others still run. Rerunning the same command
@@ -35,8 +40,6 @@ from tqdm.auto import tqdm
 
 from interp_steer.errors import ConfigError, InterpSteerError
 from interp_steer.runs.config import JobConfig
-from interp_steer.runs.lock import OutDirLock, check_not_locked
-from interp_steer.runs.records import discard_unit, record_unit_files, verify_unit
 from interp_steer.runs.files import (
     check_out_dir,
     clean_stale_temporaries,
@@ -45,6 +48,8 @@ from interp_steer.runs.files import (
     write_text_atomic,
     write_vector_atomic,
 )
+from interp_steer.runs.lock import OutDirLock, check_not_locked
+from interp_steer.runs.records import discard_unit, record_unit_files, verify_unit
 
 UnitFiles = list[tuple[str, Any]]
 """A computed unit: ``(path relative to the output directory, payload)`` in writing order. Payloads are

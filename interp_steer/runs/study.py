@@ -419,6 +419,7 @@ def prepare_study(config: StudyConfig, out_dir: Path, *, data_dir=None, model=No
     """Checks, then ``config.json``: data sets, the model's layers (``--scan-layers``), then the resume guard on
     the now valid config; only then is ``config.json`` written. Returns ``(model or None, scan layers)``."""
     from interp_steer.runs.executors import cached_model
+    from interp_steer.runs.files import clean_stale_temporaries
 
     check_study_start(config, out_dir, data_dir)
     local = executor is None or getattr(executor, "name", "local") == "local"
@@ -433,6 +434,7 @@ def prepare_study(config: StudyConfig, out_dir: Path, *, data_dir=None, model=No
     if config_path.exists():
         config.check_resumable(StudyConfig.read(config_path), out_dir)
     write_text_atomic(config.to_json(), config_path)
+    clean_stale_temporaries(out_dir)  # (under the study's lock: only a killed run's)
     return (model if local else None), layers
 
 

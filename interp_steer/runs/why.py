@@ -208,10 +208,9 @@ def combine_why(out_dir: Path, config: WhyConfig) -> dict[str, pd.DataFrame]:
 
 def run_why(config: WhyConfig, out_dir: Path, echo=print, *, executor=None, time_budget_s: float | None = None) -> dict:
     """Run the missing cases into ``out_dir`` and combine; returns the combined tables."""
+    from interp_steer.data.registry import check_datasets
     from interp_steer.models import load_model
     from interp_steer.runs.runner import preflight, run_job
-
-    from interp_steer.data.registry import check_datasets
 
     out_dir = preflight(config, out_dir)
     check_datasets([parse_case(case)[0] for case in config.cases], config.data_dir)
@@ -230,6 +229,8 @@ def check_why_sae(config: WhyConfig, model) -> None:
     from interp_steer.errors import InterpSteerError
     from interp_steer.sae.loading import check_sae_fits, load_sae
 
+    if not config.sae:
+        return
     try:
         check_sae_fits(load_sae(config.sae, device=config.device), model)
     except InterpSteerError as exc:
