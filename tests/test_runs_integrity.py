@@ -230,7 +230,8 @@ def _headline_lines(report: Path) -> list[str]:
 
 
 def test_study_checks_scan_layers_before_writing_config(tiny, tmp_path, data_root):
-    from interp_steer.runs.study import prepare_study, preset_config, run_study
+    from interp_steer.runs.study import preset_config, run_study
+    from interp_steer.runs.study_start import prepare_study
 
     bad = preset_config("tiny", model="tiny-llama", data_dir=data_root, scan_layers=[6, 15, 24], n_boot=100)
     with pytest.raises(ConfigError, match=r"--scan-layers 6,15,24: out of range for 'tiny-llama', which has 3 layers"):

@@ -40,7 +40,8 @@ def study(
     baseline and spurious factors → ID/OOD 5 × 5 grid → one report.md with every figure and a CI beside every
     headline number. Every option is checked before the model loads."""
     from interp_steer.runs import make_executor
-    from interp_steer.runs.study import PRESETS, check_study_start, preset_config, run_study
+    from interp_steer.runs.study import PRESETS, preset_config, run_study
+    from interp_steer.runs.study_start import check_study_start
 
     if name not in STUDIES:
         raise ConfigError(f"study {name!r}: known studies are {', '.join(STUDIES)}")

@@ -20,11 +20,11 @@ import csv
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from interp_steer.errors import DataFormatError
-from interp_steer.runs.files import write_text_atomic
 
 RECORDS_DIR = "records"
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -122,8 +122,11 @@ def write_record(out_dir: Path, key: str, entries: dict[str, dict[str, Any]]) ->
     """Merge ``entries`` (relative path → entry) into unit ``key``'s record and write it atomically."""
     files = read_record(out_dir, key) or {}
     files.update(entries)
-    write_text_atomic(json.dumps({"unit": key, "files": files}, indent=1, sort_keys=True),
-                      record_path(out_dir, key))
+    path = record_path(out_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # (the runner's temporaries' pattern: cleaned alike)
+    tmp.write_text(json.dumps({"unit": key, "files": files}, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def record_unit_files(out_dir: Path, key: str, written: list[tuple[str, dict[str, Any] | None]]) -> None:
@@ -181,7 +184,8 @@ def recorded_table(path: Path) -> dict[str, Any] | None:
         records = root / RECORDS_DIR
         if not records.is_dir():
             continue
-        stamp = records.stat().st_mtime_ns
+        with os.scandir(records) as listing:  # (names, sizes and times: a record replaced within a clock tick)
+            stamp = hash(tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in listing)))
         cached = _INDEX.get(str(records))
         if cached is None or cached[0] != stamp:
             index: dict[str, dict[str, Any]] = {}
