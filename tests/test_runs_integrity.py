@@ -66,6 +66,19 @@ def test_parse_check_finds_torn_and_zeroed_tables(tmp_path):
         parse_check(tmp_path / "x.json")
 
 
+def test_a_torn_resumable_file_outside_the_units_is_recomputed(tmp_path, capsys):
+    """``intact_or_warn``: how ``evaluate``'s prompting-baseline file (kept outside the runner's units) is checked."""
+    from interp_steer.runs.records import intact_or_warn
+
+    good = tmp_path / "baseline.m1.csv"
+    pd.DataFrame({"a": [1.5, 2.5]}).to_csv(good, index=False)
+    assert intact_or_warn(good) and capsys.readouterr().err == ""
+    damage(good, "truncate")
+    assert not intact_or_warn(good)
+    assert capsys.readouterr().err.strip() == f"warning: {good}: the table ends mid-row (no final newline: truncated?); " \
+        "recomputing it"
+
+
 # ------------------------------------------------------------------------------------------------ scan
 SCAN = dict(model="tiny-llama", datasets=["builtin:sentiment"], layers=[0, 1], multipliers=[-1.0, 0.0, 1.0],
             n_train=4, n_test=4, batch_size=8, table_format="csv")

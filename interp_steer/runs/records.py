@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,14 @@ def recorded_table(path: Path) -> dict[str, Any] | None:
         if str(path) in cached[1]:
             return cached[1][str(path)]
     return None
+
+
+def intact_or_warn(path: Path) -> bool:
+    """Whether a resumable file outside the runner's units parses completely (:func:`parse_check`); if not, a
+    one-line warning naming it and the reason goes to stderr and the caller recomputes it."""
+    try:
+        parse_check(path)
+    except DataFormatError as exc:
+        print(f"warning: {path}: {exc}; recomputing it", file=sys.stderr)
+        return False
+    return True
