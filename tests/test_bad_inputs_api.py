@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from bad_inputs_data import write_broken_data_root
+from bad_inputs_data import write_broken_data_root, write_nan_vector_files
 
-from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError
+from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError, SteeringVectorError
 
 NAN, INF = float("nan"), float("inf")
 
@@ -74,6 +74,23 @@ ROWS = [
     ("registry-all-rejected", _data("load_dataset", spec="xrisk:same", data_dir=lambda c: c.data), DataFormatError,
      "3 same_answer"),
     ("registry-limit-zero", _data("load_dataset", spec="builtin:sentiment", limit=0), ConfigError, "limit"),
+    ("registry-spec-two-framings", _data("load_dataset", spec="builtin:sentiment@ab@free_text"), DataFormatError,
+     "'builtin:sentiment@ab@free_text'"),
+    ("registry-spec-framing-unavailable", _data("load_dataset", spec="xrisk:survival-instinct@free_text"), ConfigError,
+     ("'xrisk:survival-instinct@free_text'", "framing 'free_text'")),
+    ("registry-empty-data-dir", _data("load_dataset", spec="persona:narcissism", data_dir=lambda c: c.empty), DataFormatError,
+     ("persona:narcissism", "empty_data holds no data sets")),
+    ("registry-data-dir-without-the-set", lambda c: __import__("interp_steer.data.registry", fromlist=["x"])
+     .check_datasets(["persona:narcissism"], c.data),
+     DataFormatError, ("persona:narcissism", "in the data directory", "bad_api")),
+    # --- imported vectors (issue 29: NaN named with its file) ---------------------------------------------------
+    ("gguf-nan", lambda c: __import__("interp_steer.interop", fromlist=["from_gguf"]).from_gguf(c.nan_gguf),
+     SteeringVectorError, ("nan.gguf", "direction.1", "1 non-finite")),
+    ("steering-vectors-file-nan", lambda c: __import__("interp_steer.interop.peers", fromlist=["x"])
+     .load_steering_vectors_file(c.nan_sv), SteeringVectorError, ("nan_sv.pt", "layer 1", "1 non-finite")),
+    # --- job configs --------------------------------------------------------------------------------------------
+    ("why-n-folds-zero", lambda c: __import__("interp_steer.runs.why", fromlist=["WhyConfig"]).WhyConfig(n_folds=0),
+     ConfigError, "--n-folds 0"),
     ("split-duplicated-ids", _data("train_test_split", pairs=lambda c: c.pairs + c.pairs[:1]), DataFormatError,
      ("train_test_split", "occurs 2 times")),
     # --- methods (CAA) ------------------------------------------------------------------------------------------
@@ -122,6 +139,8 @@ STEERING_ROWS = [
     ("steer-mult-inf", _steer_forward(INF), ConfigError, "multiplier"),
     ("steer-mult-tensor-nan", _steer_forward(torch.tensor([NAN])), ConfigError, "multiplier"),
     ("steer-position-outside-sequence", _steer_forward(1.0, positions=[40]), ConfigError, "position"),
+    ("steer-position-start-past-sequence", _steer_forward(1.0, positions=torch.tensor([40])), ConfigError,
+     ("start [40]", "past the sequence of 5 tokens")),
     ("generate-mult-inf", _generate("Hello", multiplier=INF), ConfigError, "multiplier"),
     ("generate-empty-prompt", _generate(""), ConfigError, "prompt"),
     ("generate-max-new-tokens-zero", _generate("Hello", max_new_tokens=0), ConfigError, "max_new_tokens"),
@@ -156,9 +175,14 @@ def ctx(tmp_path_factory, tiny):
     dup_table = pd.concat([base, base[(base.sample_id == "s2") & (base.multiplier == 1.0)]], ignore_index=True)
     nan_slopes = steerability(base)
     nan_slopes.loc[nan_slopes.sample_id == "s1", "slope"] = NAN
+    empty = root / "empty_data"
+    empty.mkdir()
+    vector = extract_caa(tiny, pairs, [1], progress=False)
+    nan_files = write_nan_vector_files(root, vector)
     return SimpleNamespace(
+        empty=empty, **nan_files,
         model=tiny, pairs=pairs, dup_pairs=pairs + pairs[:1], long_pairs=long_pairs, data=data, badbytes_json=badbytes_json,
-        vector=extract_caa(tiny, pairs, [1], progress=False), nan_table=nan_table, inf_table=inf_table,
+        vector=vector, nan_table=nan_table, inf_table=inf_table,
         dup_table=dup_table, nan_slopes=nan_slopes,
     )
 

@@ -12,10 +12,11 @@ typer's short usage block, so they are checked for exit code 2, no traceback and
 from __future__ import annotations
 
 import pytest
-from bad_inputs_data import write_broken_data_root
+from bad_inputs_data import write_broken_data_root, write_nan_vector_files
 from typer.testing import CliRunner
 
 from interp_steer.cli import app
+from interp_steer.steering import SteeringVector
 
 LONG_TEXT = " ".join(["word"] * 700)  # > 512 tokens: the tiny models' context
 
@@ -173,6 +174,26 @@ ROWS = [
                                        "--out", "{tmp}/v.safetensors", *T], ("persona:long#2", "512"), True),
     ("data-line-longer-than-context-evaluate", ["evaluate", "--vector", "{vec1}", "--dataset", "persona:long", *D, "--split", "all",
                                                 "--out", "{tmp}/e", *T], ("persona:long#2", "512"), True),
+    # --- issue 29: checks moved to the front, each naming the option or file ------------------------------------
+    ("why-n-folds-zero", ["why", "--n-folds", "0", "--out", "{tmp}/w", *T], "--n-folds 0", False),
+    ("why-sae-of-another-model", ["why", "--cases", "builtin:sentiment@1", "--n-train", "4", "--n-test", "4", "--n-folds", "2",
+                                  "--n-boot", "100", "--out", "{tmp}/w", *T], ("--sae smollm2-135m-l12", "not a hook of the model", "'tiny-llama'"), True),
+    ("why-data-dir-empty", ["why", "--cases", "persona:narcissism@free_text@1", "--data-dir", "{empty}", "--out", "{tmp}/w", *T],
+     ("{empty}", "holds no data sets"), False),
+    ("scan-time-budget-nan", ["scan", "--dataset", "builtin:sentiment", "--time-budget", "nan", "--out", "{tmp}/s", *T],
+     "--time-budget nan", False),
+    ("scan-data-dir-empty", ["scan", "--dataset", "persona:narcissism", "--data-dir", "{empty}", "--out", "{tmp}/s", *T],
+     ("persona:narcissism", "{empty}", "holds no data sets"), False),
+    ("scan-data-dir-broken", ["scan", "--dataset", "persona:narcissism", *D, "--out", "{tmp}/s", *T],
+     ("persona:narcissism", "in the data directory {data}"), False),
+    ("study-data-dir-empty", ["study", "tan2024", "--data-dir", "{empty}", "--out", "{tmp}/st", *T],
+     ("{empty}", "holds no data sets"), False),
+    ("extract-spec-two-framings", ["extract", "--dataset", "builtin:sentiment@ab@free_text", "--layers", "1",
+                                   "--out", "{tmp}/v.safetensors", *T], "'builtin:sentiment@ab@free_text'", False),
+    ("import-gguf-nan", ["import", "--input", "{nan_gguf}", "--out", "{tmp}/i.safetensors"], ("nan.gguf", "direction.1", "non-finite"),
+     False),
+    ("import-steering-vectors-nan", ["import", "--input", "{nan_sv}", "--format", "steering-vectors", "--out", "{tmp}/i.safetensors"],
+     ("nan_sv.pt", "layer 1", "non-finite"), False),
     # --- a NaN vector: refused, never summarised as slope 0 (the metrics' own refusal: test_bad_inputs_api) -----
     ("evaluate-nan-vector", ["evaluate", "--vector", "{vec_nan}", "--dataset", "builtin:sentiment", "--n", "2",
                              "--out", "{tmp}/e", *T], "NaN", False),
@@ -217,6 +238,9 @@ def paths(tmp_path_factory, tiny, tiny_gpt2):
     found["afile"].write_text("not a directory")
 
     found["data"] = write_broken_data_root(root)
+    found["empty"] = root / "empty_data"
+    found["empty"].mkdir()
+    found.update(write_nan_vector_files(root, SteeringVector.load(found["vec1"])))
     return found
 
 
@@ -246,6 +270,7 @@ def test_bad_input_is_one_line_exit_2(argv, fragments, needs_model, paths, tmp_p
     assert "Traceback" not in output
     assert len(output.splitlines()) == 1 and output.startswith("error: "), output
     for fragment in (fragments,) if isinstance(fragments, str) else fragments:
+        fragment = _argv([fragment], paths, tmp_path)[0] if "{" in fragment else fragment  # e.g. "{empty}": a path
         assert fragment in output, output
 
 

@@ -152,3 +152,43 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, args, message):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def _tamper(out, how):
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if how == "edit-and-unlist":  # the case: change a file and drop its manifest entry
+        (out / "provenance.json").write_text((out / "provenance.json").read_text().replace("caa", "bipo"))
+        del manifest["provenance.json"]
+    elif how == "extra-file":
+        (out / "notes.txt").write_text("added later")
+    elif how == "missing-file":
+        (out / "data.json").unlink()
+    elif how == "changed-file":
+        (out / "versions.json").write_text((out / "versions.json").read_text() + " ")
+    elif how == "manifest-list":
+        manifest = list(manifest.items())
+    elif how == "manifest-bad-digest":
+        manifest["config.json"] = 12
+    manifest_path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("how, fragments", [
+    ("edit-and-unlist", ("provenance.json is not listed in manifest.json",)),
+    ("extra-file", ("notes.txt is not listed",)),
+    ("missing-file", ("data.json is missing",)),
+    ("changed-file", ("versions.json changed", "sha256")),
+    ("manifest-list", ("manifest.json: malformed manifest", "got list")),
+    ("manifest-bad-digest", ("malformed manifest entry 'config.json'",)),
+])
+def test_every_tamper_fails_verify_with_one_line_naming_the_file(tmp_path, vector, how, fragments):
+    out = write_bundle(vector, tmp_path / "b")
+    read_bundle(out)  # intact: passes
+    _tamper(out, how)
+    with pytest.raises(SteeringVectorError) as info:
+        read_bundle(out)
+    assert all(f in str(info.value) for f in fragments), str(info.value)
+    result = CliRunner().invoke(app, ["verify", str(out)])  # refused before any model loads
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith("NOT verified: ") and all(f in lines[0] for f in fragments), lines[0]

@@ -156,8 +156,8 @@ def scan(
         check_device_option(device)
     if gpus_per_worker > 0 and device == "cpu":
         raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g} with --device cpu: add --device cuda")
-    if time_budget < 0:
-        raise ConfigError(f"--time-budget {time_budget:g}: give minutes ≥ 0")
+    if not time_budget >= 0 or time_budget == float("inf"):  # NaN and inf too: neither is a number of minutes
+        raise ConfigError(f"--time-budget {time_budget:g}: give minutes ≥ 0 (0: no limit)")
     runner = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                            torch_threads=torch_threads or None)
 

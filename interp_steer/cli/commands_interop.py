@@ -107,11 +107,19 @@ def verify(
     device: str = device_option(),
 ) -> None:
     """Re-extract a bundled vector and report cosine / relative error per hook (exit 1 if it does not match)."""
-    from interp_steer.interop.bundle import verify_bundle
+    from interp_steer.errors import SteeringVectorError
+    from interp_steer.interop.bundle import read_bundle, verify_bundle
 
     check_finite(min_cosine, "--min-cosine")
     check_finite(max_relative_error, "--max-relative-error")
     check_device_option(device)
+    if not (bundle / "manifest.json").is_file():
+        read_bundle(bundle)  # not a bundle at all: a usage error (exit 2) naming what is missing
+    try:
+        read_bundle(bundle)  # every file listed in the manifest with an unchanged sha256, before any model loads
+    except SteeringVectorError as exc:  # a damaged or tampered bundle: not verified (exit 1)
+        typer.secho(f"NOT verified: {' '.join(str(exc).split())}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
     loaded = None
     if model is not None:
         from interp_steer.models import load_model

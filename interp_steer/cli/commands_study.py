@@ -44,8 +44,8 @@ def study(
     baseline and spurious factors → ID/OOD 5 × 5 grid → one report.md with every figure and a CI beside every
     headline number. Every option is checked before the model loads."""
     from interp_steer.runs import make_executor
-    from interp_steer.runs.runner import preflight
     from interp_steer.runs.study import PRESETS, preset_config, run_study
+    from interp_steer.runs.study_start import check_study_start
 
     if name not in STUDIES:
         raise ConfigError(f"study {name!r}: known studies are {', '.join(STUDIES)}")
@@ -79,7 +79,7 @@ def study(
     prepare_out_dir(out)
     config = preset_config(preset, model=model, data_dir=data_dir, seed=seed, n_train=n_train, n_test=n_test,
                            scan_layers=layers, multipliers=mults, n_boot=n_boot, device=device)
-    preflight(config, out)  # a directory written with other settings is refused before the model loads
+    check_study_start(config, out, data_dir)  # missing data sets, a busy --out or other settings: before the model
     result = run_study(config, out, data_dir=data_dir, executor=executor_obj, echo=typer.echo)
     typer.echo(f"chosen layer {result.layer['layer']}; report: {out / 'report.md'}")
 

@@ -60,6 +60,8 @@ def parse_spec(spec: str, framing: str | None = None) -> tuple[str, str, str]:
     """``"persona:narcissism@free_text"`` → ``("persona", "narcissism", "free_text")``; the ``framing``
     argument, when given, must agree with a suffix; without either the source's default framing is used."""
     base, _, suffix = spec.partition("@")
+    if "@" in suffix:
+        raise DataFormatError(f"dataset spec {spec!r}: more than one '@framing' suffix; use at most one")
     source, sep, name = base.partition(":")
     if not sep or not name:
         raise DataFormatError(f"dataset spec {spec!r}: expected '<source>:<name>' with source in {sorted(FRAMINGS)}")
@@ -71,7 +73,8 @@ def parse_spec(spec: str, framing: str | None = None) -> tuple[str, str, str]:
         raise ConfigError(f"dataset spec {spec!r} says framing {suffix!r} but framing={framing!r} was passed")
     chosen = suffix or framing or DEFAULT_FRAMING[source]
     if chosen not in FRAMINGS[source]:
-        raise ConfigError(f"framing {chosen!r} is not available for {source}: use one of {list(FRAMINGS[source])}")
+        raise ConfigError(f"dataset spec {spec!r}: framing {chosen!r} is not available for {source}; use one of "
+                          f"{list(FRAMINGS[source])}")
     return source, name, chosen
 
 
@@ -85,7 +88,30 @@ def _unknown(source: str, name: str, data_dir: str | Path | None) -> DataFormatE
     available = list_datasets(data_dir)
     close = difflib.get_close_matches(wanted, available, n=5, cutoff=0.5)
     hint = f"close matches: {close}" if close else f"{len(available)} sets available, see list_datasets()"
-    return DataFormatError(f"unknown dataset {wanted!r}; {hint}")
+    if source == "builtin":
+        return DataFormatError(f"unknown dataset {wanted!r}; {hint}")
+    root = data_root(data_dir)
+    if len(available) == len(BUILTIN_DATASETS):
+        return DataFormatError(f"unknown dataset {wanted!r}: the data directory {root} holds no data sets (empty, or "
+                               f"not a data directory?); pass --data-dir / data_dir= or set $INTERP_STEER_DATA")
+    return DataFormatError(f"unknown dataset {wanted!r} in the data directory {root}; {hint}")
+
+
+def check_datasets(specs: list[str], data_dir: str | Path | None = None) -> None:
+    """Check that every spec parses and names a set that exists (without loading it): a one-line error naming
+    the spec, and the data directory for sets that live there. Jobs call it before loading a model."""
+    available = None
+    for spec in specs:
+        source, name, _ = parse_spec(spec)
+        if source == "builtin":
+            if name not in BUILTIN_DATASETS:
+                raise _unknown(source, name, data_dir)
+            continue
+        if available is None:
+            data_root(data_dir)
+            available = set(list_datasets(data_dir))
+        if f"{source}:{name}" not in available:
+            raise _unknown(source, name, data_dir)
 
 
 def _load(source: str, name: str, framing: str, data_dir: str | Path | None) -> list[ContrastivePair]:

@@ -10,7 +10,7 @@
 ``data.json``         the data-set spec, the ids of the training pairs in order and the sha256 of their rows
 ``versions.json``     Python and package versions, the model spec, its weight processing and, for a model file
                       (the embedded GGUF, a ``.gguf`` path or a Hugging Face directory), its size and sha256
-``manifest.json``     the sha256 of every other file of the bundle
+``manifest.json``     the sha256 of every other file of the bundle (a file not listed, missing or changed fails)
 ==================  ===========================================================================================
 
 :func:`verify_bundle` checks the manifest, reloads the data set and picks the recorded pairs by id (checking their
@@ -181,6 +181,23 @@ class BundleCheck:
         return pd.DataFrame(self.rows)
 
 
+def _read_manifest(path: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of a bundle's ``manifest.json``; a one-line error naming it when it is malformed."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SteeringVectorError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not manifest:
+        raise SteeringVectorError(f"{path}: malformed manifest (expected a non-empty JSON object of file name → "
+                                  f"sha256, got {type(manifest).__name__})")
+    for name, digest in manifest.items():
+        bad_name = not name or name.startswith("/") or ".." in Path(name).parts
+        if bad_name or not isinstance(digest, str) or len(digest) != 64:
+            raise SteeringVectorError(f"{path}: malformed manifest entry {name!r}: {digest!r} (expected a file of "
+                                      f"the bundle and its 64-digit sha256)")
+    return manifest
+
+
 def read_bundle(bundle: str | Path) -> tuple[SteeringVector, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """``(vector, config, data, versions)`` of a bundle, after checking every file against ``manifest.json``."""
     bundle = Path(bundle)
@@ -189,14 +206,16 @@ def read_bundle(bundle: str | Path) -> tuple[SteeringVector, dict[str, Any], dic
     manifest_path = bundle / "manifest.json"
     if not manifest_path.is_file():
         raise SteeringVectorError(f"bundle {bundle}: no manifest.json (not written by `interp-steer export --bundle`?)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SteeringVectorError(f"{manifest_path}: not valid JSON ({exc})") from None
+    manifest = _read_manifest(manifest_path)
+    present = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file() and p != manifest_path)
+    unlisted = [name for name in present if name not in manifest]
+    if unlisted:
+        raise SteeringVectorError(f"bundle {bundle}: {unlisted[0]} is not listed in manifest.json (a file added or "
+                                  f"renamed after the bundle was written)")
     for name, expected in manifest.items():
         path = bundle / name
         if not path.is_file():
-            raise SteeringVectorError(f"bundle {bundle}: {name} is missing")
+            raise SteeringVectorError(f"bundle {bundle}: {name} is missing (listed in manifest.json)")
         if _file_sha256(path) != expected:
             raise SteeringVectorError(f"bundle {bundle}: {name} changed since the bundle was written (sha256 differs)")
     parts = []

@@ -175,6 +175,10 @@ def from_gguf(path: str | Path, *, n_layers: int | None = None, d_model: int | N
         if len(dims) != 1:
             raise SteeringVectorError(f"{path}: {tensor.name} has shape {list(tensor.shape)}; control vectors are 1-D")
         directions[k] = torch.from_numpy(np.array(tensor.data, dtype=np.float32).reshape(-1))
+        bad = int((~torch.isfinite(directions[k])).sum())
+        if bad:
+            raise SteeringVectorError(f"{path}: {tensor.name} has {bad} non-finite value(s) (NaN or inf) of "
+                                      f"{directions[k].numel()}; the file is damaged or was written from a failed run")
     if not directions:
         raise SteeringVectorError(f"{path}: no direction.{{k}} tensors; the control vector is empty")
     widths = sorted({t.shape[0] for t in directions.values()})

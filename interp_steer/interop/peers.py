@@ -187,4 +187,10 @@ def load_steering_vectors_file(path: str | Path) -> dict[str, Any]:
                                   "save {'layer_activations': sv.layer_activations, 'layer_type': sv.layer_type}") from None
     if not isinstance(value, Mapping):
         raise SteeringVectorError(f"{path}: expected a dict with layer_activations, got {type(value).__name__}")
+    layers = value.get("layer_activations", value)
+    for layer, tensor in (layers.items() if isinstance(layers, Mapping) else ()):
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise SteeringVectorError(f"{path}: layer {layer} has {bad} non-finite value(s) (NaN or inf) of "
+                                      f"{tensor.numel()}; the file is damaged or was written from a failed run")
     return dict(value)

@@ -114,11 +114,13 @@ class JobConfig:
 
     ``RESULT_FIELDS`` names the fields that change a unit's numbers: a run may resume an output directory only
     if these agree with its ``config.json`` (other fields, e.g. a batch size or an engine with equal results,
-    may differ). ``LEGACY_DEFAULTS`` fills fields that configs written by older versions lack.
+    may differ). ``LEGACY_DEFAULTS`` fills fields that configs written by older versions lack. ``OPTION_NAMES``
+    maps a field to its command-line option where that is not ``--field-name`` (for the resume guard's message).
     """
 
     RESULT_FIELDS: ClassVar[tuple[str, ...]] = ()
     LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {}
+    OPTION_NAMES: ClassVar[dict[str, str]] = {}
     JOB: ClassVar[str] = "job"
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,5 +157,12 @@ class JobConfig:
         clashes = self.differing_fields(old)
         if clashes:
             detail = "; ".join(f"{n}: {getattr(old, n)!r} there, {getattr(self, n)!r} here" for n in clashes)
+            options = ", ".join(dict.fromkeys(self.option_name(n) for n in clashes))
             raise ConfigError(f"--out {where} holds a {self.JOB} with different {', '.join(clashes)} ({detail}); "
-                              f"use another --out directory or the same settings")
+                              f"change {options} back to the values there, or remove the directory {where} "
+                              f"(or use another --out) to start afresh")
+
+    @classmethod
+    def option_name(cls, name: str) -> str:
+        """The command-line option that sets field ``name`` (``OPTION_NAMES`` or ``--name-with-dashes``)."""
+        return cls.OPTION_NAMES.get(name, "--" + name.replace("_", "-"))

@@ -49,6 +49,7 @@ from interp_steer.evaluation.side_effects import NeutralSet
 from interp_steer.evaluation.units import UNIT_COLUMNS, ScaledVector, check_units
 from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
+from interp_steer.runs.records import intact_or_warn
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.steering.vector import SteeringVector
 
@@ -503,7 +504,7 @@ def _baseline(job: EvaluateJob, model, steered: SteeringVector, m: float, result
 
     cfg = job.config
     path = result.out_dir / f"units/baseline.m{m:g}.{cfg.table_format}"
-    if path.exists():
+    if path.exists() and intact_or_warn(path):
         table = read_table(path)
     else:
         train = None

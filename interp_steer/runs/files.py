@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.runs.lock import is_locked_by_other
+from interp_steer.runs.records import recorded_table
 
 TMP_GLOB = ".*.tmp*"
 """Names of temporaries left by a killed run (ours: ``.x.parquet.tmp-123``; the vector writer's: ``.x.tmp``)."""
@@ -49,6 +51,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"sample_id": str})
     except Exception as exc:  # noqa: BLE001 - any reader failure means a bad file
         raise DataFormatError(f"cannot read result table {path}: {exc}") from None
+    entry = recorded_table(path)
+    if entry is not None and entry.get("rows") is not None and len(frame) != entry["rows"]:
+        raise DataFormatError(f"result table {path} has {len(frame)} rows but its unit's completion record says "
+                              f"{entry['rows']}; delete it and rerun the command to recompute the unit")
     for col in BOOLEAN_COLUMNS:
         if col in frame.columns:
             frame[col] = frame[col].astype("boolean")
@@ -89,12 +95,19 @@ def write_vector_atomic(vector, path: str | Path) -> Path:
 
 
 def clean_stale_temporaries(out_dir: str | Path) -> list[Path]:
-    """Delete the temporaries a killed run left anywhere under ``out_dir``; returns what was removed."""
+    """Delete the temporaries a killed run left under ``out_dir``; returns what was removed.
+
+    Call it while holding ``out_dir``'s lock (:class:`~interp_steer.runs.lock.OutDirLock`): no other run writes
+    there then. Subdirectories locked by another live run (e.g. a run whose ``--out`` lies inside this one) are
+    left alone."""
     removed = []
-    for stale in Path(out_dir).rglob(TMP_GLOB):
-        if stale.is_file():
-            stale.unlink(missing_ok=True)
-            removed.append(stale)
+    for folder, dirs, names in os.walk(out_dir):
+        dirs[:] = [d for d in dirs if not is_locked_by_other(Path(folder) / d)]
+        for name in names:
+            stale = Path(folder) / name
+            if stale.match(TMP_GLOB) and stale.is_file():
+                stale.unlink(missing_ok=True)
+                removed.append(stale)
     return removed
 
 

@@ -5,11 +5,16 @@ A :class:`Job` is a typed config (:class:`~interp_steer.runs.config.JobConfig`) 
 returning the unit's files) and ``combine(out_dir)`` (the combined tables of every finished unit). :func:`run_job`
 does what every job needs around them::
 
-    1. check --out (an existing file or an unwritable place fails with one line), reject duplicate unit keys
+    1. check --out (an existing file or an unwritable place fails with one line) and take its lock
+       (:mod:`~interp_steer.runs.lock`: a second run on the directory refuses naming the holder), reject duplicate
+       unit keys
     2. refuse a directory written with a different config (naming the differing result-defining fields)
-    3. write config.json, delete temporaries a killed run left behind, skip the units already finished
+    3. write config.json, delete temporaries a killed run left behind, check every finished unit against its
+       completion record (:mod:`~interp_steer.runs.records`; a damaged unit is discarded with a one-line warning
+       and recomputed), skip the units already finished
     4. hand the remaining units to an executor (in-process or Ray); write each returned unit's files atomically
-       (the last file marks the unit done), record failures and go on; stop scheduling after a time budget
+       (the last file marks the unit done) and then its completion record, record failures and go on; stop
+       scheduling after a time budget
     5. write run_report.json (done / skipped / failed units) and the job's combined tables
 
 A unit whose ``compute`` raises is recorded with its error; the others still run. Rerunning the same command
@@ -43,6 +48,8 @@ from interp_steer.runs.files import (
     write_text_atomic,
     write_vector_atomic,
 )
+from interp_steer.runs.lock import OutDirLock, check_not_locked
+from interp_steer.runs.records import discard_unit, record_unit_files, verify_unit
 
 UnitFiles = list[tuple[str, Any]]
 """A computed unit: ``(path relative to the output directory, payload)`` in writing order. Payloads are
@@ -178,12 +185,16 @@ class RunReport:
                                    f"see {self.out_dir / REPORT_FILE}; rerun the same command to retry them")
 
 
-def write_unit_files(out_dir: Path, files: UnitFiles) -> None:
-    """Write a unit's files atomically, in order (so its last file appears only once the others are in place)."""
+def write_unit_files(out_dir: Path, files: UnitFiles) -> list[tuple[str, dict | None]]:
+    """Write a unit's files atomically, in order (so its last file appears only once the others are in place);
+    returns what to record: ``(relative path, table shape or None)`` for each file, a vector's sidecar included."""
+    written: list[tuple[str, dict | None]] = []
     for rel, payload in files:
         path = out_dir / rel
+        shape = None
         if isinstance(payload, pd.DataFrame):
             write_table_atomic(payload, path)
+            shape = {"rows": len(payload), "columns": [str(c) for c in payload.columns]}
         elif isinstance(payload, str):
             write_text_atomic(payload, path)
         elif isinstance(payload, bytes):
@@ -192,8 +203,39 @@ def write_unit_files(out_dir: Path, files: UnitFiles) -> None:
             write_text_atomic(json.dumps(payload, indent=2, ensure_ascii=False), path)
         elif hasattr(payload, "save") and path.suffix == ".safetensors":
             write_vector_atomic(payload, path)
+            sidecar = path.with_suffix(".json")
+            if sidecar.exists():
+                written.append((str(Path(rel).with_suffix(".json")), None))
         else:
             raise TypeError(f"cannot write a {type(payload).__name__} to {rel}")
+        written.append((rel, shape))
+    return written
+
+
+def verify_finished(job: Job, out_dir: Path, warn: Callable[[str], None]) -> list[str]:
+    """Check the files of every unit against its completion record (:func:`~interp_steer.runs.records.verify_unit`);
+    a unit with a damaged, truncated or changed file is discarded (so it is computed again) with a one-line
+    warning naming the file and the reason. Returns the keys of the discarded units."""
+    discarded = []
+    for unit in job.units():
+        rels = job.unit_files(unit)
+        problems = verify_unit(out_dir, unit.key, rels)
+        if not problems:
+            continue
+        rel, reason = problems[0]
+        more = f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""
+        warn(f"warning: {out_dir / rel}: {reason}{more}; recomputing unit {unit.key}")
+        try:
+            discard_unit(out_dir, unit.key, rels)
+        except OSError as exc:
+            raise ConfigError(f"{out_dir / rel}: {reason}, and the unit's files cannot be removed to recompute it "
+                              f"({exc.strerror}); remove them by hand") from None
+        discarded.append(unit.key)
+    return discarded
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def check_unique_keys(units: Sequence[Any]) -> None:
@@ -205,9 +247,11 @@ def check_unique_keys(units: Sequence[Any]) -> None:
 
 
 def preflight(config: JobConfig, out_dir: str | Path) -> Path:
-    """The checks of :func:`run_job` that need no model: ``--out`` usable and, if it holds a run, written with
-    compatible settings. Commands call it before loading a model; writes nothing but the directory itself."""
+    """The checks of :func:`run_job` that need no model: ``--out`` usable, not in use by another run and, if it
+    holds a run, written with compatible settings. Commands call it before loading a model; writes nothing but
+    the directory itself."""
     out_dir = check_out_dir(out_dir)
+    check_not_locked(out_dir)
     config_path = out_dir / "config.json"
     if config_path.exists():
         config.check_resumable(type(config).read(config_path), out_dir)
@@ -215,7 +259,8 @@ def preflight(config: JobConfig, out_dir: str | Path) -> Path:
 
 
 def prepare_out_dir(job: Job, out_dir: str | Path) -> Path:
-    """Checks and set-up before any work: --out usable, unit keys unique, config compatible, temporaries removed."""
+    """Checks and set-up before any work: --out usable, unit keys unique, config compatible, temporaries removed
+    (call it holding the directory's lock)."""
     check_unique_keys(job.units())
     out_dir = preflight(job.config, out_dir)
     config_path = out_dir / "config.json"
@@ -233,6 +278,8 @@ def run_job(
     progress: bool = True,
     time_budget_s: float | None = None,
     on_unit_done: Callable[[Any], None] | None = None,
+    lock_wait_s: float | None = None,
+    warn: Callable[[str], None] = _stderr,
 ) -> RunReport:
     """Run every unfinished unit of ``job`` into ``out_dir`` and combine the finished ones (see the module docs).
 
@@ -240,13 +287,24 @@ def run_job(
     :class:`~interp_steer.runs.executors.RayExecutor`. ``model``: an already loaded model for the local executor
     (default: load ``job.model_spec`` once). ``time_budget_s``: no unit starts after this many seconds; the units
     not started are reported as skipped. ``on_unit_done(unit)`` is called after each unit's files are in place.
+    The run holds ``out_dir``'s lock (:class:`~interp_steer.runs.lock.OutDirLock`; ``lock_wait_s``: how long to
+    wait for another run holding it, default ``$INTERP_STEER_LOCK_WAIT`` or 0); ``warn`` gets the one-line
+    warnings about reused units whose files fail their check (they are recomputed).
     """
-    from interp_steer.runs.executors import LocalExecutor
-
-    if time_budget_s is not None and time_budget_s < 0:
+    if time_budget_s is not None and not time_budget_s >= 0:  # (NaN fails too)
         raise ConfigError(f"time budget must be ≥ 0 seconds, got {time_budget_s}")
     started = time.monotonic()
+    out_dir = check_out_dir(out_dir)
+    with OutDirLock(out_dir, wait_s=lock_wait_s):
+        return _run_locked(job, out_dir, executor, model, progress, started, time_budget_s, on_unit_done, warn)
+
+
+def _run_locked(job: Job, out_dir: Path, executor, model, progress: bool, started: float,
+                time_budget_s: float | None, on_unit_done, warn: Callable[[str], None]) -> RunReport:
+    from interp_steer.runs.executors import LocalExecutor
+
     out_dir = prepare_out_dir(job, out_dir)
+    verify_finished(job, out_dir, warn)
     executor = executor if executor is not None else LocalExecutor()
     units = job.units()
     report = RunReport(out_dir=out_dir, total=len(units), executor=executor.describe())
@@ -268,7 +326,7 @@ def run_job(
         delivered.add(unit.key)
         report.unit_seconds[unit.key] = round(outcome.seconds, 4)
         if outcome.ok:
-            write_unit_files(out_dir, outcome.files or [])
+            record_unit_files(out_dir, unit.key, write_unit_files(out_dir, outcome.files or []))
             report.done.append(unit.key)
             line = {"unit": unit.key, "wall_s": round(outcome.seconds, 3), "cpu_s": round(outcome.cpu_seconds, 3),
                     "worker": outcome.worker, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

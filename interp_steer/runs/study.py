@@ -72,6 +72,10 @@ class StudyConfig(JobConfig):
     datasets the violin and propensity-curve figures show per framing. ``n_boot``: bootstrap resamples per interval.
     """
 
+    OPTION_NAMES: ClassVar[dict[str, str]] = {
+        name: "--preset" for name in ("scan_datasets", "scan_multipliers", "scan_n_train", "scan_n_test", "layer_framing", "datasets",
+                                      "test_fraction", "id_ood_datasets", "id_ood_framing", "id_ood_multipliers",
+                                      "id_ood_n_train", "id_ood_n_test", "table_format")}
     RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
         "model", "scan_datasets", "scan_layers", "scan_multipliers", "scan_n_train", "scan_n_test", "layer_framing",
         "datasets", "multipliers", "n_train", "n_test", "test_fraction", "seed", "id_ood_datasets", "id_ood_framing",
@@ -380,25 +384,25 @@ def run_study(
     ``executor``: :class:`~interp_steer.runs.LocalExecutor` (default) or :class:`~interp_steer.runs.RayExecutor`.
     A stage whose units failed raises :class:`~interp_steer.runs.runner.UnitsFailedError` (rerun to retry them).
     """
-    from interp_steer.runs.executors import cached_model
+    from interp_steer.runs.files import check_out_dir
+    from interp_steer.runs.lock import OutDirLock
+    from interp_steer.runs.study_start import prepare_study
+
+    out_dir = check_out_dir(out_dir)
+    with OutDirLock(out_dir):
+        model, layers = prepare_study(config, out_dir, data_dir=data_dir, model=model, executor=executor)
+        return _run_stages(config, out_dir, layers, None if data_dir is None else str(data_dir), model, executor,
+                           progress, echo)
+
+
+def _run_stages(config: StudyConfig, out_dir: Path, layers: list[int], data: str | None, run_model, executor,
+                progress: bool, echo: Callable[[str], None]) -> StudyResult:
     from interp_steer.runs.id_ood import IdOodConfig, IdOodJob
-    from interp_steer.runs.runner import preflight, run_job
+    from interp_steer.runs.runner import run_job
     from interp_steer.runs.scan import ScanConfig, run_scan_job
     from interp_steer.runs.steerability import SteerabilityConfig, run_steerability
 
-    out_dir = preflight(config, out_dir)
-    write_text_atomic(config.to_json(), out_dir / "config.json")
-    data = None if data_dir is None else str(data_dir)
     seconds: dict[str, float] = {}
-    local = executor is None or getattr(executor, "name", "local") == "local"
-    if model is None and (local or not config.scan_layers):
-        model = cached_model(config.model, config.device)
-    n_layers = int(model.cfg.n_layers) if model is not None else None
-    layers = config.scan_layers or list(range(n_layers or 0))
-    if n_layers is not None and max(layers) >= n_layers:
-        raise ConfigError(f"scan layers {layers} out of range for a {n_layers}-layer model")
-    run_model = model if local else None
-
     started = time.perf_counter()
     scan_config = ScanConfig(model=config.model, datasets=config.scan_datasets, layers=layers,
                              multipliers=config.scan_multipliers, n_train=config.scan_n_train,

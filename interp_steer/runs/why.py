@@ -101,6 +101,8 @@ class WhyConfig(JobConfig):
             self.patch_multiplier = max(abs(m) for m in self.multipliers)
         if self.patch_multiplier == 0:
             raise ConfigError("--patch-multiplier must be non-zero")
+        if self.n_folds < 2:
+            raise ConfigError(f"--n-folds {self.n_folds}: need at least 2 folds for held-out predictions")
         if self.n_test < 2 * self.n_folds:
             raise ConfigError(f"--n-test {self.n_test}: need at least 2 × n_folds ({2 * self.n_folds}) samples")
         if self.n_train < 2:
@@ -206,11 +208,15 @@ def combine_why(out_dir: Path, config: WhyConfig) -> dict[str, pd.DataFrame]:
 
 def run_why(config: WhyConfig, out_dir: Path, echo=print, *, executor=None, time_budget_s: float | None = None) -> dict:
     """Run the missing cases into ``out_dir`` and combine; returns the combined tables."""
+    from interp_steer.data.registry import check_datasets
     from interp_steer.models import load_model
     from interp_steer.runs.runner import preflight, run_job
 
     out_dir = preflight(config, out_dir)
+    check_datasets([parse_case(case)[0] for case in config.cases], config.data_dir)
     model = load_model(config.model, device=config.device) if executor is None else None
+    if model is not None and config.sae:
+        check_why_sae(config, model)
     report = run_job(WhyJob(config), out_dir, model=model, executor=executor, progress=False, time_budget_s=time_budget_s)
     report.raise_if_failed()
     from interp_steer.report.html import render_markdown_file
@@ -219,6 +225,21 @@ def run_why(config: WhyConfig, out_dir: Path, echo=print, *, executor=None, time
         render_markdown_file(readme)
     echo(report.summary_line())
     return report.tables
+
+
+def check_why_sae(config: WhyConfig, model) -> None:
+    """Load ``config.sae`` and check it reads ``model`` (hook and width) before any case runs; a one-line error
+    naming ``--sae`` otherwise."""
+    from interp_steer.errors import InterpSteerError
+    from interp_steer.sae.loading import check_sae_fits, load_sae
+
+    if not config.sae:
+        return
+    try:
+        check_sae_fits(load_sae(config.sae, device=config.device), model)
+    except InterpSteerError as exc:
+        raise ConfigError(f"--sae {config.sae}: {exc} (model {config.model!r}; pass --sae '' to skip the SAE "
+                          f"sections)") from None
 
 
 def _fmt_ci(value: float, low: float, high: float, digits: int = 2) -> str:

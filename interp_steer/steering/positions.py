@@ -68,6 +68,10 @@ class SteeringPositions:
                 start = start.expand(batch)
             if start.shape[0] != batch:
                 raise ConfigError(f"positions start has {start.shape[0]} rows but the batch has {batch}")
+            seq = int(abs_positions[-1]) + 1 if abs_positions.numel() else 0
+            if first_pass and bool((start > seq).any()):
+                raise ConfigError(f"positions start {start.tolist()} lies past the sequence of {seq} tokens, so nothing "
+                                  f"would be steered; use a start ≤ {seq} (= {seq}: only generated tokens)")
             return abs_positions.unsqueeze(0) >= start.unsqueeze(1)
         if self.mask is not None:
             mask = self.mask.to(device).bool()
