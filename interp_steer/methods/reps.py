@@ -31,7 +31,7 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import encode_pair, pad_token_id
-from interp_steer.errors import ConfigError
+from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.methods.bipo import epoch_batches, frozen_model
 from interp_steer.methods.direction_configs import RePSConfig
 from interp_steer.methods.response_logprobs import PreferenceBatch, pair_logprobs, preference_batch
@@ -81,6 +81,9 @@ def train_reps(model: HookedTransformer, pairs: Sequence[ContrastivePair], confi
     if hook_name not in model.hook_dict:
         raise ConfigError(f"hook {hook_name!r} does not exist on {model.cfg.model_name} ({model.cfg.n_layers} layers)")
     encoded = [encode_pair(model.tokenizer, p, n_ctx=model.cfg.n_ctx) for p in pairs]
+    if all(e.positive_ids == e.negative_ids for e in encoded):
+        raise DataFormatError(f"RePS: all {len(pairs)} pairs have identical positive and negative responses; "
+                              "there is no preference to learn")
     pad = pad_token_id(model.tokenizer)
     vector = torch.nn.Parameter(initial_vector(model.cfg.d_model, config).to(model.cfg.device))
     optimizer = torch.optim.AdamW([vector], lr=config.lr, weight_decay=config.weight_decay)
