@@ -45,7 +45,9 @@ from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.reference import with_reference_points
 from interp_steer.steering.vector import SteeringVector
 
-Acts = Float[Tensor, "n_pairs d_model"]
+Acts = Tensor
+"""``[n_pairs, d_model]`` activations; annotated loosely so a wrong shape gets the one-line DataFormatError of
+:func:`check_pair_activations` rather than a run-time type-checker error."""
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -116,7 +118,7 @@ def probe_direction(positive: Acts, negative: Acts, C: float = 1.0, max_iter: in
     return torch.from_numpy(weight / norm).float(), float(fit.score(x, y))
 
 
-def mean_centring_direction(positive: Acts, generic: Float[Tensor, "n_texts d_model"]) -> Float[Tensor, "d_model"]:
+def mean_centring_direction(positive: Acts, generic: Tensor) -> Float[Tensor, "d_model"]:
     """``mean(h⁺) − mean(h_generic)`` (float64 sums)."""
     if positive.ndim != 2 or positive.shape[0] < 2:
         raise DataFormatError(f"mean_centring: positive activations must be [n_pairs ≥ 2, d_model], got {tuple(positive.shape)}")
@@ -126,7 +128,10 @@ def mean_centring_direction(positive: Acts, generic: Float[Tensor, "n_texts d_mo
                               f"{tuple(generic.shape)}")
     if not bool(torch.isfinite(generic).all()):
         raise DataFormatError("mean_centring: the generic-corpus activations are not finite")
-    return (positive.double().mean(0) - generic.double().mean(0)).float()
+    direction = (positive.double().mean(0) - generic.double().mean(0)).float()
+    if not bool(direction.any()):
+        raise DataFormatError("mean_centring: the positives' mean equals the generic corpus's mean; the direction is zero")
+    return direction
 
 
 @torch.inference_mode()

@@ -89,7 +89,7 @@ def steering_hook(
     prompt_lengths: PromptLengths = None,
     point: HookPoint | None = None,
     offset: ForwardOffset | None = None,
-    reference: Float[Tensor, "d_model"] | None = None,
+    reference: Float[Tensor, "ref_dim"] | None = None,  # checked by _ace_reference (one-line error)
 ) -> Callable[[Tensor, HookPoint], Tensor]:
     """A TransformerLens hook function applying ``operator`` with ``multiplier × direction`` at ``positions``.
 

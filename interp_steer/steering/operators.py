@@ -100,7 +100,7 @@ def steering_delta(
     multiplier: float | Float[Tensor, ""] | Float[Tensor, "batch"] = 1.0,
     mask: Bool[Tensor, "batch pos"] | None = None,
     operator: OperatorArg = "add",
-    reference: Float[Tensor, "d_model"] | None = None,
+    reference: Float[Tensor, "ref_dim"] | None = None,  # checked by _ace_reference (one-line error)
 ) -> Float[Tensor, "batch pos d_model"]:
     """The change ``steered − act`` that ``operator`` makes at the positions where ``mask`` is true.
 
