@@ -23,7 +23,7 @@ from interp_steer.steering.vector import SteeringVector
 REFERENCE_KEY = "reference_points"
 
 
-def with_reference_points(vector: SteeringVector, points: Mapping[str | int, Tensor], kind: str) -> SteeringVector:
+def with_reference_points(vector: SteeringVector, points: Mapping[str, Tensor] | Mapping[int, Tensor], kind: str) -> SteeringVector:
     """``vector`` with reference point ``points[hook]`` recorded for each of its hooks (``kind`` says what they
     are, e.g. ``"negative_mean"``). Every hook of the vector needs a finite ``[d_model]`` point."""
     cleaned: dict[str, list[float]] = {}
