@@ -267,3 +267,43 @@ def test_cli_extract_each_new_method_equals_the_api(tmp_path, method, sets):
     reference = extract(method, load_model("tiny-llama"), load_dataset("builtin:sentiment", limit=4), [1], config,
                         progress=False)
     torch.testing.assert_close(vector[1], reference[1], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ method study
+def test_method_study_two_datasets_three_methods_matched_norm_and_resumable(tiny, tmp_path):
+    from interp_steer.methods import extract_caa
+    from interp_steer.runs.method_study import MethodStudyConfig, MethodStudyJob, run_method_study
+    from interp_steer.runs.scan import RegistryPairs
+
+    config = MethodStudyConfig(datasets=["builtin:sentiment", "builtin:formality"], layer=1, model="tiny-llama",
+                               methods=["caa", "pca_diff", "probe"], multipliers=[-1.0, 0.0, 1.0], n_train=6, n_test=6,
+                               n_boot=200)
+    report = run_method_study(config, tmp_path, model=tiny, progress=False)
+    assert report.complete and len(report.done) == 6
+    again = run_method_study(config, tmp_path, model=tiny, progress=False)
+    assert again.done == [] and len(again.reused) == 6  # resumed: nothing recomputed
+    job = MethodStudyJob(config)
+    props, vectors = {}, {}
+    for unit in job.units():
+        vector_file, table_file = job.unit_files(unit)
+        vectors[unit] = SteeringVector.load(tmp_path / vector_file)
+        props[unit] = __import__("pandas").read_csv(tmp_path / table_file)
+    data = RegistryPairs(None, 0.5, 0, 6, 6)
+    summary = report.tables["summary"].set_index(["spec", "method"])
+    for unit, vector in vectors.items():
+        train, _ = data(unit.dataset)
+        caa_norm = float(extract_caa(tiny, train, [1], progress=False)[1].norm())
+        assert math.isclose(float(vector[1].norm()), caa_norm, rel_tol=1e-4)  # matched norm
+        table = props[unit]
+        slopes = np.array([np.polyfit(g.multiplier, g.propensity, 1)[0] for _, g in table.groupby("sample_id")])
+        row = summary.loc[(unit.dataset, unit.method)]
+        assert math.isclose(row.mean_slope, slopes.mean(), rel_tol=1e-9, abs_tol=1e-12)
+        assert row.anti_steerable_fraction == (slopes < 0).mean()
+        assert row.mean_slope_ci_low <= row.mean_slope <= row.mean_slope_ci_high
+    per = report.tables["per_sample"].pivot_table(index=["spec", "sample_id"], columns="method", values="slope")
+    paired = report.tables["paired"].set_index(["spec", "method"])
+    for spec in config.datasets:
+        diff = (per.loc[spec, "probe"] - per.loc[spec, "caa"]).mean()
+        assert math.isclose(paired.loc[(spec, "probe")].mean_slope_difference, diff, rel_tol=1e-9, abs_tol=1e-12)
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "matched norm" in text and (tmp_path / "report" / "heatmap_anti_steerable_fraction.png").stat().st_size > 0
