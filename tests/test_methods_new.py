@@ -307,3 +307,18 @@ def test_method_study_two_datasets_three_methods_matched_norm_and_resumable(tiny
         assert math.isclose(paired.loc[(spec, "probe")].mean_slope_difference, diff, rel_tol=1e-9, abs_tol=1e-12)
     text = (tmp_path / "report" / "report.md").read_text()
     assert "matched norm" in text and (tmp_path / "report" / "heatmap_anti_steerable_fraction.png").stat().st_size > 0
+
+
+def test_cli_study_methods_runs_and_checks_its_options(tmp_path):
+    missing = runner.invoke(app, ["study", "methods", "--out", str(tmp_path / "a"), "--model", "tiny-llama"])
+    assert missing.exit_code == 2 and "needs --datasets" in missing.output
+    bad = runner.invoke(app, ["study", "methods", "--out", str(tmp_path / "b"), "--model", "tiny-llama", "--datasets",
+                              "builtin:sentiment", "--layer", "1", "--methods", "pca_diff,caa"])
+    assert bad.exit_code == 2 and "must start with 'caa'" in bad.output
+    out = tmp_path / "c"
+    result = runner.invoke(app, ["study", "methods", "--out", str(out), "--model", "tiny-llama", "--datasets",
+                                 "builtin:sentiment", "--layer", "1", "--methods", "caa,pca_centred", "--n-train", "4",
+                                 "--n-test", "4", "--n-boot", "100", "--multipliers", "-1,0,1"])
+    assert result.exit_code == 0, result.output
+    summary = __import__("pandas").read_csv(out / "report" / "summary.csv")
+    assert sorted(summary["method"]) == ["caa", "pca_centred"] and (summary["n_samples"] == 4).all()

@@ -12,12 +12,13 @@ from interp_steer.cli.config_options import data_dir_option, device_option, mode
 from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir
 from interp_steer.errors import ConfigError
 
-STUDIES = ("tan2024",)
+STUDIES = ("tan2024", "methods")
 
 
 @app.command()
 def study(
-    name: str = typer.Argument(..., help="which study: tan2024 (Tan et al. 2024, steering reliability)"),
+    name: str = typer.Argument(..., help="which study: tan2024 (Tan et al. 2024, steering reliability) or methods "
+                                         "(every extraction method at one layer, per sample)"),
     out: Path = typer.Option(..., help="output directory (resumable: a rerun computes only missing units)"),
     preset: str = typer.Option("tiny", help="tiny (CI, minutes), small, or full (all 152 MWE A/B sets + every "
                                "persona set in free text)"),
@@ -33,6 +34,10 @@ def study(
     multipliers: Optional[str] = typer.Option(None, help="override the steerability multipliers (must include 0)"),
     n_boot: Optional[int] = typer.Option(None, help="bootstrap resamples per interval"),
     seed: int = typer.Option(0, help="split and bootstrap seed"),
+    datasets: Optional[str] = typer.Option(None, help="study methods: comma-separated dataset specs"),
+    layer: Optional[int] = typer.Option(None, help="study methods: the fixed layer every method is extracted at"),
+    methods: Optional[str] = typer.Option(None, help="study methods: comma-separated registry methods, caa first "
+                                          "(default: caa, pca_diff, pca_centred, probe, mean_centring, bipo, reps)"),
     data_dir: Optional[Path] = data_dir_option(),
     device: str = device_option(),
 ) -> None:
@@ -59,6 +64,11 @@ def study(
     if scan_layers is not None:
         layers = parse_layers(scan_layers, None, "--scan-layers")  # 'all' → [] = every layer of the model
     mults = parse_float_list(multipliers, "--multipliers") if multipliers is not None else None
+    if name == "methods":
+        _study_methods(out, model, datasets, layer, methods, mults, n_train, n_test, n_boot, seed, data_dir, device,
+                       make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
+                                     torch_threads=threads))
+        return
     executor_obj = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                                  torch_threads=threads)
     prepare_out_dir(out)
@@ -67,3 +77,26 @@ def study(
     preflight(config, out)  # a directory written with other settings is refused before the model loads
     result = run_study(config, out, data_dir=data_dir, executor=executor_obj, echo=typer.echo)
     typer.echo(f"chosen layer {result.layer['layer']}; report: {out / 'report.md'}")
+
+
+def _study_methods(out: Path, model: str, datasets: str | None, layer: int | None, methods: str | None,
+                   mults: list[float] | None, n_train: int | None, n_test: int | None, n_boot: int | None, seed: int,
+                   data_dir: Path | None, device: str, executor) -> None:
+    """``study methods``: the method study job (:mod:`interp_steer.runs.method_study`), config checked first."""
+    from interp_steer.runs.method_study import MethodStudyConfig, run_method_study
+    from interp_steer.runs.runner import preflight
+
+    if not datasets or layer is None:
+        raise ConfigError("study methods needs --datasets (comma-separated specs) and --layer")
+    options: dict = {"datasets": [d.strip() for d in datasets.split(",") if d.strip()], "layer": layer, "model": model,
+                     "seed": seed, "device": device}
+    for key, value in (("multipliers", mults), ("n_train", n_train), ("n_test", n_test), ("n_boot", n_boot)):
+        if value is not None:
+            options[key] = value
+    if methods:
+        options["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
+    config = MethodStudyConfig(**options)
+    prepare_out_dir(out)
+    preflight(config, out)
+    run_method_study(config, out, executor=executor, data_dir=data_dir)
+    typer.echo(f"report: {out / 'report' / 'report.md'}")
