@@ -9,6 +9,7 @@ in the message. Rows for ``steer`` / ``generate`` (the steering package) are in 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,6 +33,51 @@ def _caa(layers, pairs="pairs", **kw):
     from interp_steer.methods import extract_caa
 
     return lambda c: extract_caa(c.model, getattr(c, pairs), layers, progress=False, **kw)
+
+
+def _direction(method, case):
+    """An activation-statistics aggregator on hand-made activations: ``wrong_shape``, ``all_equal`` or ``nan``."""
+    from interp_steer.methods import directions
+
+    def call(c):
+        g = torch.Generator().manual_seed(0)
+        pos, neg = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+        if case == "wrong_shape":
+            neg = neg[:3]
+        elif case == "all_equal":
+            neg = pos.clone()
+        elif case == "nan":
+            pos[2, 5] = NAN
+        if method == "mean_centring":
+            return directions.mean_centring_direction(pos, neg[:, :5] if case == "wrong_shape" else neg if case != "all_equal"
+                                                      else pos.clone())
+        return getattr(directions, f"{method}_direction")(pos, neg)
+
+    return call
+
+
+def _extract(method, pairs="pairs", **config):
+    from interp_steer.methods import EXTRACTION_METHODS, extract
+
+    return lambda c: extract(method, c.model, getattr(c, pairs), [1],
+                             EXTRACTION_METHODS[method].config_class.from_dict(config), progress=False)
+
+
+def _direction_rows(method):
+    shape = "[n_texts ≥ 1, 8]" if method == "mean_centring" else "[n_pairs, d_model]"
+    equal = "equals the generic corpus's mean" if method == "mean_centring" else "identical positive and negative"
+    return [
+        (f"{method}-wrong-shapes", _direction(method, "wrong_shape"), DataFormatError, (method, shape)),
+        (f"{method}-all-pairs-equal", _direction(method, "all_equal"), DataFormatError, (method, equal)),
+        (f"{method}-nan-activations", _direction(method, "nan"), DataFormatError, (method, "pair 2", "not finite")),
+        (f"{method}-one-pair", _extract(method, pairs="one_pair"), DataFormatError, (method, "at least 2 pairs, got 1")),
+    ]
+
+
+def _ace_delta_bad_reference(c):
+    from interp_steer.steering import steering_delta
+
+    return steering_delta(torch.zeros(1, 2, 8), torch.ones(8), 1.0, None, "ace", torch.zeros(5))
 
 
 def _props(multipliers, pairs="pairs", **kw):
@@ -100,6 +146,15 @@ ROWS = [
     ("caa-batch-size-zero", _caa([1], batch_size=0), ConfigError, "batch_size"),
     ("caa-duplicated-pair", _caa([1], pairs="dup_pairs"), DataFormatError, "more than once"),
     ("caa-pair-longer-than-context", _caa([1], pairs="long_pairs"), DataFormatError, ("persona:long#2", "512")),
+    # --- methods (issue 28: PCA, probe, mean-centring, RePS, the ace operator) ---------------------------------
+    *_direction_rows("pca_diff"), *_direction_rows("pca_centred"), *_direction_rows("probe"),
+    *_direction_rows("mean_centring"),
+    ("reps-one-pair", _extract("reps", pairs="one_pair", max_steps=1), ConfigError, ("RePS", "at least 2", "got 1")),
+    ("reps-all-pairs-equal", _extract("reps", pairs="equal_pairs", max_steps=1), DataFormatError,
+     ("RePS", "identical positive and negative")),
+    ("reps-strength-range", _extract("reps", strength_low=2.0, strength_high=1.0), ConfigError,
+     "strength_high (1.0) is below strength_low (2.0)"),
+    ("ace-reference-wrong-shape", _ace_delta_bad_reference, ConfigError, ("ace reference point", "(5,)", "d_model 8")),
     # --- evaluation ---------------------------------------------------------------------------------------------
     ("propensities-mult-nan", _props([0.0, NAN]), ConfigError, "multipliers"),
     ("propensities-mult-inf", _props([-INF, 0.0]), ConfigError, "multipliers"),
@@ -118,11 +173,11 @@ ROWS = [
 ]
 
 
-def _steer_forward(multiplier, positions="all", length=5):
+def _steer_forward(multiplier, positions="all", length=5, operator="add", vector="vector"):
     from interp_steer.steering import steer
 
     def call(c):
-        with steer(c.model, c.vector, multiplier, positions):
+        with steer(c.model, getattr(c, vector), multiplier, positions, operator=operator):
             c.model(torch.arange(1, length + 1)[None])
 
     return call
@@ -141,6 +196,8 @@ STEERING_ROWS = [
     ("steer-position-outside-sequence", _steer_forward(1.0, positions=[40]), ConfigError, "position"),
     ("steer-position-start-past-sequence", _steer_forward(1.0, positions=torch.tensor([40])), ConfigError,
      ("start [40]", "past the sequence of 5 tokens")),
+    ("steer-ace-without-reference", _steer_forward(1.0, operator="ace", vector="bare_vector"), ConfigError,
+     ("operator='ace' needs a reference point", "blocks.1.hook_resid_post")),
     ("generate-mult-inf", _generate("Hello", multiplier=INF), ConfigError, "multiplier"),
     ("generate-empty-prompt", _generate(""), ConfigError, "prompt"),
     ("generate-max-new-tokens-zero", _generate("Hello", max_new_tokens=0), ConfigError, "max_new_tokens"),
@@ -160,6 +217,7 @@ def ctx(tmp_path_factory, tiny):
     from interp_steer.data import load_dataset, load_persona_ab
     from interp_steer.evaluation import steerability
     from interp_steer.methods import extract_caa
+    from interp_steer.steering import from_mapping
 
     root = tmp_path_factory.mktemp("bad_api")
     data = write_broken_data_root(root)
@@ -181,6 +239,7 @@ def ctx(tmp_path_factory, tiny):
     nan_files = write_nan_vector_files(root, vector)
     return SimpleNamespace(
         empty=empty, **nan_files,
+        bare_vector=from_mapping({1: torch.ones(64)}), one_pair=pairs[:1], equal_pairs=[replace(p, negative=p.positive) for p in pairs],
         model=tiny, pairs=pairs, dup_pairs=pairs + pairs[:1], long_pairs=long_pairs, data=data, badbytes_json=badbytes_json,
         vector=vector, nan_table=nan_table, inf_table=inf_table,
         dup_table=dup_table, nan_slopes=nan_slopes,

@@ -238,7 +238,8 @@ BAD_SET_ROWS = [
     ("caa-literal", ["--set", "read_position=middle"], "CAAConfig.read_position expects answer|completion_mean|last|none"),
     ("caa-bipo-field", ["--set", "steps=3"], "--method caa has no field 'steps'"),
     ("sae-method", ["--method", "sae_targeted"], "--method sae_targeted: SAE-targeted steering"),
-    ("unknown-method", ["--method", "nope"], "--method 'nope' unknown; choose one of ['bipo', 'caa', 'sae_targeted']"),
+    ("unknown-method", ["--method", "nope"], "--method 'nope' unknown; choose one of ['bipo', 'caa', 'mean_centring', "
+     "'pca_centred', 'pca_diff', 'probe', 'reps', 'sae_targeted']"),
 ]
 
 

@@ -8,6 +8,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from interp_steer.errors import ConfigError
 from interp_steer.steering import OPERATORS, from_mapping, generate, generate_batch, steer, steering_delta, steering_hook
+from interp_steer.steering.reference import reference_point, with_reference_points
 
 LAYER = 1
 HOOK = f"blocks.{LAYER}.hook_resid_post"
@@ -16,7 +17,8 @@ HOOK = f"blocks.{LAYER}.hook_resid_post"
 @pytest.fixture(scope="module")
 def vector():
     g = torch.Generator().manual_seed(5)
-    return from_mapping({LAYER: 3.0 * torch.randn(64, generator=g)}, method="manual")
+    vec = from_mapping({LAYER: 3.0 * torch.randn(64, generator=g)}, method="manual")
+    return with_reference_points(vec, {LAYER: torch.randn(64, generator=g)}, "negative_mean")  # for operator="ace"
 
 
 def ids(model, text):
@@ -24,7 +26,7 @@ def ids(model, text):
 
 
 # ----------------------------------------------------------------------------------------------- oracles
-def oracle_hook(direction, mult, mask, operator):
+def oracle_hook(direction, mult, mask, operator, reference=None):
     """Hand-written hook for each operator (independent of interp_steer.steering.operators)."""
     unit = direction / direction.norm()
 
@@ -39,6 +41,8 @@ def oracle_hook(direction, mult, mask, operator):
                     out[b, p] = x + mult[b] * direction
                 elif operator == "ablate_then_add":
                     out[b, p] = (x - (x @ unit) * unit) + mult[b] * direction
+                elif operator == "ace":  # onto the hyperplane through the reference point, then add
+                    out[b, p] = x - ((x - reference) @ unit) * unit + mult[b] * direction
                 else:  # clamp: projection on unit set to m * |v|
                     out[b, p] = x + (mult[b] * direction.norm() - x @ unit) * unit
         return out
@@ -154,7 +158,7 @@ def test_operator_equals_hand_written_hook(tiny, vector, operator):
     mask = torch.arange(toks.shape[1])[None, :] >= start[:, None]
     with steer(tiny, vector, multiplier=mult, positions=start, operator=operator):
         ours = tiny(toks)
-    ref = tiny.run_with_hooks(toks, fwd_hooks=[(HOOK, oracle_hook(vector[LAYER], mult, mask, operator))])
+    ref = tiny.run_with_hooks(toks, fwd_hooks=[(HOOK, oracle_hook(vector[LAYER], mult, mask, operator, reference_point(vector, LAYER)))])
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
     assert (ours - tiny(toks)).abs().max() > 1e-2
 
@@ -181,7 +185,8 @@ def test_operators_under_kv_cache_decoding(tiny, vector, operator):
     with steer(tiny, vector, multiplier=2.0, positions="from_last_prompt", prompt_lengths=prompt_len, operator=operator):
         full = tiny(toks)
     mask = (torch.arange(toks.shape[1]) >= prompt_len - 1)[None, :]
-    ref = tiny.run_with_hooks(toks, fwd_hooks=[(HOOK, oracle_hook(vector[LAYER], torch.tensor([2.0]), mask, operator))])
+    ref = tiny.run_with_hooks(toks, fwd_hooks=[(HOOK, oracle_hook(vector[LAYER], torch.tensor([2.0]), mask, operator,
+                                                         reference_point(vector, LAYER)))])
     torch.testing.assert_close(full, ref, atol=1e-4, rtol=0)
     cache = TransformerLensKeyValueCache.init_cache(tiny.cfg, tiny.cfg.device, 1)
     with steer(tiny, vector, multiplier=2.0, positions="from_last_prompt", operator=operator):

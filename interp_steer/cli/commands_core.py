@@ -63,7 +63,8 @@ def extract(
     out: Path = typer.Option(..., help="output .safetensors file (a .json provenance sidecar is written beside it)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing vector file at --out"),
     layers: str = typer.Option("12", help="layer(s): '12', '3,6,12', '3-12' or 'all' (bipo: one layer)"),
-    method: str = typer.Option("caa", help="extraction method: caa or bipo (see --help-method)",
+    method: str = typer.Option("caa", help="extraction method: caa, bipo, pca_diff, pca_centred, probe, mean_centring "
+                                           "or reps (see --help-method)",
                                is_eager=True, callback=_method_callback),
     set_: Optional[List[str]] = typer.Option(
         None, "--set", metavar="FIELD=VALUE",

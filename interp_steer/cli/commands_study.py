@@ -12,13 +12,14 @@ from interp_steer.cli.config_options import data_dir_option, device_option, mode
 from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir
 from interp_steer.errors import ConfigError
 
-STUDIES = ("tan2024", "compare")
+STUDIES = ("tan2024", "compare", "methods")
 
 
 @app.command()
 def study(
-    name: str = typer.Argument(..., help="which study: tan2024 (Tan et al. 2024, steering reliability), or compare "
-                               "(join finished tan2024 study directories across models)"),
+    name: str = typer.Argument(..., help="which study: tan2024 (Tan et al. 2024, steering reliability), compare "
+                               "(join finished tan2024 study directories across models) or methods (every extraction "
+                               "method at one layer, per sample)"),
     dirs: Optional[list[Path]] = typer.Argument(None, help="compare: the finished study directories to join"),
     out: Path = typer.Option(..., help="output directory (resumable: a rerun computes only missing units)"),
     report_only: bool = typer.Option(False, "--report-only", help="rebuild report.md, tables/ and figures/ of the "
@@ -37,6 +38,10 @@ def study(
     multipliers: Optional[str] = typer.Option(None, help="override the steerability multipliers (must include 0)"),
     n_boot: Optional[int] = typer.Option(None, help="bootstrap resamples per interval"),
     seed: int = typer.Option(0, help="split and bootstrap seed"),
+    datasets: Optional[str] = typer.Option(None, help="study methods: comma-separated dataset specs"),
+    layer: Optional[int] = typer.Option(None, help="study methods: the fixed layer every method is extracted at"),
+    methods: Optional[str] = typer.Option(None, help="study methods: comma-separated registry methods, caa first "
+                                          "(default: caa, pca_diff, pca_centred, probe, mean_centring, bipo, reps)"),
     data_dir: Optional[Path] = data_dir_option(),
     device: str = device_option(),
 ) -> None:
@@ -74,6 +79,11 @@ def study(
     if scan_layers is not None:
         layers = parse_layers(scan_layers, None, "--scan-layers")  # 'all' → [] = every layer of the model
     mults = parse_float_list(multipliers, "--multipliers") if multipliers is not None else None
+    if name == "methods":
+        _study_methods(out, model, datasets, layer, methods, mults, n_train, n_test, n_boot, seed, data_dir, device,
+                       make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
+                                     torch_threads=threads))
+        return
     executor_obj = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                                  torch_threads=threads)
     prepare_out_dir(out)
@@ -97,3 +107,26 @@ def _compare(dirs: list[Path], out: Path, data_dir: Optional[Path], n_boot: Opti
         check_count(n_boot, "--n-boot", minimum=100)
     tables = run_compare(dirs, out, data_dir=data_dir, n_boot=n_boot or 2000, seed=seed)
     typer.echo(f"compare report: {out / 'report.md'} ({len(tables['correlations'])} correlations)")
+
+
+def _study_methods(out: Path, model: str, datasets: str | None, layer: int | None, methods: str | None,
+                   mults: list[float] | None, n_train: int | None, n_test: int | None, n_boot: int | None, seed: int,
+                   data_dir: Path | None, device: str, executor) -> None:
+    """``study methods``: the method study job (:mod:`interp_steer.runs.method_study`), config checked first."""
+    from interp_steer.runs.method_study import MethodStudyConfig, run_method_study
+    from interp_steer.runs.runner import preflight
+
+    if not datasets or layer is None:
+        raise ConfigError("study methods needs --datasets (comma-separated specs) and --layer")
+    options: dict = {"datasets": [d.strip() for d in datasets.split(",") if d.strip()], "layer": layer, "model": model,
+                     "seed": seed, "device": device}
+    for key, value in (("multipliers", mults), ("n_train", n_train), ("n_test", n_test), ("n_boot", n_boot)):
+        if value is not None:
+            options[key] = value
+    if methods:
+        options["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
+    config = MethodStudyConfig(**options)
+    prepare_out_dir(out)
+    preflight(config, out)
+    run_method_study(config, out, executor=executor, data_dir=data_dir)
+    typer.echo(f"report: {out / 'report' / 'report.md'}")

@@ -21,6 +21,7 @@ from interp_steer.data.tokenization import answer_letter_index, encode_pair, lef
 from interp_steer.errors import ConfigError, DataFormatError, SteeringVectorError
 from interp_steer.models.processing import describe_processing
 from interp_steer.steering.hook_names import as_hook_name, layer_of
+from interp_steer.steering.reference import with_reference_points
 from interp_steer.steering.vector import Provenance, SteeringVector
 
 ReadPosition = Literal["answer", "completion_mean", "last"]
@@ -141,9 +142,19 @@ def extract_caa(
     progress: bool = True,
     dataset: str | None = None,
 ) -> SteeringVector:
-    """A CAA steering vector with one direction per requested layer (see :func:`collect_contrastive_activations`)."""
+    """A CAA steering vector with one direction per requested layer (see :func:`collect_contrastive_activations`).
+
+    The negatives' mean activation at each hook is recorded as the vector's reference point (for the ``ace``
+    operator, :mod:`interp_steer.steering.reference`)."""
     acts = collect_contrastive_activations(model, pairs, layers, read_position=read_position, batch_size=batch_size, progress=progress)
-    provenance = Provenance(
+    vector = SteeringVector(mean_difference(acts), caa_provenance(model, pairs, acts, dataset))
+    return with_reference_points(vector, {n: acts.negative[n].mean(0) for n in acts.hook_names}, "negative_mean")
+
+
+def caa_provenance(model: HookedTransformer, pairs: Sequence[ContrastivePair], acts: ContrastiveActivations,
+                   dataset: str | None) -> Provenance:
+    """CAA's provenance of a vector made from ``acts`` (other activation methods start from it)."""
+    return Provenance(
         model=model.cfg.model_name,
         method="caa",
         dataset=dataset or ",".join(sorted({p.dataset for p in pairs})),
@@ -153,7 +164,6 @@ def extract_caa(
         model_processing=describe_processing(model),
         extra={"variants": sorted({p.variant for p in pairs})},
     )
-    return SteeringVector(mean_difference(acts), provenance)
 
 
 def activation_norms(activations: ContrastiveActivations) -> dict[str, float]:

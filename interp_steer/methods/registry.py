@@ -18,71 +18,34 @@ import json
 import math
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
-from interp_steer.methods._config_types import check_field_types
+from interp_steer.methods._config_types import (
+    JsonConfig as _JsonConfig,
+)
+from interp_steer.methods._config_types import (
+    check_non_negative_int as _check_non_negative_int,
+)
+from interp_steer.methods._config_types import (
+    check_number as _check_number,
+)
+from interp_steer.methods._config_types import (
+    check_positive_int as _check_positive_int,
+)
 from interp_steer.methods._config_types import type_name as _type_name
 from interp_steer.methods.bipo import extract_bipo
 from interp_steer.methods.bipo_config import BiPOConfig
 from interp_steer.methods.caa import ReadPosition, extract_caa
+from interp_steer.methods.direction_configs import MeanCentringConfig, PCAConfig, ProbeConfig, RePSConfig
+from interp_steer.methods.directions import extract_mean_centring, extract_pca_centred, extract_pca_diff, extract_probe
+from interp_steer.methods.reps import extract_reps
 from interp_steer.methods.sae_targeted import build_sae_targeted_vector
 from interp_steer.steering.vector import SteeringVector
 
 _READ_POSITIONS = typing.get_args(ReadPosition)
-
-
-class _JsonConfig:
-    """``to_dict`` / ``to_json`` / ``from_dict`` / ``from_json`` for a config dataclass (unknown keys rejected)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]):
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(known)}")
-        check_field_types(cls, data)  # type: ignore[arg-type]
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{cls.__name__}: not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{cls.__name__}: expected a JSON object, got a JSON {type(data).__name__}")
-        return cls.from_dict(data)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_positive_int(cls: str, name: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
-        raise ConfigError(f"{cls}.{name} must be a positive int, got {value!r}")
-
-
-def _check_non_negative_int(cls: str, name: str, value: Any) -> None:
-    if not _is_int(value) or value < 0:
-        raise ConfigError(f"{cls}.{name} must be a non-negative int, got {value!r}")
-
-
-def _check_number(cls: str, name: str, value: Any, *, positive: bool = False, non_negative: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (not positive or value > 0) and (not non_negative or value >= 0)
-    if not ok:
-        kind = "positive " if positive else "non-negative " if non_negative else ""
-        raise ConfigError(f"{cls}.{name} must be a {kind}finite number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -166,6 +129,17 @@ EXTRACTION_METHODS: Mapping[str, MethodEntry] = types.MappingProxyType({
     "bipo": MethodEntry(BiPOConfig, extract_bipo, _bipo_from_pairs,
                         "Bi-directional Preference Optimisation: a vector trained with a DPO-style loss",
                         cli_fields=("layer",), aliases=types.MappingProxyType({"steps": "max_steps"}), one_layer=True),
+    "pca_diff": MethodEntry(PCAConfig, extract_pca_diff, extract_pca_diff,
+                            "RepE PCA: PC1 of the paired differences ±(h⁺ − h⁻)/2, oriented, at the CAA norm"),
+    "pca_centred": MethodEntry(PCAConfig, extract_pca_centred, extract_pca_centred,
+                               "centred PCA: PC1 of the stacked activations minus their mean, oriented, at the CAA norm"),
+    "probe": MethodEntry(ProbeConfig, extract_probe, extract_probe,
+                         "linear probe: unit weight of a logistic regression h⁺ → 1, h⁻ → 0 without intercept"),
+    "mean_centring": MethodEntry(MeanCentringConfig, extract_mean_centring, extract_mean_centring,
+                                 "mean-centring: mean activation on the positives minus the neutral corpus's mean"),
+    "reps": MethodEntry(RePSConfig, extract_reps, extract_reps,
+                        "RePS: reference-free length-normalised preference training with a null intervention",
+                        cli_fields=("layer",), one_layer=True),
     "sae_targeted": MethodEntry(SAETargetedConfig, build_sae_targeted_vector, None,
                                 "SAE-targeted steering: needs an SAE and target features, not contrastive pairs"),
 })
@@ -303,6 +277,6 @@ def _coerce(annotation: Any, text: str) -> Any:
 
 
 __all__ = [
-    "BiPOConfig", "CAAConfig", "ConfigField", "EXTRACTION_METHODS", "MethodEntry", "SAETargetedConfig", "coerce_field",
+    "BiPOConfig", "CAAConfig", "MeanCentringConfig", "PCAConfig", "ProbeConfig", "RePSConfig", "ConfigField", "EXTRACTION_METHODS", "MethodEntry", "SAETargetedConfig", "coerce_field",
     "config_fields", "describe_config", "extract", "method_entry",
 ]

@@ -36,6 +36,7 @@ from interp_steer.errors import ConfigError
 from interp_steer.steering.hook_names import layer_of, steering_hook_name
 from interp_steer.steering.operators import OperatorArg, check_multiplier, check_operator, check_shapes, steering_delta
 from interp_steer.steering.positions import PositionSpec, SteeringPositions, resolve_positions
+from interp_steer.steering.reference import require_reference_point
 from interp_steer.steering.vector import SteeringVector
 
 Multiplier = float | Float[Tensor, ""] | Float[Tensor, "batch"]
@@ -88,15 +89,18 @@ def steering_hook(
     prompt_lengths: PromptLengths = None,
     point: HookPoint | None = None,
     offset: ForwardOffset | None = None,
+    reference: Float[Tensor, "ref_dim"] | None = None,  # checked by _ace_reference (one-line error)
 ) -> Callable[[Tensor, HookPoint], Tensor]:
     """A TransformerLens hook function applying ``operator`` with ``multiplier × direction`` at ``positions``.
 
     This is the single steering hook of the package: :func:`steer`, BiPO training and SAE feature-effect
     measurement all attach it. ``direction`` may require grad (the result is differentiable in it). ``point``, when
     given, receives the delta (so it can be recorded or patched by name); ``offset`` supplies the absolute position
-    of the forward pass (KV-cache decoding), otherwise 0.
+    of the forward pass (KV-cache decoding), otherwise 0. ``reference``: the ``"ace"`` operator's reference point.
     """
     check_operator(operator)
+    if operator == "ace" and reference is None:
+        raise ConfigError("operator='ace' needs a reference point (reference=…, the negatives' mean)")
     check_multiplier(multiplier)
     rule: SteeringPositions = resolve_positions(positions)
     lengths = _prompt_lengths(prompt_lengths)
@@ -106,18 +110,18 @@ def steering_hook(
         start = offset.value if offset is not None else 0
         abs_positions = torch.arange(start, start + seq, device=act.device)
         if lengths is not None:
-            reference = lengths.to(act.device).expand(batch) if lengths.ndim == 0 else lengths.to(act.device)
-            if reference.shape[0] != batch:
-                raise ConfigError(f"prompt_lengths has {reference.shape[0]} rows but the batch has {batch}")
-            if start == 0 and bool((reference > seq).any()):
-                raise ConfigError(f"prompt_lengths {reference.tolist()} exceed the {seq} tokens of the forward pass")
+            prompt_ends = lengths.to(act.device).expand(batch) if lengths.ndim == 0 else lengths.to(act.device)
+            if prompt_ends.shape[0] != batch:
+                raise ConfigError(f"prompt_lengths has {prompt_ends.shape[0]} rows but the batch has {batch}")
+            if start == 0 and bool((prompt_ends > seq).any()):
+                raise ConfigError(f"prompt_lengths {prompt_ends.tolist()} exceed the {seq} tokens of the forward pass")
         else:
             # without explicit lengths a forward pass with no cached tokens is a whole prompt; a decode step's
             # tokens all come after the prompt
-            reference = torch.full((batch,), seq if start == 0 else start, device=act.device)
-        mask = rule.row_mask(abs_positions, batch, reference, first_pass=start == 0)
+            prompt_ends = torch.full((batch,), seq if start == 0 else start, device=act.device)
+        mask = rule.row_mask(abs_positions, batch, prompt_ends, first_pass=start == 0)
         check_shapes(act, direction, multiplier)
-        delta = steering_delta(act, direction, multiplier, mask, operator)  # [batch, pos, d_model]
+        delta = steering_delta(act, direction, multiplier, mask, operator, reference)  # [batch, pos, d_model]
         if point is not None:
             delta = point(delta)  # observable / patchable by name
         return act + delta
@@ -187,11 +191,16 @@ def steer(
     ``"from_last_prompt"`` and negative indices use it; without it, each forward pass with no KV cache is taken to be
     a whole prompt (so a plain ``model(tokens)`` steers its last token) and decode steps come after it. Pass it
     whenever one forward carries tokens after the prompt (teacher-forced completions, generation without KV cache).
-    ``operator``: ``"add"`` (default), ``"ablate_then_add"`` or ``"clamp"`` (:mod:`interp_steer.steering.operators`).
+    ``operator``: ``"add"`` (default), ``"ablate_then_add"``, ``"clamp"`` or ``"ace"``
+    (:mod:`interp_steer.steering.operators`; ``"ace"`` reads the vector's reference points,
+    :mod:`interp_steer.steering.reference`).
 
     The model is left exactly as found on exit, even if the block raises.
     """
     vector.check_fits(model)
+    check_operator(operator)
+    references = {name: require_reference_point(vector, name).to(model.cfg.device, model.cfg.dtype)
+                  for name in vector.hook_names} if operator == "ace" else {}
     with ExitStack() as stack:
         points = stack.enter_context(steering_points(model, vector.hook_names))
         hooks: list[tuple[str | Callable[..., Any], Callable[..., Any]]] = []
@@ -203,6 +212,7 @@ def steer(
                 stack.callback(offsets[layer].attach(model.blocks[layer]).remove)
             direction = vector.directions[hook_name].to(model.cfg.device, model.cfg.dtype)
             hooks.append((hook_name, steering_hook(direction, multiplier, positions, operator, prompt_lengths=prompt_lengths,
-                                                    point=point, offset=offsets[layer])))
+                                                    point=point, offset=offsets[layer],
+                                                    reference=references.get(hook_name))))
         stack.enter_context(model.hooks(fwd_hooks=hooks))
         yield model

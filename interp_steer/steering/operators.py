@@ -6,7 +6,18 @@ measurement and the fast propensity engine's resumed layers — computes its cha
 
 * ``"add"`` (default): ``x + m·v``;
 * ``"ablate_then_add"``: remove the component of ``x`` along ``v̂ = v/|v|``, then add ``m·v``;
-* ``"clamp"``: set the projection of ``x`` on ``v̂`` to ``m·|v|``, leave the orthogonal part alone.
+* ``"clamp"``: set the projection of ``x`` on ``v̂`` to ``m·|v|``, leave the orthogonal part alone;
+* ``"ace"``: affine concept editing (Marshall et al. 2024, "Refusal in LLMs is an affine function"):
+  ``x − ((x − μ)·v̂) v̂ + m·v`` — project ``x`` onto the hyperplane through the reference point ``μ`` orthogonal to
+  ``v̂``, then add ``m·v``. The component along ``v̂`` becomes ``μ·v̂ + m·|v|`` whatever ``x`` was. ``μ`` travels
+  with the vector (:mod:`interp_steer.steering.reference`); the extraction methods record the mean activation of
+  the negative examples (the paper's formulation: ``m = 0`` puts every activation at the negatives' level,
+  ``m = 1`` with the CAA vector at the positives'). Checked against the authors' code (EleutherAI/steering-llama3,
+  ``--leace orth``, which applies ``concept_erasure.LeaceEraser`` fitted with ``method="orth"`` and then adds
+  ``m·v``): that eraser computes the same map with ``μ`` the mean of the pooled positive and negative activations
+  and ``v̂`` the normalised cross-covariance of activations and labels (parallel to the CAA vector), i.e. its
+  ``m`` is the paper's ``m − ½`` on balanced pairs. Here ``μ`` is whatever the vector records; with the
+  ``negative_mean`` recorded by this package ``m`` has the paper's meaning.
 
 For a single direction ``ablate_then_add`` and ``clamp`` produce the same activation (both leave ``x``'s orthogonal
 part and put exactly ``m·|v|`` along ``v̂``); they are kept as two names because they are two readings of the
@@ -27,7 +38,7 @@ from torch import Tensor
 
 from interp_steer.errors import ConfigError
 
-Operator = Literal["add", "ablate_then_add", "clamp"]
+Operator = Literal["add", "ablate_then_add", "clamp", "ace"]
 OPERATORS: tuple[str, ...] = get_args(Operator)
 OperatorArg = Union[Operator, str]
 """What a public ``operator=`` argument accepts: one of :data:`OPERATORS`, any other string being refused at run time
@@ -89,9 +100,11 @@ def steering_delta(
     multiplier: float | Float[Tensor, ""] | Float[Tensor, "batch"] = 1.0,
     mask: Bool[Tensor, "batch pos"] | None = None,
     operator: OperatorArg = "add",
+    reference: Float[Tensor, "ref_dim"] | None = None,  # checked by _ace_reference (one-line error)
 ) -> Float[Tensor, "batch pos d_model"]:
     """The change ``steered − act`` that ``operator`` makes at the positions where ``mask`` is true.
 
+    ``reference``: the point ``μ`` of the ``"ace"`` operator (required there, ignored by the others).
     ``direction``: one vector for the whole batch or one per row. ``multiplier``: scalar or ``[batch]``
     (:func:`check_shapes` gives the one-line error for a wrong width or row count).
     ``mask``: ``None`` steers every position. The result has ``act``'s dtype and is zero where ``mask`` is false.
@@ -106,10 +119,11 @@ def steering_delta(
     added = (mult[:, None] * v)[:, None, :]  # [batch, 1, d_model]
     if operator == "add":
         delta = added.expand(batch, seq, d_model)
-    elif operator in ("ablate_then_add", "clamp"):
+    elif operator in ("ablate_then_add", "clamp", "ace"):
         unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # [batch|1, d_model]
-        projection = torch.einsum("bpd,bd->bp", act, unit.expand(batch, d_model))  # [batch, pos]
-        if operator == "ablate_then_add":
+        centred = act if operator != "ace" else act - _ace_reference(reference, d_model).to(act.device, act.dtype)
+        projection = torch.einsum("bpd,bd->bp", centred, unit.expand(batch, d_model))  # [batch, pos]
+        if operator in ("ablate_then_add", "ace"):
             delta = added - projection[..., None] * unit[:, None, :]
         else:
             target = (mult * v.norm(dim=-1))[:, None]  # [batch, 1]: m·|v|
@@ -120,3 +134,14 @@ def steering_delta(
     if mask is not None:
         delta = delta * _rows(mask, batch, "positions mask")[:, :, None].to(act.dtype)
     return delta
+
+
+def _ace_reference(reference: Tensor | None, d_model: int) -> Tensor:
+    """The ``ace`` reference point, checked: present, ``[d_model]`` and finite (ConfigError otherwise)."""
+    if reference is None:
+        raise ConfigError("operator='ace' needs a reference point (the negatives' mean); the vector has none recorded")
+    if reference.shape != (d_model,):
+        raise ConfigError(f"ace reference point has shape {tuple(reference.shape)}; the activation has d_model {d_model}")
+    if not bool(torch.isfinite(reference).all()):
+        raise ConfigError("ace reference point has non-finite values")
+    return reference
