@@ -78,12 +78,13 @@ def describe_processing(model: HookedTransformer) -> dict[str, Any]:
 def prompt_format(model: HookedTransformer) -> dict[str, Any]:
     """How prompts are laid out for ``model``: ``prompt_template`` is ``"chat_template"`` (the tokenizer's own) or
     ``"plain"`` (``system\\n\\nuser\\n``, for base models), ``sequence_start`` the token(s) the encoder puts before
-    every sequence (Gemma: ``["<bos>"]``; SmolLM2: none, its chat template starts with ``<|im_start|>``)."""
+    every sequence, space-separated (Gemma: ``"<bos>"``; SmolLM2: ``"none"``, its chat template starts with
+    ``<|im_start|>``)."""
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
-        return {"prompt_template": "none", "sequence_start": []}
+        return {"prompt_template": "none", "sequence_start": "none"}
     from interp_steer.data.tokenization import sequence_start_ids
 
     start = sequence_start_ids(tokenizer)
     return {"prompt_template": "chat_template" if getattr(tokenizer, "chat_template", None) else "plain",
-            "sequence_start": [str(t) for t in tokenizer.convert_ids_to_tokens(list(start))]}
+            "sequence_start": " ".join(str(t) for t in tokenizer.convert_ids_to_tokens(list(start))) or "none"}
