@@ -162,13 +162,14 @@ def test_resumed_study_recomputes_nothing_and_chooses_the_argmax_layer(tiny, tmp
     assert first.layer["layer"] == int(means.idxmax())
     again_log: list[str] = []
     again = run_study(config, tmp_path, data_dir=data_root, model=tiny, echo=again_log.append)
-    for stage in ("scan", "steerability", "id_ood"):
+    for stage in ("scan", "steerability", "ab_task", "id_ood"):
         line = next(x for x in again_log if x.startswith(f"[{stage}]") and "units" in x)
         assert " 0 computed" in line, line
     pd.testing.assert_frame_equal(first.headline, again.headline)
     timed = compute_totals(tmp_path / "timings.jsonl").set_index("stage")["units"].to_dict()
-    assert timed == {"scan": 2, "steerability": 5, "id_ood": 2}  # one line per computed unit, none on the rerun
-    assert len((tmp_path / "timings.jsonl").read_text().splitlines()) == 9
+    # one line per computed unit, none on the rerun (ab_task: one unit per A/B dataset of the tiny preset)
+    assert timed == {"scan": 2, "steerability": 5, "ab_task": 3, "id_ood": 2}
+    assert len((tmp_path / "timings.jsonl").read_text().splitlines()) == 12
     with pytest.raises(ConfigError, match="different"):
         run_study(preset_config("tiny", model="tiny-llama", scan_layers=[0, 1, 2], n_test=5), tmp_path,
                   data_dir=data_root, model=tiny)

@@ -434,6 +434,19 @@ def _run_stages(config: StudyConfig, out_dir: Path, layers: list[int], data: str
     _stage("steerability", steer, echo)
     seconds["steerability"] = time.perf_counter() - started
 
+    ab_specs = [d for d in config.datasets if framing_of(d) == "ab"]
+    if ab_specs:  # does the model do the A/B task: p(A) + p(B) per A/B test sample, unsteered
+        from interp_steer.runs.ab_task import AbTaskConfig, AbTaskJob
+
+        started = time.perf_counter()
+        ab_config = AbTaskConfig(datasets=ab_specs, n_test=config.n_test, test_fraction=config.test_fraction,
+                                 seed=config.seed, batch_size=config.batch_size, model=config.model,
+                                 device=config.device)
+        ab_task = run_job(AbTaskJob(ab_config, data), out_dir / "ab_task", model=run_model, executor=executor,
+                          progress=progress, on_unit_done=UnitClock(clock, "ab_task"))
+        _stage("ab_task", ab_task, echo)
+        seconds["ab_task"] = time.perf_counter() - started
+
     started = time.perf_counter()
     id_config = IdOodConfig(model=config.model, datasets=config.id_ood_datasets, layer=choice["layer"],
                             multipliers=config.id_ood_multipliers, n_train=config.id_ood_n_train,

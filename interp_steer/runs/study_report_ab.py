@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from interp_steer.report.format import format_ci
 from interp_steer.runs.study import HEADLINE_COLUMNS, SLOPE_UNITS, headline_rows, read_unit_propensities, save_table
 
 BASELINE_UNITS = {"matching_rate": "share of samples", "a_rate": "share of samples", "mean_propensity": "logits",
@@ -44,6 +45,23 @@ def mean_over_datasets(values: pd.Series, section: str, group: str, statistic: s
                           "method": f"iid-{how}-over-datasets"}], columns=HEADLINE_COLUMNS)
 
 
+def with_format_mass(props: pd.DataFrame, study_dir) -> pd.DataFrame:
+    """``props`` with ``format_mass`` (p(A) + p(B), unsteered) on its multiplier-0 rows from the study's ``ab_task``
+    stage (:mod:`interp_steer.runs.ab_task`), where that stage has run; unchanged otherwise."""
+    from interp_steer.runs.ab_task import read_ab_task
+
+    mass = read_ab_task(study_dir)
+    if mass is None or mass.empty or props.empty:
+        return props
+    keyed = mass.drop_duplicates(["dataset", "sample_id"]).set_index(["dataset", "sample_id"])["format_mass"]
+    at_zero = props["multiplier"] == 0.0
+    index = pd.MultiIndex.from_frame(props[["dataset", "sample_id"]].astype(str))
+    values = keyed.reindex(index).to_numpy()
+    out = props.copy()
+    out["format_mass"] = [v if z else float("nan") for v, z in zip(values, at_zero)]
+    return out
+
+
 def ab_task_section(ctx) -> None:
     """§2: format mass p(A)+p(B) (where the unit files recorded it), matching-letter rate and unsteered letter
     preference; sets ``ctx.ab_interpretable`` by the criterion stated in the report."""
@@ -52,6 +70,7 @@ def ab_task_section(ctx) -> None:
 
     nb, sd = ctx.config.n_boot, ctx.config.seed
     props = read_unit_propensities(ctx.out_dir / "steerability", ctx.steer_config, "ab")
+    props = with_format_mass(props, ctx.out_dir)
     baseline = ab_baseline(props, by=["dataset"], levels=("dataset",), n_boot=nb, seed=sd)
     baseline["source"] = baseline["dataset"].str.split(":").str[0]
     frames = [baseline]
@@ -86,7 +105,19 @@ def ab_task_section(ctx) -> None:
                  "forward pass per A/B test sample to fill it. Criterion (ii) is therefore not applied.")
     saturated = rows is not None and (rows.loc["a_rate", "ci_low"] > LETTER_BOUND
                                       or rows.loc["a_rate", "ci_high"] < 1 - LETTER_BOUND)
-    ctx.ab_interpretable = not saturated
+    low_mass = False
+    if has_mass:
+        zero = props[props["multiplier"] == 0.0].dropna(subset=["format_mass"])
+        per_set = zero.groupby("dataset")["format_mass"].mean()
+        mass_row = mean_over_datasets(per_set, "ab_task", "all sources / ab", "mean_format_mass",
+                                      "probability p(A)+p(B)", int(len(zero)), ctx)
+        ctx.add_headline(mass_row, "ab_task")
+        low_mass = bool(mass_row["ci_high"].iloc[0] < FORMAT_MASS_MIN)
+        est, lo, hi = (float(mass_row[c].iloc[0]) for c in ("estimate", "ci_low", "ci_high"))
+        mass_note = (f"Format mass p(A) + p(B), unsteered, mean over {per_set.size} datasets: {format_ci(est, lo, hi)} "
+                     f"({int(len(zero))} samples; `ab_task/per_sample.csv`); {int((per_set < FORMAT_MASS_MIN).sum())} "
+                     f"of {per_set.size} datasets have a mean below {FORMAT_MASS_MIN}.")
+    ctx.ab_interpretable = not saturated and not low_mass
     n_sets = int(per_dataset.shape[0])
     ctx.lines += [f"- {letter_bound} of {n_sets} A/B datasets have an `a_rate` whose 95% CI lies above {LETTER_BOUND} "
                   f"(or below {1 - LETTER_BOUND:.1f}): the model picks one letter whatever the question; "
