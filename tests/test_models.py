@@ -41,8 +41,9 @@ def test_directory_without_config(tmp_path):
 
 
 def test_unsupported_architecture(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
-    with pytest.raises(ModelLoadError, match="unsupported architecture"):
+    """gpt2 is a supported family now (tests/test_model_families.py); an encoder family is not."""
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"]}))
+    with pytest.raises(ModelLoadError, match="unsupported model family 'bert'"):
         load_model(str(tmp_path))
 
 

@@ -23,7 +23,7 @@ from interp_steer.data.tokenization import (
 
 __all__ = [
     "BASE_SYSTEM_PROMPT", "ContrastivePair", "EncodedPair", "PaddedBatch", "answer_letter", "encode_pair",
-    "left_pad", "pad_token_id", "render_prompt", "response_mask",
+    "encode_sequence", "left_pad", "pad_token_id", "render_prompt", "response_mask", "sequence_start_ids",
     "DATA_ENV_VAR", "JsonRecords", "LoadedPairs", "data_root", "list_datasets", "load_builtin", "load_caa",
     "load_dataset", "load_persona_ab", "load_persona_free_text", "load_xrisk", "read_jsonl", "read_records",
     "train_test_indices", "train_test_split",
