@@ -18,7 +18,7 @@ import pytest
 import torch
 from bad_inputs_data import write_broken_data_root, write_nan_vector_files
 
-from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError, SteeringVectorError
+from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError, ModelLoadError, SteeringVectorError
 
 NAN, INF = float("nan"), float("inf")
 
@@ -98,6 +98,12 @@ def _summary(frame):
     return lambda c: summarize_steerability(getattr(c, frame))
 
 
+def _load_dir(name):
+    from interp_steer.models import load_model
+
+    return lambda c: load_model(str(c.model_dirs / name), use_cache=False)
+
+
 ROWS = [
     # --- data files ---------------------------------------------------------------------------------------------
     ("read-non-utf8-jsonl", _data("read_records", path=lambda c: c.data / "anthropic-evals/persona/badbytes.jsonl"),
@@ -170,7 +176,35 @@ ROWS = [
         "tiny-llama", device="gpu"), ConfigError, "device 'gpu'"),
     ("load-model-absent-device", lambda c: __import__("interp_steer.models", fromlist=["load_model"]).load_model(
         "tiny-llama", device="cuda:99"), ConfigError, "device 'cuda:99'"),
+    ("load-model-t5-family", _load_dir("t5"), ModelLoadError, ("unsupported model family 't5'", "llama", "gemma3_text")),
+    ("load-model-bert-family", _load_dir("bert"), ModelLoadError, ("'bert'", "BertForMaskedLM", "gpt2", "qwen2")),
+    ("load-model-unknown-model-type", _load_dir("unknown"), ModelLoadError, ("cannot read a model config", "unknown")),
+    ("load-model-classifier-head", _load_dir("gpt2-classifier"), ModelLoadError,
+     ("GPT2ForSequenceClassification", "family 'gpt2'", "causal language models")),
+    ("load-model-no-weights", _load_dir("gpt2-no-weights"), ModelLoadError, ("cannot read the weights", "gpt2-no-weights")),
 ]
+
+
+def _write_model_dirs(root):
+    """Config-only model directories of families interp-steer does not convert (and a causal LM without weights)."""
+    import json
+
+    from transformers import BertConfig, GPT2Config, T5Config
+
+    tiny = dict(vocab_size=100)
+    T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, architectures=["T5ForConditionalGeneration"],
+             **tiny).save_pretrained(root / "t5")
+    BertConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+               architectures=["BertForMaskedLM"], **tiny).save_pretrained(root / "bert")
+    GPT2Config(n_embd=16, n_layer=1, n_head=2, architectures=["GPT2ForSequenceClassification"],
+               **tiny).save_pretrained(root / "gpt2-classifier")
+    GPT2Config(n_embd=16, n_layer=1, n_head=2, **tiny).save_pretrained(root / "gpt2-no-weights")
+    (root / "unknown").mkdir()
+    (root / "unknown" / "config.json").write_text(json.dumps({"model_type": "no-such-family", "hidden_size": 8}))
+    from interp_steer.models import shared_tokenizer
+
+    shared_tokenizer().save_pretrained(root / "gpt2-no-weights")  # gets past the tokenizer to the weights
+    return root
 
 
 def _steer_forward(multiplier, positions="all", length=5, operator="add", vector="vector"):
@@ -242,7 +276,7 @@ def ctx(tmp_path_factory, tiny):
         bare_vector=from_mapping({1: torch.ones(64)}), one_pair=pairs[:1], equal_pairs=[replace(p, negative=p.positive) for p in pairs],
         model=tiny, pairs=pairs, dup_pairs=pairs + pairs[:1], long_pairs=long_pairs, data=data, badbytes_json=badbytes_json,
         vector=vector, nan_table=nan_table, inf_table=inf_table,
-        dup_table=dup_table, nan_slopes=nan_slopes,
+        dup_table=dup_table, nan_slopes=nan_slopes, model_dirs=_write_model_dirs(root / "models"),
     )
 
 

@@ -41,8 +41,9 @@ def test_directory_without_config(tmp_path):
 
 
 def test_unsupported_architecture(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
-    with pytest.raises(ModelLoadError, match="unsupported architecture"):
+    """gpt2 is a supported family now (tests/test_model_families.py); an encoder family is not."""
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"]}))
+    with pytest.raises(ModelLoadError, match="unsupported model family 'bert'"):
         load_model(str(tmp_path))
 
 
@@ -108,3 +109,17 @@ def test_one_call_load_equals_transformer_lens_unprocessed_load(name):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     for key, value in state.items():  # the given weights were loaded, not left at the constructor's init
         torch.testing.assert_close(a[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_demo_layers_keep_relative_depth_on_registered_models():
+    """The demo's default layers (6, 12, 18 of SmolLM2's 30) at the same depths on Gemma 3 270M's 18 layers, so
+    ``interp-steer demo --model gemma3-270m`` needs no --layers; unknown models keep the configured layers."""
+    from interp_steer.models.embedded import demo_layers
+    from interp_steer.runs.job_configs import DemoConfig
+
+    fields = DemoConfig.__dataclass_fields__
+    assert demo_layers("smollm2-135m") == (fields["layers"].default, fields["eval_layer"].default)
+    layers, eval_layer = demo_layers("google/gemma-3-270m")
+    assert [int(x) for x in layers.split(",")] == [round(d * 18) for d in (0.2, 0.4, 0.6)] == [4, 7, 11]
+    assert eval_layer == 11
+    assert demo_layers("tiny-llama") is None and demo_layers("/some/dir") is None

@@ -183,8 +183,12 @@ def demo(
 ) -> None:
     """The main job: extract CAA vectors on the embedded model, generate, measure propensity, side effects and the
     prompting baseline, write tables and plots (one timed progress line per step)."""
+    from interp_steer.models.embedded import demo_layers
     from interp_steer.runs.demo import run_demo
 
+    fields = DemoConfig.__dataclass_fields__
+    if layers == fields["layers"].default and eval_layer == fields["eval_layer"].default:
+        layers, eval_layer = demo_layers(model) or (layers, eval_layer)  # the same depths on a registered model
     requested = parse_layers(layers, None)
     if requested and eval_layer not in requested:  # "all" ([]) is checked against the model later
         raise ConfigError(f"--eval-layer {eval_layer} is not one of --layers {layers!r}")

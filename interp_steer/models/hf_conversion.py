@@ -37,8 +37,8 @@ from interp_steer.models.llama_conversion import (
     _configure_tokenizer,
     attach_sequence_start,
     converted_entry_complete,
-    load_cached_tokenizer,
     llama_config_from_hf,
+    load_cached_tokenizer,
     load_unprocessed_state_dict,
     source_fingerprint,
     write_converted_entry,
@@ -78,10 +78,14 @@ def model_family(hf_config: Any) -> str:
 
 
 def _unsupported(hf_config: Any, model_name: str) -> ModelLoadError:
+    family, architecture = model_family(hf_config), _architecture(hf_config)
+    if family in SUPPORTED_FAMILIES:  # a supported family, but not its causal-LM head (a classifier, an encoder)
+        return ModelLoadError(
+            f"unsupported architecture {architecture or 'unknown'!r} of model family {family!r} for {model_name}: "
+            "interp-steer converts causal language models only (…ForCausalLM, GPT2LMHeadModel)")
     return ModelLoadError(
-        f"unsupported model family {model_family(hf_config) or _architecture(hf_config) or 'unknown'!r} "
-        f"({_architecture(hf_config) or 'no architecture'}) for {model_name}: interp-steer converts "
-        f"{', '.join(SUPPORTED_FAMILIES)} from GGUF files or local directories")
+        f"unsupported model family {family or architecture or 'unknown'!r} ({architecture or 'no architecture'}) "
+        f"for {model_name}: interp-steer converts {', '.join(SUPPORTED_FAMILIES)} from GGUF files or local directories")
 
 
 def _rope_theta(hf_config: Any, layer_type: str | None = None, default: float = 10000.0) -> float:
@@ -146,6 +150,8 @@ def _generic_config_from_hf(hf_config: Any, *, model_name: str, n_ctx: int) -> t
     with tempfile.TemporaryDirectory(prefix="interp-steer-hfcfg-") as tmp:
         data = hf_config.to_dict()
         data["architectures"] = [architecture]
+        if architecture == "GPT2LMHeadModel":  # transformers 5 dropped GPT2Config.n_ctx, which TransformerLens reads
+            data.setdefault("n_ctx", data.get("n_positions"))
         (Path(tmp) / "config.json").write_text(json.dumps(data))
         try:
             cfg = convert_hf_model_config(tmp)
@@ -153,6 +159,8 @@ def _generic_config_from_hf(hf_config: Any, *, model_name: str, n_ctx: int) -> t
             raise ModelLoadError(f"TransformerLens cannot convert {model_name} ({architecture}): "
                                  f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     cfg = dict(cfg)
+    if architecture == "GPT2LMHeadModel" and getattr(hf_config, "n_inner", None):  # TransformerLens assumes 4 × d_model
+        cfg["d_mlp"] = int(hf_config.n_inner)
     cfg.update(model_name=model_name, init_weights=False, dtype=torch.float32, default_prepend_bos=False,
                tokenizer_prepends_bos=False)
     cfg["n_ctx"] = min(n_ctx, int(cfg.get("n_ctx") or n_ctx))
@@ -211,7 +219,13 @@ def _read_hf(path: Path, gguf_file: str | None, model_name: str):
         tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot read a tokenizer from {where}: {str(exc).splitlines()[0]}") from None
-    return hf_config, tokenizer, lambda: AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+    def load_weights():
+        try:
+            return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+        except (OSError, ValueError) as exc:  # no weight files, a truncated file, a head transformers cannot build
+            raise ModelLoadError(f"cannot read the weights of {where}: {str(exc).splitlines()[0]}") from None
+
+    return hf_config, tokenizer, load_weights
 
 
 def _config_from_json(text: str):

@@ -307,7 +307,9 @@ class DemoConfig(JobConfig):
     model: str = model_field()
     dataset: str = option_field("builtin:sentiment", help="dataset spec")
     framing: str = option_field("free_text", help="free_text or ab")
-    layers: str = option_field("6,12,18", help="layers to extract at; the propensity table uses --eval-layer")
+    layers: str = option_field("6,12,18", help="layers to extract at; the propensity table uses --eval-layer (with both "
+                               "left at their defaults on a registered model: the same relative depths, e.g. 4,7,11 "
+                               "and 11 on gemma3-270m)")
     eval_layer: int = option_field(18, help="layer whose vector is evaluated and used for generation")
     multipliers: list[float] = option_field(default_factory=lambda: list(DEMO_MULTIPLIERS),
                                             help="comma-separated steering multipliers (must include 0)")

@@ -462,7 +462,7 @@ def _run_stages(config: StudyConfig, out_dir: Path, layers: list[int], data: str
     from interp_steer.runs.study_rebuild import study_completion_lengths
     from interp_steer.runs.study_report import write_study_report
 
-    lengths = study_completion_lengths(out_dir, config, tokenizer=None if model is None else model.tokenizer,
+    lengths = study_completion_lengths(out_dir, config, tokenizer=None if run_model is None else run_model.tokenizer,
                                        data_dir=data)
     headline, figures = write_study_report(out_dir, config, scan_config, steer_config, profile, choice,
                                            steer.tables, id_ood.tables["per_sample"], lengths)
