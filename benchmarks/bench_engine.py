@@ -1,11 +1,13 @@
 """Propensity-engine benchmark: naive TL loop vs batched engine vs fast engine vs steering-vectors, one table.
 
-Workloads (embedded SmolLM2-135M, CPU by default): N samples × 7 multipliers × {all layers ("layer scan"), one
+Workloads (embedded SmolLM2-135M by default, or ``--model gemma3-270m``; CPU by default): N samples × 7 multipliers × {all layers ("layer scan"), one
 layer}, for A/B pairs (persona: desire-for-acquiring-power) and free-text pairs (builtin sentiment). Every engine runs
 in this one process on the same samples (steering-vectors in a worker process, on the Hugging Face model from the
 same GGUF, at batch 1 and in its best use). Slow engines are timed on a subset (fewer samples and/or layers) and
-extrapolated linearly; the table says which. Usage: ``python benchmarks/bench_engine.py [--smoke] [--skip-sv]
-[--markdown out.md]``; on a GPU: ``--device cuda --dtype bfloat16 --shape llama2-7b --random-weights``.
+extrapolated linearly; the table says which. The optional engine ``fast-tl`` is the fast engine with
+TransformerLens's own block and a per-row key/value copy instead of the shared-prefix block (what architectures the
+shared block does not cover get). Usage: ``python benchmarks/bench_engine.py [--model gemma3-270m] [--smoke]
+[--skip-sv] [--engines naive,batched,fast,fast-tl,sv] [--markdown out.md]``; on a GPU: ``--device cuda --dtype bfloat16 --shape llama2-7b --random-weights``.
 """
 
 from __future__ import annotations
@@ -28,15 +30,22 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_shapes import DTYPES, SHAPES, random_model  # noqa: E402
-from peak_rss import PeakRss  # noqa: E402
+from peak_rss import PeakRss, rss_mb  # noqa: E402
 
+import interp_steer.evaluation.fast_engine as fast_engine  # noqa: E402
 from interp_steer.data import ContrastivePair  # noqa: E402
 from interp_steer.evaluation.fast_engine import fast_propensities  # noqa: E402
 from interp_steer.evaluation.naive import naive_propensities  # noqa: E402
 from interp_steer.evaluation.propensity import compute_propensities, scoring_rows  # noqa: E402
 from interp_steer.methods import extract_caa  # noqa: E402
 from interp_steer.models import load_model  # noqa: E402
-from interp_steer.models.embedded import embedded_gguf_path  # noqa: E402
+from interp_steer.models.embedded import (  # noqa: E402
+    EMBEDDED_MODEL_NAME,
+    GEMMA_MODEL_NAME,
+    MODEL_REGISTRY,
+    embedded_gguf_path,
+    gemma_gguf_path,
+)
 
 SV_VENV = HERE / ".venv-sv"
 MULTIPLIERS = [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
@@ -111,6 +120,20 @@ def per_layer(engine, model, pairs, vector, layers, **kwargs) -> pd.DataFrame:
 
 
 DEVICE = "cpu"
+MODEL_GGUF = {EMBEDDED_MODEL_NAME: embedded_gguf_path, GEMMA_MODEL_NAME: gemma_gguf_path}
+"""The GGUF each built-in model is converted from (steering-vectors loads the Hugging Face model from it)."""
+
+
+def fast_with_tl_block(model, pairs, vectors, multipliers, **kwargs) -> pd.DataFrame:
+    """The fast engine with TransformerLens's own block (per-row key/value copy) instead of the shared-prefix
+    block: the path of architectures ``supports_shared_prefix_block`` does not cover (before issue #24: every model
+    with QK-norm, post-norms, local windows or parallel blocks, i.e. Gemma 2/3, Mistral, NeoX)."""
+    original = fast_engine.supports_shared_prefix_block
+    fast_engine.supports_shared_prefix_block = lambda model: False
+    try:
+        return fast_propensities(model, pairs, vectors, multipliers, **kwargs)
+    finally:
+        fast_engine.supports_shared_prefix_block = original
 
 
 def timed(fn):
@@ -147,13 +170,13 @@ def _sv_python() -> tuple[Path | None, str]:
     return venv_python, ""
 
 
-def run_sv(model, pairs, batch1_pairs, vector, layers) -> tuple[dict, str] | tuple[None, str]:
+def run_sv(model, pairs, batch1_pairs, vector, layers, model_name: str) -> tuple[dict, str] | tuple[None, str]:
     """steering-vectors in a worker process, at batch 1 (on ``batch1_pairs``) and batched per (layer, multiplier)
     (on ``pairs``); ``({mode: json result}, "")`` or ``(None, reason)``."""
     python, why = _sv_python()
     if python is None:
         return None, why
-    gguf = embedded_gguf_path()
+    gguf = MODEL_GGUF[model_name]()
 
     def as_rows(chosen):
         return [{"ids": list(r.ids), "steer_from": r.steer_from, "letters": list(r.letters) if r.letters else None,
@@ -236,9 +259,13 @@ def bench_workload(name, model, pairs, vector, layers, args, gflops) -> list[dic
         frame, wall, cpu, mem = timed(lambda: fast_propensities(model, pairs, {layer: vector for layer in layers},
                                                                 MULTIPLIERS, progress=False))
         results.append(Result("fast (fast_propensities)", wall, frame, mem, cpu))
+    if "fast-tl" in engines:
+        frame, wall, cpu, mem = timed(lambda: fast_with_tl_block(model, pairs, {layer: vector for layer in layers},
+                                                                 MULTIPLIERS, progress=False))
+        results.append(Result("fast, TransformerLens block + per-row KV copy", wall, frame, mem, cpu))
     if "sv" in engines and not args.skip_sv:
         out, why = (None, "no Hugging Face model for --random-weights") if args.random_weights else \
-            run_sv(model, pairs, subset, vector, naive_layers)
+            run_sv(model, pairs, subset, vector, naive_layers, args.model)
         if out is None:
             print(f"[{name}] steering-vectors rows skipped: {why}", file=sys.stderr)
         else:
@@ -278,13 +305,16 @@ def main() -> None:
     parser.add_argument("--single-layer", type=int, default=13, help="the single-layer workloads' layer (clipped to the model)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-sv", action="store_true", help="leave out the steering-vectors rows")
-    parser.add_argument("--engines", default="naive,batched,fast,sv", help="comma list of naive, batched, fast, sv")
+    parser.add_argument("--engines", default="naive,batched,fast,sv",
+                        help="comma list of naive, batched, fast, fast-tl (fast engine on TransformerLens's block), sv")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
     parser.add_argument("--scan-layers", help="'A-B': the layer-scan workloads scan layers A…B only (default: all)")
     parser.add_argument("--device", default="cpu", help="torch device for the model and every engine (e.g. cuda)")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument("--model", default=EMBEDDED_MODEL_NAME, choices=sorted(MODEL_REGISTRY),
+                        help="the built-in model to benchmark (real weights; ignored with --random-weights)")
     parser.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES),
-                        help="model shape; smollm2-135m without --random-weights is the embedded model")
+                        help="model shape for --random-weights")
     parser.add_argument("--random-weights", action="store_true", help="random weights of --shape (no download, no conversion)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     args = parser.parse_args()
@@ -294,7 +324,10 @@ def main() -> None:
     if bad:
         parser.error(f"--workloads: unknown {bad}; choose from {', '.join(WORKLOADS)}")
     if not args.random_weights and args.shape != "smollm2-135m":
-        parser.error(f"--shape {args.shape} needs --random-weights (only smollm2-135m is embedded)")
+        parser.error(f"--shape {args.shape} needs --random-weights (real weights: --model)")
+    bad = [e for e in args.engines.split(",") if e not in ("naive", "batched", "fast", "fast-tl", "sv")]
+    if bad:
+        parser.error(f"--engines: unknown {bad}; choose from naive, batched, fast, fast-tl, sv")
     if _on_gpu(args.device) and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch.cuda.is_available() is False")
     DEVICE = args.device
@@ -303,7 +336,7 @@ def main() -> None:
     if args.random_weights:
         model = random_model(args.shape, device=args.device, dtype=DTYPES[args.dtype])
     else:
-        model = load_model()
+        model = load_model(args.model)
         if args.device != "cpu":
             model.to(args.device)
         if DTYPES[args.dtype] != model.cfg.dtype:
@@ -314,8 +347,9 @@ def main() -> None:
     gflops = gemm_gflops(model)
     unit = "wall-second" if _on_gpu(args.device) else "CPU-second"
     print(f"machine: {os.cpu_count()} CPUs, torch threads {args.threads}, device {args.device}, {args.dtype}, "
-          f"shape {args.shape}{' (random weights)' if args.random_weights else ''}; GEMM ≈ {gflops:.1f} GFLOP per {unit}",
+          f"{'shape ' + args.shape + ' (random weights)' if args.random_weights else 'model ' + args.model}; GEMM ≈ {gflops:.1f} GFLOP per {unit}",
           flush=True)
+    print(f"resident memory with the model loaded (the base of every 'peak RSS +MB'): {rss_mb():.0f} MB", flush=True)
     rows = []
     all_layers = list(range(model.cfg.n_layers))
     if args.scan_layers:

@@ -1,6 +1,7 @@
 """Profile the fast engine on one bench workload: CPU seconds and the top functions (cProfile, by own time).
 
-Usage: ``python benchmarks/profile_engine.py --kind free_text --samples 2 [--layers 0-29] [--top 25]``.
+Usage: ``python benchmarks/profile_engine.py --kind free_text --samples 2 [--layers 0-29] [--top 25]
+[--model gemma3-270m]``.
 Uses the same pairs and CAA vector as ``bench_engine.py``.
 """
 
@@ -33,9 +34,10 @@ def main() -> None:
     parser.add_argument("--layers", default="all", help="'all' or 'A-B'")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default="smollm2-135m", help="a built-in model name (see bench_engine.py --model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model()
+    model = load_model(args.model)
     ab, ft, train = load_pairs(args.samples, 32)
     vector = extract_caa(model, train, layers=list(range(model.cfg.n_layers)), progress=False)
     lo, hi = (0, model.cfg.n_layers - 1) if args.layers == "all" else map(int, args.layers.split("-"))

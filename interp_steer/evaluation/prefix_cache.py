@@ -101,20 +101,24 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: str | tor
 
 # ----------------------------------------------------------------------------- suffix block on a shared prefix
 def supports_shared_prefix_block(model: HookedTransformer) -> bool:
-    """Whether :func:`shared_prefix_block` reproduces ``model``'s blocks: pre-norm, sequential attention + MLP,
-    causal global attention with rotary or learned absolute positions (no QK-norm, clipping, sinks, local windows,
-    split/4-bit inputs or post-norm). Other models use TransformerLens's own block with a per-row key/value copy."""
+    """Whether :func:`shared_prefix_block` reproduces ``model``'s blocks: sequential or parallel (GPT-J/NeoX)
+    attention + MLP, or attention only; pre-norms, with or without the norms after attention and MLP of Gemma 2/3
+    (``use_normalization_before_and_after``); per-head QK-norm; local (sliding-window) and global layers with their
+    own rotary tables; attention-score soft-capping; rotary or learned absolute positions. Not covered (TransformerLens's
+    own block with a per-row key/value copy runs instead): OLMo-style post-norm and full-vector QK-norm, QKV clipping,
+    attention sinks, log-n or dynamic-NTK scaling, split / per-head / 4-bit inputs, per-head results, ungrouped GQA."""
     cfg = model.cfg
     from transformer_lens.components.transformer_block import POST_NORM_ARCHITECTURES
 
     unsupported = (
         cfg.positional_embedding_type not in ("rotary", "standard"),
-        cfg.attn_only, cfg.parallel_attn_mlp, cfg.use_split_qkv_input, cfg.use_attn_in, cfg.load_in_4bit,
-        cfg.use_qk_norm, cfg.clip_qkv is not None, cfg.use_logn_attn, cfg.use_attention_sinks,
-        cfg.use_normalization_before_and_after, cfg.use_dynamic_ntk_rope, cfg.attention_dir != "causal",
+        cfg.use_split_qkv_input, cfg.use_attn_in, cfg.load_in_4bit,
+        cfg.clip_qkv is not None, cfg.use_logn_attn, cfg.use_attention_sinks,
+        cfg.use_dynamic_ntk_rope, cfg.attention_dir != "causal",
         cfg.original_architecture in POST_NORM_ARCHITECTURES, bool(cfg.ungroup_grouped_query_attention),
-        cfg.attn_types is not None and "local" in cfg.attn_types,
         getattr(cfg, "use_attn_result", False),
+        # OLMo's QK-norm over the whole projected vector (applied outside calculate_qkv_matrices)
+        not cfg.use_qk_norm and getattr(model.blocks[0].attn, "q_norm", None) is not None,
     )
     return not any(unsupported)
 
@@ -126,7 +130,7 @@ def position_ids(attention_mask: Int[Tensor, "n pos"]) -> Int[Tensor, "n pos"]:
 
 def rotate(attn, x: Float[Tensor, "n pos heads d_head"], positions: Int[Tensor, "n pos"]) -> Float[Tensor, "n pos heads d_head"]:
     """TransformerLens's rotary embedding of ``x`` at explicit ``positions`` (same tables and pairing as
-    ``AbstractAttention.apply_rotary``)."""
+    ``AbstractAttention.apply_rotary``; each attention module has its own tables, e.g. Gemma's local rotary base)."""
     needed = int(positions.max()) + 1 if positions.numel() else 0
     if needed > attn.rotary_cos.shape[0]:
         attn._extend_rotary_embeddings(min(attn.cfg.n_ctx, max(needed, 2 * attn.rotary_cos.shape[0])))
@@ -140,23 +144,28 @@ def rotate(attn, x: Float[Tensor, "n pos heads d_head"], positions: Int[Tensor, 
 @dataclass
 class BlockPrefix:
     """One block's cached prefix keys (rotated) and values for the ``R`` rows of a chunk, laid out for batched
-    matmuls: ``keys [R, kv_heads, d_head, prefix_pos]``, ``values [R, kv_heads, prefix_pos, d_head]``."""
+    matmuls: ``keys [R, kv_heads, d_head, prefix_pos]``, ``values [R, kv_heads, prefix_pos, d_head]``; the keys'
+    mask (real tokens) and positions (for local attention windows)."""
 
     keys: Float[Tensor, "R kv d_head prefix_pos"]
     values: Float[Tensor, "R kv prefix_pos d_head"]
     key_mask: Bool[Tensor, "R prefix_pos"]
+    key_positions: Int[Tensor, "R prefix_pos"]
 
 
 def block_prefix(model: HookedTransformer, cache: PrefixCache, block_index: int, row_prefix: Int[Tensor, "R"]) -> BlockPrefix:
     """The prefix keys/values of block ``block_index`` for chunk rows using prefixes ``row_prefix`` (rotated once
-    here, at the prefix's own positions, instead of once per steered row and call)."""
+    here, at the prefix's own positions, instead of once per steered row and call). TransformerLens caches keys
+    after QK-norm and before the rotary embedding, so they are rotated with this block's own tables."""
     keys, values = cache.keys[block_index], cache.values[block_index]
+    positions = position_ids(cache.attention_mask)
     if model.cfg.positional_embedding_type == "rotary" and keys.shape[1] > 0:
-        keys = rotate(model.blocks[block_index].attn, keys, position_ids(cache.attention_mask))
+        keys = rotate(model.blocks[block_index].attn, keys, positions)
     return BlockPrefix(
         keys.index_select(0, row_prefix).permute(0, 2, 3, 1).contiguous(),
         values.index_select(0, row_prefix).permute(0, 2, 1, 3).contiguous(),
         cache.attention_mask.index_select(0, row_prefix).bool(),
+        positions.index_select(0, row_prefix),
     )
 
 
@@ -169,6 +178,26 @@ def _qkv_weight(attn) -> tuple[Tensor, Tensor, int]:
     weight = torch.cat([as_rows(attn.W_Q), as_rows(w_k), as_rows(w_v)])
     bias = torch.cat([attn.b_Q.reshape(-1), b_k.reshape(-1), b_v.reshape(-1)])
     return weight, bias, w_k.shape[0]
+
+
+def _projections(attn, normed: Float[Tensor, "T d_model"]) -> tuple[Tensor, Tensor, Tensor]:
+    """Queries ``[T, heads, d_head]``, keys and values ``[T, kv, d_head]`` of real suffix tokens, with TransformerLens's
+    per-head QK-norm (``calculate_qkv_matrices``: after the projection, before the rotary embedding)."""
+    cfg = attn.cfg
+    weight, bias, kv = _qkv_weight(attn)
+    qkv = F.linear(normed, weight, bias)
+    q, k, v = qkv.split([cfg.n_heads * cfg.d_head, kv * cfg.d_head, kv * cfg.d_head], dim=-1)
+    if cfg.use_qk_norm:
+        q, k = attn.q_norm(q.reshape(-1, cfg.d_head)), attn.k_norm(k.reshape(-1, cfg.d_head))
+    t = normed.shape[0]
+    return q.reshape(t, cfg.n_heads, cfg.d_head), k.reshape(t, kv, cfg.d_head), v.reshape(t, kv, cfg.d_head)
+
+
+def _scatter(values: Tensor, index: Tensor | None, total: int) -> Tensor:
+    """Rows of the real tokens back into all ``total`` row-tokens (padding rows: zeros)."""
+    if index is None:
+        return values
+    return values.new_zeros(total, *values.shape[1:]).index_copy_(0, index, values)
 
 
 def shared_prefix_block(
@@ -186,31 +215,57 @@ def shared_prefix_block(
     per group (groups: the steered layers of a staircase). Queries of all groups and multipliers of one chunk row
     meet that row's prefix keys in one batched matmul (``[R, kv_heads]`` batches, no per-row copy, no grouped-query
     expansion); the suffix attends to itself causally. ``suffix_positions`` are the suffix tokens' positions (for
-    rotary), ``suffix_valid`` marks real (not padding) suffix tokens; the per-token parts run on those only and
-    padding positions come back as zeros. At real positions the same result as TransformerLens's
-    ``TransformerBlock`` with a cache entry of the prefix (within float rounding); check
-    :func:`supports_shared_prefix_block` first.
+    rotary and local windows), ``suffix_valid`` marks real (not padding) suffix tokens; the per-token parts (norms,
+    projections, QK-norm, MLP) run on those only and padding positions come back as zeros. At real positions the
+    same result as TransformerLens's ``TransformerBlock`` with a cache entry of the prefix (within float rounding);
+    check :func:`supports_shared_prefix_block` first.
     """
-    block = model.blocks[block_index]
-    attn, cfg = block.attn, model.cfg
+    block, cfg = model.blocks[block_index], model.cfg
     n, s, _ = x.shape
     r = prefix.keys.shape[0]
     g = n // (r * n_mult)
-    heads, d_head = cfg.n_heads, cfg.d_head
-    weight, bias, kv = _qkv_weight(attn)
-    per = heads // kv
-    # the per-token parts (norms, projections, MLP) run on the real suffix tokens only, not on the padding
+    # the per-token parts run on the real suffix tokens only, not on the padding
     real = suffix_valid[None, :, None, :].expand(g, r, n_mult, s).reshape(n * s)
     index = None if bool(real.all()) else real.nonzero()[:, 0]
     tokens = x.reshape(n * s, -1) if index is None else x.reshape(n * s, -1).index_select(0, index)
-    qkv = F.linear(block.ln1(tokens[None])[0], weight, bias)
-    if index is not None:
-        qkv = qkv.new_zeros(n * s, qkv.shape[-1]).index_copy_(0, index, qkv)
-    q, k, v = qkv.reshape(n, s, -1).split([heads * d_head, kv * d_head, kv * d_head], dim=-1)
-    q, k, v = q.reshape(n, s, heads, d_head), k.reshape(n, s, kv, d_head), v.reshape(n, s, kv, d_head)
+    q, k, v = (_scatter(t, index, n * s).reshape(n, s, *t.shape[1:]) for t in _projections(block.attn, block.ln1(tokens[None])[0]))
     if cfg.positional_embedding_type == "rotary":
         positions = suffix_positions[None, :, None, :].expand(g, r, n_mult, s).reshape(n, s)
-        q, k = rotate(attn, q, positions), rotate(attn, k, positions)
+        q, k = rotate(block.attn, q, positions), rotate(block.attn, k, positions)
+    z = _shared_attention(block.attn, q, k, v, prefix, suffix_positions, suffix_valid, n_mult)
+    if index is not None:
+        z = z.index_select(0, index)
+    w_o = block.attn.W_O.permute(2, 0, 1).reshape(cfg.d_model, -1)  # a view under the F.linear layout
+    attn_out = F.linear(z, w_o, block.attn.b_O)
+    if cfg.use_normalization_before_and_after:
+        attn_out = block.ln1_post(attn_out[None])[0]
+    resid_mid = tokens + attn_out
+    if cfg.attn_only:
+        out = resid_mid
+    else:
+        mlp_out = block.mlp(block.ln2((tokens if cfg.parallel_attn_mlp else resid_mid)[None]))  # parallel: reads resid_pre
+        if cfg.use_normalization_before_and_after:
+            mlp_out = block.ln2_post(mlp_out)
+        out = resid_mid + mlp_out[0]
+    return _scatter(out, index, n * s).reshape(n, s, -1)
+
+
+def _window_mask(window: int, key_positions: Tensor, query_positions: Tensor) -> Tensor:
+    """``key > query − window`` (TransformerLens's ``_make_causal_mask`` for a local-attention layer). TransformerLens
+    compares indices of the concatenated [left-padded prefix | right-padded suffix]; real tokens are contiguous in
+    that layout, so index differences equal position differences."""
+    return key_positions > query_positions - window
+
+
+def _shared_attention(
+    attn, q: Float[Tensor, "N S heads d_head"], k: Float[Tensor, "N S kv d_head"], v: Float[Tensor, "N S kv d_head"],
+    prefix: BlockPrefix, suffix_positions: Int[Tensor, "R S"], suffix_valid: Bool[Tensor, "R S"], n_mult: int,
+) -> Float[Tensor, "NS hd"]:
+    """Attention of the suffix queries over [their row's prefix keys | the suffix keys]: ``z`` of every row-token,
+    ``[N·S, heads·d_head]`` (rows of ``q`` ordered ``(group, chunk row, multiplier)``)."""
+    n, s, heads, d_head = q.shape
+    kv, r = k.shape[2], prefix.keys.shape[0]
+    g, per = n // (r * n_mult), heads // kv
     # queries in "prefix layout" [R, kv, (group, mult, pos, head-in-group), d_head]
     q_pre = q.reshape(g, r, n_mult, s, kv, per, d_head).permute(1, 4, 0, 2, 3, 5, 6).reshape(r, kv, -1, d_head)
     scores_pre = torch.matmul(q_pre, prefix.keys) / attn.attn_scale  # [R, kv, G·M·S·per, P]
@@ -218,13 +273,21 @@ def shared_prefix_block(
     q_row = q.reshape(n, s, kv, per, d_head).permute(0, 2, 3, 1, 4).reshape(n, kv, per * s, d_head)
     scores_suf = torch.matmul(q_row, k.permute(0, 2, 3, 1)) / attn.attn_scale
     scores_suf = scores_suf.reshape(g, r, n_mult, kv, per, s, s).permute(1, 3, 0, 2, 5, 4, 6)  # [R,kv,G,M,Sq,per,Sk]
-    causal = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+    causal = torch.ones(s, s, dtype=torch.bool, device=q.device).tril()
     suf_mask = causal[None, None, None, None, :, None, :] & suffix_valid[:, None, None, None, None, None, :]
-    cap = cfg.attn_scores_soft_cap
+    pre_mask = prefix.key_mask[:, None, None, :]  # [R, 1, 1, P]
+    if attn.attn_type == "local":  # sliding window: keys more than window − 1 positions back are masked
+        window = attn.cfg.window_size
+        window_pre = _window_mask(window, prefix.key_positions[:, None, :], suffix_positions[:, :, None])  # [R, Sq, P]
+        window_suf = _window_mask(window, suffix_positions[:, None, :], suffix_positions[:, :, None])  # [R, Sq, Sk]
+        suf_mask = suf_mask & window_suf[:, None, None, None, :, None, :]
+        pre_mask = (prefix.key_mask[:, None, :] & window_pre)[:, None, None, :, None, :]  # [R, 1, 1, Sq, 1, P]
+        scores_pre = scores_pre.reshape(r, kv, g * n_mult, s, per, -1)
+    cap = attn.cfg.attn_scores_soft_cap
     if cap is not None and cap > 0:
         scores_pre, scores_suf = apply_softcap(scores_pre, cap), apply_softcap(scores_suf, cap)
-    ignore = torch.tensor(float("-inf"), dtype=scores_pre.dtype, device=x.device)
-    scores_pre = torch.where(prefix.key_mask[:, None, None, :], scores_pre, ignore)
+    ignore = torch.tensor(float("-inf"), dtype=scores_pre.dtype, device=q.device)
+    scores_pre = torch.where(pre_mask, scores_pre, ignore).reshape(r, kv, g * n_mult * s * per, -1)
     scores_suf = torch.where(suf_mask, scores_suf, ignore).reshape(r, kv, -1, s)
     pattern = torch.softmax(torch.cat([scores_pre, scores_suf], dim=-1), dim=-1).to(v.dtype)
     p_pre, p_suf = pattern.split([scores_pre.shape[-1], s], dim=-1)
@@ -233,12 +296,4 @@ def shared_prefix_block(
     p_row = p_suf.reshape(r, kv, g, n_mult, s, per, s).permute(2, 0, 3, 1, 5, 4, 6).reshape(n, kv, per * s, s)
     z_suf = torch.matmul(p_row, v.permute(0, 2, 1, 3))  # [N, kv, per·S, d_head]
     z_suf = z_suf.reshape(n, kv, per, s, d_head).permute(0, 3, 1, 2, 4)
-    z = (z_pre + z_suf).reshape(n * s, heads * d_head)
-    if index is not None:
-        z = z.index_select(0, index)
-    w_o = attn.W_O.permute(2, 0, 1).reshape(cfg.d_model, heads * d_head)  # a view under the F.linear layout
-    resid_mid = tokens + F.linear(z, w_o, attn.b_O)
-    out = resid_mid + block.mlp(block.ln2(resid_mid[None]))[0]
-    if index is not None:
-        out = out.new_zeros(n * s, out.shape[-1]).index_copy_(0, index, out)  # padding positions: zeros
-    return out.reshape(n, s, -1)
+    return (z_pre + z_suf).reshape(n * s, heads * d_head)
