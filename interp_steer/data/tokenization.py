@@ -56,13 +56,49 @@ def probe_sequence_start(tokenizer) -> tuple[int, ...]:
 
 def record_sequence_start(tokenizer) -> tuple[int, ...]:
     """Probe and remember the tokenizer's natural sequence start before the loaders change its settings (they turn
-    off ``add_bos_token`` for chat templates); returns it."""
+    off ``add_bos_token`` for chat templates); returns it. A start already attached (read from a cache entry by
+    :func:`load_sequence_start`) is kept."""
+    known = getattr(tokenizer, START_IDS_ATTRIBUTE, None)
+    if known is not None:
+        return tuple(known)
     start = probe_sequence_start(tokenizer)
     try:
         setattr(tokenizer, START_IDS_ATTRIBUTE, start)
     except AttributeError:  # a tokenizer that refuses attributes is probed again each time
         pass
     return start
+
+
+SEQUENCE_START_FILE = "interp_steer_sequence_start.json"
+"""Saved beside a cached tokenizer: its source's sequence start (a save/load round trip can change what a tokenizer
+adds: SmolLM2's GGUF tokenizer adds nothing, the same tokenizer re-loaded from ``save_pretrained`` adds
+``<|im_start|>``), so the start is probed once, on the tokenizer as read from the model's own files."""
+
+
+def save_sequence_start(tokenizer, directory) -> None:
+    """Write the sequence start of ``tokenizer`` (as loaded from the model's source) into ``directory``."""
+    import json
+    from pathlib import Path
+
+    start = getattr(tokenizer, START_IDS_ATTRIBUTE, None)
+    start = list(start) if start is not None else list(probe_sequence_start(tokenizer))
+    (Path(directory) / SEQUENCE_START_FILE).write_text(json.dumps({"sequence_start_ids": start}))
+
+
+def load_sequence_start(tokenizer, directory) -> bool:
+    """Attach the sequence start saved in ``directory`` to ``tokenizer``; ``False`` if none was saved."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / SEQUENCE_START_FILE
+    if not path.is_file():
+        return False
+    try:
+        start = tuple(int(i) for i in json.loads(path.read_text())["sequence_start_ids"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataFormatError(f"{path}: unreadable sequence start ({exc}); delete the cache entry") from None
+    setattr(tokenizer, START_IDS_ATTRIBUTE, start)
+    return True
 
 
 def sequence_start_ids(tokenizer) -> tuple[int, ...]:

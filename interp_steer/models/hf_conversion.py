@@ -35,7 +35,9 @@ from interp_steer.models.llama_conversion import (
     _ENTRY_FILES,
     DEFAULT_MAX_CONTEXT,
     _configure_tokenizer,
+    attach_sequence_start,
     converted_entry_complete,
+    load_cached_tokenizer,
     llama_config_from_hf,
     load_unprocessed_state_dict,
     source_fingerprint,
@@ -230,10 +232,8 @@ def load_hf_as_hooked(path: Path, *, gguf_file: str | None = None, model_name: s
     entry = cache_root() / "converted" / f"{model_name.replace('/', '_')}-{source_fingerprint(source)}"
     weights_file, tokenizer_dir, config_file = (entry / name for name in _ENTRY_FILES)
     if use_cache and converted_entry_complete(entry):
-        from transformers import AutoTokenizer
-
         hf_config = _config_from_json(config_file.read_text())
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer = load_cached_tokenizer(tokenizer_dir)
         state_dict = load_file(str(weights_file))
     else:
         hf_config, tokenizer, load_weights = _read_hf(path, gguf_file, model_name)
@@ -248,7 +248,7 @@ def load_hf_as_hooked(path: Path, *, gguf_file: str | None = None, model_name: s
     cfg.device = device
     cfg.init_weights = False
     _configure_tokenizer(tokenizer)
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    model = attach_sequence_start(HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False), tokenizer)
     load_unprocessed_state_dict(model, state_dict)
     model.to(device)
     model.eval()

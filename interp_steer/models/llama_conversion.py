@@ -100,8 +100,22 @@ _ENTRY_FILES = ("weights.safetensors", "tokenizer", "hf_config.json")
 
 
 def converted_entry_complete(entry: Path) -> bool:
-    """Whether the conversion-cache directory ``entry`` holds the weights, the tokenizer and the HF config."""
-    return all((entry / name).exists() for name in _ENTRY_FILES)
+    """Whether the conversion-cache directory ``entry`` holds the weights, the tokenizer (with its source's sequence
+    start) and the HF config; an entry written before the sequence start was saved counts as incomplete."""
+    from interp_steer.data.tokenization import SEQUENCE_START_FILE
+
+    return all((entry / name).exists() for name in _ENTRY_FILES) and (entry / _ENTRY_FILES[1] / SEQUENCE_START_FILE).exists()
+
+
+def load_cached_tokenizer(directory: Path):
+    """A tokenizer saved in a cache entry, with its source's sequence start attached."""
+    from transformers import AutoTokenizer
+
+    from interp_steer.data.tokenization import load_sequence_start
+
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    load_sequence_start(tokenizer, directory)
+    return tokenizer
 
 
 def write_converted_entry(entry: Path, state_dict: dict[str, torch.Tensor], tokenizer, hf_config_json: str) -> Path:
@@ -111,9 +125,12 @@ def write_converted_entry(entry: Path, state_dict: dict[str, torch.Tensor], toke
     (:func:`~interp_steer.models.cache_dir.publish_entry`): processes converting the same model at once never
     write the same file, and a reader sees either no entry or a complete one.
     """
+    from interp_steer.data.tokenization import save_sequence_start
+
     def write(tmp: Path) -> None:
         save_file(state_dict, str(tmp / _ENTRY_FILES[0]))
         tokenizer.save_pretrained(str(tmp / _ENTRY_FILES[1]))
+        save_sequence_start(tokenizer, tmp / _ENTRY_FILES[1])
         (tmp / _ENTRY_FILES[2]).write_text(hf_config_json)
 
     return publish_entry(entry, write, converted_entry_complete)
@@ -138,10 +155,10 @@ def load_llama_as_hooked(
     weights_file, tokenizer_dir, config_file = (entry / name for name in _ENTRY_FILES)
 
     if use_cache and converted_entry_complete(entry):
-        from transformers import AutoTokenizer, LlamaConfig
+        from transformers import LlamaConfig
 
         hf_config = LlamaConfig.from_dict(json.loads(config_file.read_text()))
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer = load_cached_tokenizer(tokenizer_dir)
         state_dict = load_file(str(weights_file))
     else:
         hf_config, tokenizer, load_weights = _load_hf(path, gguf_file)
@@ -159,7 +176,7 @@ def load_llama_as_hooked(
     cfg.device = device
     cfg.init_weights = False  # every weight is loaded next; random initialisation would be thrown away
     _configure_tokenizer(tokenizer)
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    model = attach_sequence_start(HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False), tokenizer)
     load_unprocessed_state_dict(model, state_dict)
     model.to(device)
     model.eval()
@@ -183,3 +200,14 @@ def _configure_tokenizer(tokenizer) -> None:
         tokenizer.pad_token = tokenizer.eos_token
     if getattr(tokenizer, "add_bos_token", False):
         tokenizer.add_bos_token = False
+
+
+def attach_sequence_start(model: HookedTransformer, source_tokenizer) -> HookedTransformer:
+    """Carry the source tokenizer's sequence start over to ``model.tokenizer``: TransformerLens replaces a tokenizer
+    whose ``add_bos_token`` is off by a re-loaded copy that adds BOS, which would change what a probe finds."""
+    from interp_steer.data.tokenization import START_IDS_ATTRIBUTE, record_sequence_start
+
+    start = record_sequence_start(source_tokenizer)
+    if model.tokenizer is not None:
+        setattr(model.tokenizer, START_IDS_ATTRIBUTE, start)
+    return model

@@ -60,7 +60,8 @@ def describe_processing(model: HookedTransformer) -> dict[str, Any]:
     ``unknown`` for a model not loaded by :func:`interp_steer.models.load_model`), the loader's details
     (e.g. ``file`` and ``dequantised_from`` for GGUF), the processing flags (``fold_ln``,
     ``center_writing_weights``, …; ``fold_ln`` is also read off ``cfg.normalization_type``), ``normalization_type``,
-    ``dtype`` and ``weight_layout`` (``linear`` or ``transformer_lens``; same values either way).
+    ``dtype``, ``weight_layout`` (``linear`` or ``transformer_lens``; same values either way), and the prompt format
+    (:func:`prompt_format`: chat template or plain, and the sequence-start token).
     """
     record: dict[str, Any] = {"source": "unknown"}
     record.update(getattr(model, _ATTRIBUTE, None) or {})
@@ -70,4 +71,19 @@ def describe_processing(model: HookedTransformer) -> dict[str, Any]:
         record["fold_ln"] = True  # folded layer norms show in the config whatever the loader said
     record["dtype"] = str(model.cfg.dtype).removeprefix("torch.")
     record["weight_layout"] = _weight_layout(model)
+    record.update(prompt_format(model))
     return record
+
+
+def prompt_format(model: HookedTransformer) -> dict[str, Any]:
+    """How prompts are laid out for ``model``: ``prompt_template`` is ``"chat_template"`` (the tokenizer's own) or
+    ``"plain"`` (``system\\n\\nuser\\n``, for base models), ``sequence_start`` the token(s) the encoder puts before
+    every sequence (Gemma: ``["<bos>"]``; SmolLM2: none, its chat template starts with ``<|im_start|>``)."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return {"prompt_template": "none", "sequence_start": []}
+    from interp_steer.data.tokenization import sequence_start_ids
+
+    start = sequence_start_ids(tokenizer)
+    return {"prompt_template": "chat_template" if getattr(tokenizer, "chat_template", None) else "plain",
+            "sequence_start": [str(t) for t in tokenizer.convert_ids_to_tokens(list(start))]}

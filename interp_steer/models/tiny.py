@@ -9,6 +9,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_steer.errors import ModelLoadError
+from interp_steer.models.llama_conversion import attach_sequence_start
 from interp_steer.models.processing import UNPROCESSED, record_processing
 
 TINY_CONFIGS: dict[str, dict] = {
@@ -31,6 +32,7 @@ def shared_tokenizer():
     """The embedded SmolLM2 tokenizer (loaded from the conversion cache, or the GGUF on first use)."""
     from transformers import AutoTokenizer
 
+    from interp_steer.data.tokenization import SEQUENCE_START_FILE, load_sequence_start, save_sequence_start
     from interp_steer.models.cache_dir import cache_root, publish_entry
     from interp_steer.models.embedded import embedded_gguf_path
     from interp_steer.models.llama_conversion import _configure_tokenizer
@@ -38,14 +40,19 @@ def shared_tokenizer():
     saved = cache_root() / "tokenizers" / "smollm2-135m"
 
     def complete(directory: Path) -> bool:
-        return (directory / "tokenizer_config.json").exists()
+        return (directory / "tokenizer_config.json").exists() and (directory / SEQUENCE_START_FILE).exists()
+
+    def write(tmp: Path) -> None:
+        tokenizer.save_pretrained(str(tmp))
+        save_sequence_start(tokenizer, tmp)
 
     if complete(saved):
         tokenizer = AutoTokenizer.from_pretrained(str(saved))
+        load_sequence_start(tokenizer, saved)
     else:
         gguf = embedded_gguf_path()
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        publish_entry(saved, lambda tmp: tokenizer.save_pretrained(str(tmp)), complete)  # atomic: parallel test runs
+        publish_entry(saved, write, complete)  # atomic: parallel test runs
     _configure_tokenizer(tokenizer)
     return tokenizer
 
@@ -60,7 +67,7 @@ def tiny_model(name: str = "tiny-llama", *, seed: int = 0, device: str = "cpu", 
         initializer_range=init_range, default_prepend_bos=False, tokenizer_prepends_bos=False,
         model_name=name, dtype=torch.float32,
     )
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
+    model = attach_sequence_start(HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True), tokenizer)
     # the default init leaves norm weights at one and biases at zero; randomise them a little so tests
     # exercise every parameter
     generator = torch.Generator().manual_seed(seed)

@@ -77,7 +77,10 @@ def ai_risk_questions(root: Path, per_file: int, rng: random.Random) -> list[tup
 
 
 def as_chat(tokenizer, question: str, answer: str) -> str:
-    """The question as a user turn and the answer as the assistant turn, in the tokenizer's chat template."""
+    """The question as a user turn and the answer as the assistant turn, in the tokenizer's chat template (a base
+    model without one gets the plain layout ``question\n\nanswer``)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return f"{question}\n\n{answer}"
     messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     return tokenizer.apply_chat_template(messages, tokenize=False)
 
@@ -111,10 +114,12 @@ def generate_texts(model, prompts: list[str], max_new_tokens: int = 48, seed: in
     """Sampled continuations (prompt + completion text) of the model on ``prompts``, one per prompt."""
     import torch
 
+    from interp_steer.data.tokenization import encode_sequence
+
     torch.manual_seed(seed)
     outputs = []
     for prompt in prompts:
-        tokens = model.to_tokens(prompt, prepend_bos=False)
+        tokens = torch.tensor([encode_sequence(model.tokenizer, prompt)], device=model.cfg.device)
         out = model.generate(tokens, max_new_tokens=max_new_tokens, temperature=1.0, top_p=0.95, verbose=False)
         outputs.append(model.tokenizer.decode(out[0], skip_special_tokens=False))
     return outputs

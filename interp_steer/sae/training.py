@@ -78,8 +78,11 @@ def _sae_config(cfg: SAETrainConfig, d_in: int):
     return StandardTrainingSAEConfig(l1_coefficient=cfg.l1_coefficient, l1_warm_up_steps=50, **common)
 
 
-def runner_config(cfg: SAETrainConfig, d_in: int, output_path: str | None):
-    """The sae-lens ``LanguageModelSAERunnerConfig`` for our config (no W&B, no checkpoints, CPU)."""
+def runner_config(cfg: SAETrainConfig, d_in: int, output_path: str | None, prepend_bos: bool = False):
+    """The sae-lens ``LanguageModelSAERunnerConfig`` for our config (no W&B, no checkpoints, CPU).
+
+    ``prepend_bos``: whether the model's sequences start with a BOS token (Gemma: yes; SmolLM2: no, its chat
+    template brings ``<|im_start|>``); the first position of every context is left out of training either way."""
     from sae_lens import LanguageModelSAERunnerConfig, LoggingConfig
 
     return LanguageModelSAERunnerConfig(
@@ -90,7 +93,7 @@ def runner_config(cfg: SAETrainConfig, d_in: int, output_path: str | None):
         is_dataset_tokenized=False,
         streaming=False,
         context_size=cfg.context_size,
-        prepend_bos=False,
+        prepend_bos=prepend_bos,
         sequence_separator_token="eos",
         seqpos_slice=(1, None),
         exclude_special_tokens=True,
@@ -126,13 +129,15 @@ def train_sae(model, texts: Sequence[str], cfg: SAETrainConfig, out_dir: str | P
     import datasets
     from sae_lens import LanguageModelSAETrainingRunner
 
+    from interp_steer.data.tokenization import sequence_start_ids
+
     if cfg.hook_name not in model.hook_dict:
         raise ConfigError(f"hook_name {cfg.hook_name!r} is not a hook of the model")
     if not texts:
         raise ConfigError("texts: the training corpus is empty")
     dataset = datasets.Dataset.from_dict({"text": list(texts)})
     runner = LanguageModelSAETrainingRunner(
-        runner_config(cfg, model.cfg.d_model, None), override_dataset=dataset, override_model=model
+        runner_config(cfg, model.cfg.d_model, None, prepend_bos=bool(sequence_start_ids(model.tokenizer))), override_dataset=dataset, override_model=model
     )
     started = time.time()
     training_sae = runner.run()
