@@ -77,3 +77,14 @@ def test_intervention_effect_by_hand():
     assert out["mean_change"] == pytest.approx(np.mean(after - before))
     assert out["turned_steerable"] == pytest.approx(0.5) and out["n_anti_before"] == 2
     assert out["anti_fraction_before"] == 0.5 and out["anti_fraction_after"] == 0.25
+
+
+def test_random_projection_control(setup):
+    from interp_steer.analysis.interventions import project_off_random
+
+    _, _, direction = setup
+    torch.testing.assert_close(project_off_random(direction, 0), direction)
+    assert float(project_off_random(direction, direction.shape[0]).norm()) < 1e-4 * float(direction.norm())
+    half = project_off_random(direction, 8, seed=1)
+    assert float(half.norm()) < float(direction.norm())
+    assert float(torch.dot(half, direction - half)) == pytest.approx(0.0, abs=1e-4)  # orthogonal decomposition

@@ -58,6 +58,25 @@ def write_report(out_dir: Path, results: pd.DataFrame, shares: pd.DataFrame, hel
               "| category | n | share of anti-steerable | 95% CI |", "|---|---|---|---|"]
     for r in shares.itertuples():
         lines.append(f"| {r.category} | {r.n} | {r.share:.3f} | [{r.low:.3f}, {r.high:.3f}] |")
+    summary_file = Path(out_dir) / "interventions" / "summary.csv"
+    if summary_file.exists():
+        lines += _intervention_lines(pd.read_csv(summary_file))
     lines += ["", "Files: `hypotheses.csv`, `heldout.csv`, `decomposition.csv`, `decomposition_shares.csv`, "
               "`per_dataset.csv`, `text_features.csv`, `features/` (activation features per dataset).", ""]
     (Path(out_dir) / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _intervention_lines(summary: pd.DataFrame) -> list[str]:
+    """The pilot of intervention (b): projection off the top-k logit-lens directions vs a random subspace."""
+    lines = ["", "## Intervention (b), pilot: project v off its top-k logit-lens token directions", "",
+             "Exploratory (plan §6), k = 100 fixed in advance (not tuned), datasets of the held-out half of the "
+             "seed-0 dataset split; control: a random k-dimensional subspace. CIs: 2000 bootstrap resamples of "
+             "datasets (few datasets: wide and unreliable).", "",
+             "| projection | datasets | ‖v′‖/‖v‖ | mean slope before → after | mean change [95% CI] | anti-steerable "
+             "before → after | anti-steerable turned steerable [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples():
+        lines.append(f"| {r.projection} | {r.n_datasets} | {r.mean_norm_ratio:.3f} | {r.mean_slope_before:.2f} → "
+                     f"{r.mean_slope_after:.2f} | {r.mean_change:.2f} [{r.change_low:.2f}, {r.change_high:.2f}] | "
+                     f"{r.anti_fraction_before:.3f} → {r.anti_fraction_after:.3f} | {r.turned_steerable:.3f} "
+                     f"[{r.turned_low:.3f}, {r.turned_high:.3f}] of {r.n_anti_before} |")
+    return lines

@@ -109,3 +109,18 @@ def intervention_effect(before: np.ndarray, after: np.ndarray, clusters: np.ndar
                 n_anti_before=int(anti.sum()), anti_fraction_before=float(anti.mean()),
                 anti_fraction_after=float((a < 0).mean()), turned_steerable=float(share),
                 turned_low=float(lo_t), turned_high=float(hi_t))
+
+
+@torch.no_grad()
+def project_off_random(direction: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """Control for :func:`project_off_logit_lens`: ``direction`` minus its projection on a random (seeded,
+    Gaussian) ``k``-dimensional subspace of the residual stream."""
+    d_model = direction.shape[-1]
+    if not 0 <= k <= d_model:
+        raise ConfigError(f"random projection k={k}: must be in 0..{d_model}")
+    if k == 0:
+        return direction.detach().clone()
+    basis = torch.randn(d_model, k, generator=torch.Generator().manual_seed(seed))
+    q, _ = torch.linalg.qr(basis, mode="reduced")
+    d = direction.float()
+    return (d - q @ (q.T @ d)).to(direction.dtype)
