@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-datasets", type=int, default=3)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--summarize", action="store_true", help="only summarise the finished datasets")
+    parser.add_argument("--negation", type=int, default=0, metavar="N",
+                        help="instead: intervention (a) on the first N test samples (unit order, cached vectors) "
+                             "whose non-matching statement has a removable negation")
     args = parser.parse_args(argv)
     if args.summarize:
         print(summarize(args.out_dir / "interventions").to_string(index=False))
@@ -43,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(top["model"])
     out = args.out_dir / "interventions"
     out.mkdir(parents=True, exist_ok=True)
+    if args.negation:
+        negation_edits(model, args.study_dir, specs, vectors, cfg, args.negation, out)
+        return 0
     for spec in chosen:
         key = _dataset_stem(spec)
         target = out / f"projection_k{args.k}_{key}.csv"
@@ -60,6 +66,36 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{spec} {name}: done", flush=True)
         study.assign(dataset=spec, k=args.k).to_csv(target, index=False)
     return 0
+
+
+def negation_edits(model, study_dir: Path, specs: list[str], vectors: Path, cfg: dict, limit: int, out: Path) -> None:
+    """Intervention (a): drop the negation of the non-matching statement, re-measure slope, s_pos and s_neg."""
+    import torch
+
+    from interp_steer.analysis.battery import study_split
+    from interp_steer.analysis.interventions import edit_pairs, remove_negation, steered_slopes
+    from interp_steer.runs.scan import _dataset_stem
+
+    frames = []
+    for spec in specs:
+        key = _dataset_stem(spec)
+        if not (vectors / f"{key}.pt").exists() or sum(len(f) for f in frames) >= limit:
+            continue
+        _, _, test = study_split(spec, cfg["n_train"], cfg["n_test"], cfg["test_fraction"], cfg["seed"])
+        edited = edit_pairs(test, remove_negation, "negative")[: limit - sum(len(f) for f in frames)]
+        if not edited:
+            continue
+        direction = torch.load(vectors / f"{key}.pt")
+        before = steered_slopes(model, [o for o, _ in edited], direction, cfg["layer"], cfg["multipliers"])
+        after = steered_slopes(model, [e for _, e in edited], direction, cfg["layer"], cfg["multipliers"])
+        after["sample_id"] = after["sample_id"].str.removesuffix("~edit")
+        frame = before.merge(after, on="sample_id", suffixes=("", "_edited"))
+        frame["dataset"] = spec
+        frame["negative"] = [o.negative for o, _ in edited]
+        frame["negative_edited"] = [e.negative for _, e in edited]
+        frames.append(frame)
+        print(f"{spec}: {len(frame)} edited", flush=True)
+    pd.concat(frames, ignore_index=True).to_csv(out / "negation_edits.csv", index=False)
 
 
 def summarize(folder: Path) -> pd.DataFrame:

@@ -88,3 +88,14 @@ def test_random_projection_control(setup):
     half = project_off_random(direction, 8, seed=1)
     assert float(half.norm()) < float(direction.norm())
     assert float(torch.dot(half, direction - half)) == pytest.approx(0.0, abs=1e-4)  # orthogonal decomposition
+
+
+def test_steered_slopes_decompose_and_edit_changes_only_edited_side(setup):
+    model, _, direction = setup
+    pairs = [ContrastivePair("Tell me.", " I help", " I do not help", kind="free_text", id="n0", system_prompt=None)]
+    (original, edited), = edit_pairs(pairs, remove_negation, "negative")
+    before = steered_slopes(model, [original], direction, 1, MULTS)
+    after = steered_slopes(model, [edited], direction, 1, MULTS)
+    np.testing.assert_allclose(before["s_pos"] - before["s_neg"], before["slope"], atol=1e-9)
+    np.testing.assert_allclose(after["s_pos"], before["s_pos"], atol=1e-9)  # the matching side is untouched
+    assert not np.allclose(after["s_neg"], before["s_neg"])

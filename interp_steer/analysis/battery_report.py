@@ -58,6 +58,13 @@ def write_report(out_dir: Path, results: pd.DataFrame, shares: pd.DataFrame, hel
               "| category | n | share of anti-steerable | 95% CI |", "|---|---|---|---|"]
     for r in shares.itertuples():
         lines.append(f"| {r.category} | {r.n} | {r.share:.3f} | [{r.low:.3f}, {r.high:.3f}] |")
+    lines += ["", "Per sample, median [IQR] of the two slopes (nats per unit multiplier; per token: divided by the "
+              "completion's token count):", "", "| group | n | s_pos | s_neg | s_pos per token | s_neg per token |",
+              "|---|---|---|---|---|---|"]
+    for label, part in (("anti-steerable", samples[samples["anti"]]), ("steerable", samples[~samples["anti"]])):
+        cells = [f"{part[c].median():.2f} [{part[c].quantile(0.25):.2f}, {part[c].quantile(0.75):.2f}]"
+                 for c in ("s_pos", "s_neg", "s_pos_per_token", "s_neg_per_token")]
+        lines.append(f"| {label} | {len(part)} | " + " | ".join(cells) + " |")
     summary_file = Path(out_dir) / "interventions" / "summary.csv"
     if summary_file.exists():
         lines += _intervention_lines(pd.read_csv(summary_file))

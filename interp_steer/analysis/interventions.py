@@ -73,7 +73,8 @@ def edit_pairs(pairs: Sequence[ContrastivePair], edit: Callable[[str], str | Non
 
 def steered_slopes(model: HookedTransformer, pairs: Sequence[ContrastivePair], direction: torch.Tensor, layer: int,
                    multipliers: Sequence[float]) -> pd.DataFrame:
-    """Per-sample slope (and the propensity rows' samples) of steering ``direction`` at ``layer``."""
+    """Per-sample ``slope`` of steering ``direction`` at ``layer`` (free text: also ``s_pos`` / ``s_neg``, the
+    slopes of the two completions' log-probs, see :mod:`~interp_steer.analysis.decomposition`)."""
     from interp_steer.evaluation import steerability
     from interp_steer.evaluation.fast_engine import fast_propensities
     from interp_steer.steering.vector import Provenance, SteeringVector
@@ -81,7 +82,13 @@ def steered_slopes(model: HookedTransformer, pairs: Sequence[ContrastivePair], d
     vector = SteeringVector({f"blocks.{layer}.hook_resid_post": direction.float()},
                             Provenance(model=model.cfg.model_name, method="intervention", layers=[layer]))
     props = fast_propensities(model, list(pairs), vector, list(multipliers), progress=False)
-    return steerability(props)[["sample_id", "slope"]]
+    slopes = steerability(props)[["sample_id", "slope"]]
+    if props["pos_logprob"].notna().all() and props["neg_logprob"].notna().all():
+        from interp_steer.analysis.decomposition import decompose
+
+        parts = decompose(props.assign(dataset=props["dataset"].fillna("")))[["sample_id", "s_pos", "s_neg"]]
+        slopes = slopes.merge(parts, on="sample_id", validate="one_to_one")
+    return slopes
 
 
 def intervention_effect(before: np.ndarray, after: np.ndarray, clusters: np.ndarray | None = None,
