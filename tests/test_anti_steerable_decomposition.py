@@ -144,3 +144,20 @@ def test_plan_lock_refuses_edited_plan(tmp_path):
         check_plan_lock(plan, out)
     with pytest.raises(ConfigError, match="edited after results exist"):
         check_plan_lock(plan, out, record=False)
+
+
+def test_battery_entry_point_refuses_edited_plan_in_one_line(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "analyses" / "anti_steerable_battery.py"
+    spec = importlib.util.spec_from_file_location("anti_steerable_battery", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plan_lock.json").write_text(json.dumps({"plan_sha256": "0" * 64}))
+    assert module.main(["tests", str(tmp_path / "study"), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "edited after results exist" in err and "\n" not in err
