@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.summarize:
         print(summarize(args.out_dir / "interventions").to_string(index=False))
+        print(summarize_negation(args.out_dir / "interventions").to_string(index=False))
         return 0
     cfg = json.loads((args.study_dir / "steerability" / "config.json").read_text(encoding="utf-8"))
     top = json.loads((args.study_dir / "config.json").read_text(encoding="utf-8"))
@@ -96,6 +97,31 @@ def negation_edits(model, study_dir: Path, specs: list[str], vectors: Path, cfg:
         frames.append(frame)
         print(f"{spec}: {len(frame)} edited", flush=True)
     pd.concat(frames, ignore_index=True).to_csv(out / "negation_edits.csv", index=False)
+
+
+def summarize_negation(folder: Path, n_boot: int = 2000) -> pd.DataFrame:
+    """Intervention (a): mean change of s_neg, s_pos and the slope after the edit (sample bootstrap 95% CI, as the
+    pilot has few datasets), for all edited samples and for those anti-steerable before; ``negation_summary.csv``."""
+    import numpy as np
+
+    path = folder / "negation_edits.csv"
+    if not path.exists():
+        return pd.DataFrame()
+    table = pd.read_csv(path)
+    rng = np.random.default_rng(0)
+    rows = []
+    for group, part in (("all edited", table), ("anti-steerable before", table[table["slope"] < 0])):
+        for column in ("s_neg", "s_pos", "slope"):
+            delta = (part[f"{column}_edited"] - part[column]).to_numpy()
+            boot = delta[rng.integers(0, len(delta), size=(n_boot, len(delta)))].mean(1)
+            low, high = np.quantile(boot, [0.025, 0.975])
+            rows.append(dict(group=group, n=len(part), n_datasets=part["dataset"].nunique(), quantity=column,
+                             mean_before=float(part[column].mean()), mean_after=float(part[f"{column}_edited"].mean()),
+                             mean_change=float(delta.mean()), low=float(low), high=float(high),
+                             turned_steerable=float(((part["slope"] < 0) & (part["slope_edited"] > 0)).sum())))
+    summary = pd.DataFrame(rows)
+    summary.to_csv(folder / "negation_summary.csv", index=False)
+    return summary
 
 
 def summarize(folder: Path) -> pd.DataFrame:
