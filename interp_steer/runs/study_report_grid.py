@@ -100,4 +100,4 @@ def _generalisation(ctx, per_dataset: pd.DataFrame, correlate, plot, placeholder
     ctx.figure(fig, "relative_vs_propensity_difference",
                "Relative steerability vs the mean per-example |unsteered propensity difference| (test vs train "
                f"variant, {PROPENSITY_UNITS[framing]}), one point per (dataset, X ≠ Y), 95% CIs; y axis clipped to "
-               "[-0.5, 2] with points beyond drawn at the edge")
+               "the range −0.5 to 2 with points beyond drawn at the edge")
