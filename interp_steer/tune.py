@@ -83,8 +83,7 @@ def run_tune(config: TuneConfig, out_dir: str | Path, *, model=None, executor=No
     if setting is not None:
         layer, m = setting
         if not rec.get("found"):
-            result.notes.append(f"No setting is within the KL budget; the baseline and generations below use the "
-                                f"largest-shift setting (layer {layer}, multiplier {m:g}), which exceeds it.")
+            result.notes.append(fallback_note(rec, layer, m))
         vector = SteeringVector.load(out_dir / f"units/L{layer:03d}.vector.safetensors")
         row = summary[(summary.layer == layer) & (summary.multiplier == m)].iloc[0]
         train, test = job.pairs()
@@ -258,10 +257,16 @@ def rebuild_tune_card(out_dir: str | Path, model=None) -> Path:
     result = TuneResult(out_dir, report, summary, rec, table("baseline"), table("generations"), table("capability"))
     setting = _chosen_setting(summary, rec)
     if setting is not None and not rec.get("found"):
-        result.notes.append(f"No setting is within the KL budget; the baseline and generations below use the "
-                            f"largest-shift setting (layer {setting[0]}, multiplier {setting[1]:g}), which exceeds it.")
+        result.notes.append(fallback_note(rec, *setting))
     if model is None:
         from interp_steer.models import load_model
 
         model = load_model(config.model, device=config.device)
     return write_tune_card(config, result, model, setting, TuneJob(config))
+
+
+def fallback_note(rec: dict, layer: int, multiplier: float) -> str:
+    """The note shown when nothing is recommended (the reason is the recommendation's own ``reason``): which setting
+    the baseline and generations use instead."""
+    return (f"Nothing is recommended ({rec.get('reason') or 'no setting qualifies'}); the baseline and generations "
+            f"below use the largest-shift setting (layer {layer}, multiplier {multiplier:g}).")
