@@ -40,6 +40,7 @@ from interp_steer.models.llama_conversion import (
     llama_config_from_hf,
     load_cached_tokenizer,
     load_unprocessed_state_dict,
+    read_hf_source,
     source_fingerprint,
     write_converted_entry,
 )
@@ -206,26 +207,7 @@ def convert_state_dict(hf_model: Any, cfg: HookedTransformerConfig) -> dict[str,
 
 
 def _read_hf(path: Path, gguf_file: str | None, model_name: str):
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    where = path / gguf_file if gguf_file else path
-    try:
-        hf_config = AutoConfig.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"cannot read a model config from {where}: {str(exc).splitlines()[0]}") from None
-    tl_config_from_hf(hf_config, model_name=model_name)  # unsupported families fail before any weights load
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"cannot read a tokenizer from {where}: {str(exc).splitlines()[0]}") from None
-    def load_weights():
-        try:
-            return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
-        except (OSError, ValueError) as exc:  # no weight files, a truncated file, a head transformers cannot build
-            raise ModelLoadError(f"cannot read the weights of {where}: {str(exc).splitlines()[0]}") from None
-
-    return hf_config, tokenizer, load_weights
+    return read_hf_source(path, gguf_file, lambda c: tl_config_from_hf(c, model_name=model_name))
 
 
 def _config_from_json(text: str):

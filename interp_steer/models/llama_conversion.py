@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -79,7 +79,10 @@ def source_fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _load_hf(path: Path, gguf_file: str | None):
+def read_hf_source(path: Path, gguf_file: str | None, check_config: Callable[[Any], object]):
+    """``(hf_config, tokenizer, load_weights)`` of a HF directory or ``path/gguf_file``; ``check_config(hf_config)``
+    runs before the tokenizer or any weight is read (an unsupported family fails first). Every failure is one
+    :class:`ModelLoadError` line naming the source."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
@@ -88,12 +91,24 @@ def _load_hf(path: Path, gguf_file: str | None):
         hf_config = AutoConfig.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot read a model config from {where}: {str(exc).splitlines()[0]}") from None
-    llama_config_from_hf(hf_config, model_name=str(where))  # unsupported families fail before any weights load
+    check_config(hf_config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot read a tokenizer from {where}: {str(exc).splitlines()[0]}") from None
-    return hf_config, tokenizer, lambda: AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+
+    def load_weights():
+        try:
+            return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+        except (OSError, ValueError) as exc:  # no weight files, a truncated file, a head transformers cannot build
+            raise ModelLoadError(f"cannot read the weights of {where}: {str(exc).splitlines()[0]}") from None
+
+    return hf_config, tokenizer, load_weights
+
+
+def _load_hf(path: Path, gguf_file: str | None):
+    where = path / gguf_file if gguf_file else path
+    return read_hf_source(path, gguf_file, lambda c: llama_config_from_hf(c, model_name=str(where)))
 
 
 _ENTRY_FILES = ("weights.safetensors", "tokenizer", "hf_config.json")
