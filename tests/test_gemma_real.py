@@ -139,6 +139,12 @@ def test_kv_cached_generation_past_the_window_equals_full_forwards(gemma, caa, m
     original_decode = tok.decode
     monkeypatch.setattr(tok, "decode", lambda ids, **kw: decoded.append(list(ids)) or original_decode(ids, **kw))
     step_logits: list[torch.Tensor] = []
+    import interp_steer.steering.generation as generation
+
+    # the prefill scores its last position through final_logits, each decode step through the model's unembed
+    prefill = generation.final_logits
+    monkeypatch.setattr(generation, "final_logits", lambda model, r: step_logits.append(prefill(model, r).clone())
+                        or step_logits[-1])
     handle = gemma.unembed.register_forward_hook(lambda mod, args, out: step_logits.append(out[:, -1].clone()))
     try:
         texts = generate_batch(gemma, prompts, vector, multipliers, max_new_tokens=new, stop_at_eos=False)

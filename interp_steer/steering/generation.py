@@ -18,6 +18,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from interp_steer.data.tokenization import encode_sequence
 from interp_steer.errors import ConfigError
+from interp_steer.scoring import final_logits
 from interp_steer.steering.apply import steer
 from interp_steer.steering.operators import OperatorArg, check_multiplier
 from interp_steer.steering.vector import SteeringVector
@@ -99,7 +100,10 @@ def generate_batch(
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     new_tokens: list[torch.Tensor] = []
     with steering:
-        logits = model(tokens, attention_mask=attention, past_kv_cache=cache)[:, -1, :]
+        # prefill: the final residual of every prompt position, logits of the last one only (a 262k vocabulary
+        # would otherwise cost batch × width × vocab floats)
+        final = model(tokens, attention_mask=attention, past_kv_cache=cache, stop_at_layer=model.cfg.n_layers)
+        logits = final_logits(model, final[:, -1, :])
         for step in range(max_new_tokens):
             if temperature > 0:
                 probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
