@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from interp_steer.cli import app
 from interp_steer.errors import ConfigError
 from interp_steer.runs.study import preset_config, run_study
-from interp_steer.runs.study_compare import check_compatible, load_side, run_compare
+from interp_steer.runs.study_compare import check_compatible, load_side
+from interp_steer.runs.study_compare_report import run_compare
 
 NAMES = ["narcissism", "agreeableness", "psychopathy", "risk-seeking"]
 

@@ -96,7 +96,7 @@ def study(
 
 def _compare(dirs: list[Path], out: Path, data_dir: Optional[Path], n_boot: Optional[int], seed: int) -> None:
     """``study compare DIR_A DIR_B … --out DIR``: the cross-model report (refused in one line on mismatches)."""
-    from interp_steer.runs.study_compare import run_compare
+    from interp_steer.runs.study_compare_report import run_compare
 
     if len(dirs) < 2:
         raise ConfigError(f"study compare needs at least 2 study directories, got {len(dirs)}")

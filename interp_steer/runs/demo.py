@@ -36,6 +36,7 @@ from interp_steer.errors import ConfigError, InterpSteerError
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.job_configs import DemoConfig  # noqa: F401  (re-exported: the config lives with the others)
 from interp_steer.runs.runner import Job, UnitFiles, run_job
+from interp_steer.runs.study_config import SLOPE_UNITS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -50,7 +51,6 @@ UNIT_STEP = {"vector": "extract", "generations": "generate", "propensity": "prop
              "side_effects": "side effects", "baseline": "baseline"}
 TIMING_COLUMNS = ["step", "wall_s", "cpu_s", "load_1min", "reused"]
 SLOPE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-SLOPE_UNITS = {"ab": "logits per unit multiplier", "free_text": "nats per unit multiplier"}
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def baseline_text(baseline: pd.DataFrame, unit: str, multiplier: float | None, l
 def print_findings(echo: Callable[[str], None], *, tables: dict, layer: int, framing: str, n_test: int,
                    baseline_multiplier: float | None, n_boot: int, seed: int) -> None:
     """Echo the demo's tables (see the module docstring)."""
-    from interp_steer.runs.demo import SLOPE_UNITS
+    from interp_steer.runs.study_config import SLOPE_UNITS
 
     unit = PROPENSITY_UNITS.get(framing, "propensity units")
     slope_unit = SLOPE_UNITS.get(framing, "per unit multiplier")

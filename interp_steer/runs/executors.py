@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.runner import Job, UnitOutcome, compute_outcome
+from interp_steer.runs.job import Job, UnitOutcome, compute_outcome
 
 _MODELS: dict[tuple[str, str], Any] = {}
 

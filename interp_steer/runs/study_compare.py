@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.study import StudyConfig
+from interp_steer.runs.study_config import StudyConfig
+from interp_steer.viz.compare_plots import column
 
 MEASURES = ("mean_slope", "anti_steerable_fraction")
 VARIANTS = ("summed", "per_token")
@@ -125,11 +125,6 @@ def join_datasets(sides: list[StudySide]) -> pd.DataFrame:
     return pd.concat(frames, axis=1).reset_index()
 
 
-def column(measure: str, variant: str, label: str, part: str = "estimate") -> str:
-    """The joined table's column name of one value."""
-    return f"{measure}|{variant}|{label}|{part}"
-
-
 def model_correlations(joined: pd.DataFrame, a: str, b: str, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Spearman and Pearson over datasets of model ``a``'s against model ``b``'s per-dataset value, per framing,
     source (all / persona / xrisk), measure and variant, with an i.i.d. bootstrap over datasets (95% CI). Tidy:
@@ -201,22 +196,5 @@ def depth_profiles(sides: list[StudySide]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def run_compare(dirs: Sequence[str | Path], out: str | Path, *, data_dir: str | Path | None = None, n_boot: int = 2000,
-                seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Load, check (one-line refusal), join, correlate and write ``out/report.md`` with tables and figures."""
-    from interp_steer.runs.study_compare_report import write_compare_report
-
-    sides = [load_side(d) for d in dirs]
-    unique_labels(sides)
-    check_compatible(sides)
-    joined = join_datasets(sides)
-    ref = sides[0].label
-    correlations = pd.concat([model_correlations(joined, ref, s.label, n_boot=n_boot, seed=seed) for s in sides[1:]],
-                             ignore_index=True)
-    tables = {"joined": joined, "correlations": correlations, "profiles": depth_profiles(sides)}
-    write_compare_report(Path(out), sides, tables, data_dir=data_dir)
-    return tables
-
-
 __all__ = ["StudySide", "check_compatible", "column", "depth_profiles", "disagreements", "join_datasets",
-           "load_side", "model_correlations", "run_compare", "sample_text"]
+           "load_side", "model_correlations", "sample_text"]

@@ -1,17 +1,29 @@
-"""``report.md`` of the cross-model study (:func:`interp_steer.runs.study_compare.run_compare`): the joined
+"""The cross-model study's runner (:func:`run_compare`: load, check, join, correlate) and its ``report.md``: the joined
 per-dataset table, the correlations with their dataset-bootstrap CIs, scatter plots, the largest disagreements
 with sample texts, the layer profiles on one relative-depth axis, and a "paper vs here" table."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from interp_steer.analysis.markdown_tables import markdown_table
 from interp_steer.runs.files import write_table_atomic, write_text_atomic
-from interp_steer.runs.study import SLOPE_UNITS, format_ci
+from interp_steer.runs.study_compare import (
+    check_compatible,
+    depth_profiles,
+    disagreements,
+    join_datasets,
+    load_side,
+    model_correlations,
+    sample_text,
+    unique_labels,
+)
+from interp_steer.runs.study_config import SLOPE_UNITS, format_ci
 from interp_steer.runs.study_report import Figures
+from interp_steer.viz.compare_plots import column
 
 PAPER = "Tan et al. 2024, arXiv:2407.12404"
 PAPER_ROWS = [
@@ -35,7 +47,6 @@ def _units(framing: str, variant: str) -> dict[str, str]:
 
 
 def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame) -> list[str]:
-    from interp_steer.runs.study_compare import column
 
     here = {"models": ", ".join(f"`{s.config.model}`" for s in sides),
             "datasets": ", ".join(f"{s.label}: {s.cis.groupby('framing')['dataset'].nunique().to_dict()}"
@@ -66,7 +77,6 @@ def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame) -> lis
 
 def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, data_dir=None) -> None:
     """Write ``out/tables/*.csv``, ``out/figures/*.png`` and ``out/report.md``."""
-    from interp_steer.runs.study_compare import disagreements, sample_text
     from interp_steer.viz.compare_plots import plot_depth_profiles, plot_model_scatter
 
     out.mkdir(parents=True, exist_ok=True)
@@ -119,3 +129,18 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
         lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
     lines += _paper_table(sides, joined, correlations)
     write_text_atomic("\n".join(lines), out / "report.md")
+
+
+def run_compare(dirs: Sequence[str | Path], out: str | Path, *, data_dir: str | Path | None = None, n_boot: int = 2000,
+                seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Load, check (one-line refusal), join, correlate and write ``out/report.md`` with tables and figures."""
+    sides = [load_side(d) for d in dirs]
+    unique_labels(sides)
+    check_compatible(sides)
+    joined = join_datasets(sides)
+    ref = sides[0].label
+    correlations = pd.concat([model_correlations(joined, ref, s.label, n_boot=n_boot, seed=seed) for s in sides[1:]],
+                             ignore_index=True)
+    tables = {"joined": joined, "correlations": correlations, "profiles": depth_profiles(sides)}
+    write_compare_report(Path(out), sides, tables, data_dir=data_dir)
+    return tables

@@ -14,7 +14,7 @@ import pandas as pd
 
 from interp_steer.errors import ConfigError
 from interp_steer.runs.files import read_table, write_table_atomic
-from interp_steer.runs.study import StudyConfig, choose_layer, framing_of, layer_profile
+from interp_steer.runs.study_config import StudyConfig, choose_layer, framing_of, layer_profile
 
 LENGTHS_TABLE = "tables/completion_lengths.csv"
 

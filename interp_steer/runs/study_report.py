@@ -18,20 +18,20 @@ import pandas as pd
 
 from interp_steer.analysis.markdown_tables import markdown_table
 from interp_steer.runs.files import write_bytes_atomic, write_text_atomic
-from interp_steer.runs.study import (
+from interp_steer.runs.study_config import (  # noqa: F401 - PER_TOKEN_SLOPE_UNITS, STEER_UNITS, units_of re-exported
     FRAMING_LABELS,
     HEADLINE_COLUMNS,
+    PER_TOKEN_SLOPE_UNITS,
     SLOPE_UNITS,
+    STEER_UNITS,
     StudyConfig,
     compute_totals,
     format_ci,
     headline_markdown,
     headline_rows,
     save_table,
+    units_of,
 )
-
-STEER_UNITS = {"anti_steerable_fraction": "share of samples"}
-PER_TOKEN_SLOPE_UNITS = "nats per token per unit multiplier"
 
 
 class Figures:
@@ -84,11 +84,6 @@ class ReportContext:
     def figure(self, fig, name: str, caption: str) -> None:
         rel = self.figures.save(fig, name)
         self.lines.extend([f"![{caption}]({rel})", "", f"*{caption}*", ""])
-
-
-def units_of(framing: str) -> dict[str, str]:
-    """Units of the steerability statistics of ``framing``."""
-    return {**{s: SLOPE_UNITS[framing] for s in ("mean_slope", "median_slope")}, **STEER_UNITS}
 
 
 def write_study_report(out_dir: Path, config: StudyConfig, scan_config, steer_config, profile: pd.DataFrame,

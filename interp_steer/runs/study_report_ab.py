@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.report.format import format_ci
-from interp_steer.runs.study import HEADLINE_COLUMNS, SLOPE_UNITS, headline_rows, read_unit_propensities, save_table
+from interp_steer.runs.study_config import HEADLINE_COLUMNS, SLOPE_UNITS, headline_rows, read_unit_propensities, save_table
 
 BASELINE_UNITS = {"matching_rate": "share of samples", "a_rate": "share of samples", "mean_propensity": "logits",
                   "mean_a_minus_b": "logits", "format_mass": "probability"}

@@ -8,7 +8,14 @@ import pandas as pd
 
 from interp_steer.analysis.markdown_tables import markdown_table
 from interp_steer.errors import ConfigError
-from interp_steer.runs.study import FRAMING_LABELS, PROPENSITY_UNITS, SLOPE_UNITS, headline_rows, save_table, unsteered_table
+from interp_steer.runs.study_config import (
+    FRAMING_LABELS,
+    PROPENSITY_UNITS,
+    SLOPE_UNITS,
+    headline_rows,
+    save_table,
+    unsteered_table,
+)
 
 RELATIVE_CUTOFF = 0.25
 """A cell (X → Y) of a dataset counts only where ``|slope(Y→Y)| > RELATIVE_CUTOFF × |slope(BASE→BASE)|`` of that

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from interp_steer.runs.study import (
+from interp_steer.runs.study_config import (
     FRAMING_LABELS,
+    PER_TOKEN_SLOPE_UNITS,
     PROPENSITY_UNITS,
     SLOPE_UNITS,
+    STEER_UNITS,
     format_ci,
     headline_rows,
     read_unit_propensities,
     save_table,
     select_datasets,
+    units_of,
 )
-from interp_steer.runs.study_report import PER_TOKEN_SLOPE_UNITS, STEER_UNITS, units_of
 from interp_steer.runs.study_report_ab import UNINTERPRETABLE, wilson_row
 
 

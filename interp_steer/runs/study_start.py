@@ -14,7 +14,7 @@ from pathlib import Path
 
 from interp_steer.errors import ConfigError
 from interp_steer.runs.files import write_text_atomic
-from interp_steer.runs.study import StudyConfig
+from interp_steer.runs.study_config import StudyConfig
 
 
 def study_datasets(config: StudyConfig) -> list[str]:

@@ -11,13 +11,16 @@ from matplotlib.figure import Figure
 from interp_steer.errors import ConfigError
 
 
+def column(measure: str, variant: str, label: str, part: str = "estimate") -> str:
+    """The cross-model joined table's column name of one value (``measure|variant|label|part``)."""
+    return f"{measure}|{variant}|{label}|{part}"
+
+
 def plot_model_scatter(joined: pd.DataFrame, a: str, b: str, *, framing: str, variant: str, units: dict[str, str],
                        correlations: pd.DataFrame | None = None, title: str | None = None) -> Figure:
     """Two panels (mean slope, anti-steerable fraction): one point per dataset of ``framing``, model ``a`` on x and
     ``b`` on y, each with its per-dataset 95% CI, coloured by source; the Spearman correlation with its CI in the
     panel title; y = x dashed."""
-    from interp_steer.runs.study_compare import column
-
     part = joined[joined["framing"] == framing]
     if part.empty:
         raise ConfigError(f"plot_model_scatter: no {framing} datasets")
