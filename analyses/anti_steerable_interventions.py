@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from interp_steer.analysis.battery_heldout import dataset_halves
     from interp_steer.analysis.interventions import project_off_logit_lens, project_off_random, steered_slopes
     from interp_steer.models import load_model
-    from interp_steer.runs.scan import _dataset_stem
+    from interp_steer.runs.keys import dataset_stem
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study_dir", type=Path)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     vectors = Path.home() / ".cache" / "interp_steer" / "anti_steerable" / top["model"]
     specs = free_text_specs(args.study_dir)
     _, held = dataset_halves(specs, 0)
-    chosen = [s for s in specs if s in held and (vectors / f"{_dataset_stem(s)}.pt").exists()][: args.n_datasets]
+    chosen = [s for s in specs if s in held and (vectors / f"{dataset_stem(s)}.pt").exists()][: args.n_datasets]
     model = load_model(top["model"])
     out = args.out_dir / "interventions"
     out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         negation_edits(model, args.study_dir, specs, vectors, cfg, args.negation, out)
         return 0
     for spec in chosen:
-        key = _dataset_stem(spec)
+        key = dataset_stem(spec)
         target = out / f"projection_k{args.k}_{key}.csv"
         if target.exists():
             continue
@@ -75,11 +75,11 @@ def negation_edits(model, study_dir: Path, specs: list[str], vectors: Path, cfg:
 
     from interp_steer.analysis.battery import study_split
     from interp_steer.analysis.interventions import edit_pairs, remove_negation, steered_slopes
-    from interp_steer.runs.scan import _dataset_stem
+    from interp_steer.runs.keys import dataset_stem
 
     frames = []
     for spec in specs:
-        key = _dataset_stem(spec)
+        key = dataset_stem(spec)
         if not (vectors / f"{key}.pt").exists() or sum(len(f) for f in frames) >= limit:
             continue
         _, _, test = study_split(spec, cfg["n_train"], cfg["n_test"], cfg["test_fraction"], cfg["seed"])

@@ -16,7 +16,8 @@ from interp_steer.cli import app
 from interp_steer.data import ContrastivePair, load_dataset
 from interp_steer.errors import ConfigError
 from interp_steer.methods import extract_caa
-from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob, file_sha1, parse_capability, run_evaluate
+from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob, parse_capability, run_evaluate
+from interp_steer.runs.files import file_sha1
 from interp_steer.runs.runner import run_job
 
 HOOK = "blocks.1.hook_resid_post"

@@ -182,7 +182,8 @@ def test_evaluate_job_matches_the_direct_pipeline_and_resumes(tmp_path, tiny):
     from interp_steer.data import load_dataset, train_test_split
     from interp_steer.evaluation import compute_propensities, random_baseline, steerability
     from interp_steer.methods import extract_caa
-    from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob, file_sha1
+    from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob
+    from interp_steer.runs.files import file_sha1
 
     pairs = load_dataset("builtin:sentiment")
     vector = extract_caa(tiny, pairs[:6], [1], progress=False)

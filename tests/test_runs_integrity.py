@@ -186,7 +186,8 @@ def test_evaluate_resume_recomputes_a_damaged_parquet_unit(tiny, tmp_path, capsy
     from interp_steer.data import load_dataset
     from interp_steer.methods import extract_caa
     from interp_steer.runs import run_job
-    from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob, file_sha1
+    from interp_steer.runs.evaluate import EvaluateConfig, EvaluateJob
+    from interp_steer.runs.files import file_sha1
 
     vector = extract_caa(tiny, load_dataset("builtin:sentiment")[:6], [1], progress=False)
     path = vector.save(tmp_path / "sent.safetensors")

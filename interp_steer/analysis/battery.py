@@ -125,7 +125,7 @@ def compute_features(model, study_dir: Path, out_dir: Path, vectors_dir: Path, *
     ``vectors_dir/<key>.pt`` (outside the repository)."""
     import torch
 
-    from interp_steer.runs.scan import _dataset_stem
+    from interp_steer.runs.keys import dataset_stem
 
     steer_config = Path(study_dir) / "steerability" / "config.json"
     if not steer_config.is_file():
@@ -136,7 +136,7 @@ def compute_features(model, study_dir: Path, out_dir: Path, vectors_dir: Path, *
     vectors_dir.mkdir(parents=True, exist_ok=True)
     done = 0
     for spec in free_text_specs(study_dir):
-        key = _dataset_stem(spec)
+        key = dataset_stem(spec)
         target = out_dir / "features" / f"{key}.csv"
         if not (Path(study_dir) / "steerability" / "units" / f"{key}.per_sample.csv").is_file():
             continue

@@ -66,10 +66,10 @@ def evaluate(
         EvaluateConfig,
         EvaluateJob,
         check_kl_budget,
-        file_sha1,
         parse_capability,
         run_evaluate,
     )
+    from interp_steer.runs.files import file_sha1
     from interp_steer.runs.runner import preflight
     from interp_steer.steering import SteeringVector
 

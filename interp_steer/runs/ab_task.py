@@ -23,8 +23,9 @@ import pandas as pd
 from interp_steer.errors import ConfigError
 from interp_steer.runs.config import JobConfig, device_field, model_field
 from interp_steer.runs.files import read_table, write_table_atomic
+from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, UnitFiles
-from interp_steer.runs.scan import RegistryPairs, _dataset_stem
+from interp_steer.runs.scan import RegistryPairs
 
 AB_TASK_COLUMNS = ["dataset", "sample_id", "format_mass", "pos_prob", "logit_diff", "is_A"]
 
@@ -63,7 +64,7 @@ class AbTaskUnit:
 
     @property
     def key(self) -> str:
-        return _dataset_stem(self.dataset)
+        return dataset_stem(self.dataset)
 
 
 class AbTaskJob(Job):

@@ -26,8 +26,9 @@ import torch
 from interp_steer.errors import ConfigError
 from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table
+from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import RegistryPairs, _dataset_stem
+from interp_steer.runs.scan import RegistryPairs
 
 
 @dataclass
@@ -91,7 +92,7 @@ class BipoVsCaaUnit:
 
     @property
     def key(self) -> str:
-        return f"{self.method}__{_dataset_stem(self.dataset)}"
+        return f"{self.method}__{dataset_stem(self.dataset)}"
 
 
 class BipoVsCaaJob(Job):
@@ -110,7 +111,7 @@ class BipoVsCaaJob(Job):
     def unit_files(self, unit: BipoVsCaaUnit) -> list[str]:
         files = [f"units/{unit.key}.safetensors"]
         if unit.method == "bipo" and unit.dataset in self.config.all_pos_datasets:
-            files.append(f"units/allpos__{_dataset_stem(unit.dataset)}.propensity.csv")
+            files.append(f"units/allpos__{dataset_stem(unit.dataset)}.propensity.csv")
         return files + [f"units/{unit.key}.propensity.csv"]
 
     def compute(self, unit: BipoVsCaaUnit, model) -> UnitFiles:

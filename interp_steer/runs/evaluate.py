@@ -35,7 +35,6 @@ upper 95% limit is within ``kl_budget``, :func:`~interp_steer.runs.tune.recommen
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,11 +168,6 @@ class EvaluateUnit:
         if self.kind == "capability":
             return f"capability-{self.name}"
         return self.kind
-
-
-def file_sha1(path: str | Path) -> str:
-    """Hex SHA-1 of a file's bytes (the vector's identity in :class:`EvaluateConfig`)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def _empty_answers() -> pd.DataFrame:

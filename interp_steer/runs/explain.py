@@ -138,7 +138,7 @@ def run_explain(config: ExplainConfig, out_dir: Path, echo: Callable[[str], None
     """Run the analysis and write ``report.md``, CSV tables, PNG figures and two HTML views into ``out_dir``;
     returns ``{"groups", "steerable", "anti", "view_layer"}`` (also in ``summary.json``)."""
     from interp_steer.models import load_model
-    from interp_steer.runs.evaluate import file_sha1
+    from interp_steer.runs.files import file_sha1
 
     if not config.vector_sha1 and Path(config.vector).exists():
         config.vector_sha1 = file_sha1(config.vector)

@@ -7,6 +7,7 @@ place, so a run killed at any instant (even ``kill -9``) leaves only complete fi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -130,3 +131,8 @@ def check_out_dir(out_dir: str | Path, option: str = "--out") -> Path:
     except OSError as exc:
         raise ConfigError(f"{option} {out_dir} is not writable ({exc.strerror}); choose another output directory") from None
     return out_dir
+
+
+def file_sha1(path: str | Path) -> str:
+    """Hex SHA-1 of a file's bytes (a vector file's identity in job configs)."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()

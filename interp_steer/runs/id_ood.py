@@ -24,8 +24,9 @@ import pandas as pd
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table, write_table_atomic
+from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import RegistryPairs, _dataset_stem
+from interp_steer.runs.scan import RegistryPairs
 
 KEYS = ["dataset", "train_variant", "variant", "layer", "hook_name", "vector", "sample_id"]
 
@@ -80,7 +81,7 @@ class IdOodUnit:
 
     @property
     def key(self) -> str:
-        return _dataset_stem(self.dataset)
+        return dataset_stem(self.dataset)
 
 
 class IdOodJob(Job):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from interp_steer.errors import ConfigError
 from interp_steer.runs.config import DATA_DIR_HELP, DEFAULT_SAE, JobConfig, device_field, model_field, option_field
+from interp_steer.runs.keys import dataset_stem
 
 RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
                    "split_order", "table_format", "scale")
@@ -127,7 +127,7 @@ class ScanUnit:
     @property
     def key(self) -> str:
         """File-name-safe, collision-free stem, e.g. ``persona_narcissism-3f2a1b7c__L012``."""
-        return f"{_dataset_stem(self.dataset)}__L{self.layer:03d}"
+        return f"{dataset_stem(self.dataset)}__L{self.layer:03d}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class ScanGroup:
     def key(self) -> str:
         span = f"L{self.layers[0]:03d}" + (f"-{len(self.layers)}" if len(self.layers) > 1 else "")
         digest = hashlib.sha1(",".join(map(str, self.layers)).encode()).hexdigest()[:6]
-        return f"{_dataset_stem(self.dataset)}__{span}-{digest}"
+        return f"{dataset_stem(self.dataset)}__{span}-{digest}"
 
     @property
     def pending_layers(self) -> tuple[int, ...]:
@@ -151,11 +151,6 @@ class ScanGroup:
 
     def results(self) -> list[ScanUnit]:
         return [ScanUnit(self.dataset, layer) for layer in self.pending_layers]
-
-
-def _dataset_stem(dataset: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)[:60]
-    return f"{safe}-{hashlib.sha1(dataset.encode()).hexdigest()[:8]}"
 
 
 @dataclass

@@ -30,7 +30,7 @@ import pandas as pd
 from interp_steer.errors import ConfigError
 from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table
-from interp_steer.runs.job_configs import _dataset_stem
+from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import RegistryPairs
 
@@ -95,7 +95,7 @@ class MethodUnit:
 
     @property
     def key(self) -> str:
-        return f"{self.method}__{_dataset_stem(self.dataset)}"
+        return f"{self.method}__{dataset_stem(self.dataset)}"
 
 
 class MethodStudyJob(Job):

@@ -34,7 +34,6 @@ from interp_steer.runs.job_configs import (  # noqa: F401  (the scan config live
     ScanGroup,
     ScanUnit,
     VectorScale,
-    _dataset_stem,
 )
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 

@@ -28,8 +28,9 @@ import pandas as pd
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table, write_table_atomic
+from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import DEFAULT_MULTIPLIERS, RegistryPairs, _dataset_stem
+from interp_steer.runs.scan import DEFAULT_MULTIPLIERS, RegistryPairs
 
 SUMMARY_BY = ["source", "framing", "dataset", "layer"]
 
@@ -141,7 +142,7 @@ class SteerabilityUnit:
 
     @property
     def key(self) -> str:
-        return _dataset_stem(self.dataset)
+        return dataset_stem(self.dataset)
 
 
 def mwe_study_datasets(seed: int = 0, data_dir: str | Path | None = None) -> list[str]:
