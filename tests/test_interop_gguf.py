@@ -56,6 +56,18 @@ def test_file_as_the_gguf_reader_sees_it(tmp_path):
         np.testing.assert_array_equal(tensor.data, vector[f"blocks.{layer}.hook_resid_post"].numpy())
 
 
+def test_default_model_hint_comes_from_the_vector_provenance(tmp_path):
+    from dataclasses import replace
+
+    reader_hint = lambda path: gguf.GGUFReader(str(path)).get_field("controlvector.model_hint").contents()  # noqa: E731
+    plain = _vector()
+    assert reader_hint(to_gguf(plain, tmp_path / "plain.gguf")) == "llama"  # provenance without an architecture
+    gemma = SteeringVector(dict(plain.directions), replace(plain.provenance, model_processing={
+        "architecture": "Gemma3ForCausalLM", "family": "gemma3_text"}))
+    assert reader_hint(to_gguf(gemma, tmp_path / "gemma.gguf")) == "gemma3"
+    assert reader_hint(to_gguf(gemma, tmp_path / "forced.gguf", model_hint="custom")) == "custom"
+
+
 def test_repeng_style_file_without_provenance(tmp_path):
     """A file as repeng writes it: direction.{layer} keyed like its ControlVector.directions."""
     data = {f"direction.{k}": np.full(64, float(k), dtype=np.float32) for k in (1, 2)}

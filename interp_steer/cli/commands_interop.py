@@ -29,7 +29,8 @@ def export(
                                     "a torch file of SteeringVector(**kwargs)"),
     out: Optional[Path] = typer.Option(None, help="output file (.gguf or .pt)"),
     bundle: Optional[Path] = typer.Option(None, help="write a reproducibility bundle into this directory instead"),
-    model_hint: str = typer.Option("llama", help="gguf: controlvector.model_hint (the model family)"),
+    model_hint: Optional[str] = typer.Option(None, help="gguf: controlvector.model_hint (the model family; default: "
+                                             "from the vector's provenance, e.g. llama, gemma3)"),
     model: Optional[str] = typer.Option(None, help="bundle: model spec to record (default: the vector's provenance)"),
     data_dir: Optional[Path] = data_dir_option(help="bundle: data root to reload the training rows from"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),

@@ -47,6 +47,20 @@ from interp_steer.steering.vector import Provenance, SteeringVector
 ARCHITECTURE = "controlvector"
 PROVENANCE_KEY = "interp_steer.provenance"
 DEFAULT_MODEL_HINT = "llama"
+LLAMA_CPP_ARCHITECTURES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "MixtralForCausalLM": "llama",
+                           "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
+                           "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "GPT2LMHeadModel": "gpt2",
+                           "GPTNeoXForCausalLM": "gptneox", "PhiForCausalLM": "phi2", "Phi3ForCausalLM": "phi3",
+                           "OlmoForCausalLM": "olmo", "Olmo2ForCausalLM": "olmo2", "BloomForCausalLM": "bloom",
+                           "StableLmForCausalLM": "stablelm"}
+"""TransformerLens / HF architecture → llama.cpp's architecture name (the control vector's default model hint)."""
+
+
+def model_hint_of(vector: SteeringVector) -> str:
+    """llama.cpp's name of the family the vector was extracted on, read off its provenance (the loader's
+    ``architecture``); ``"llama"`` (the embedded model's) where the provenance does not say."""
+    architecture = str(vector.provenance.model_processing.get("architecture", "") or "")
+    return LLAMA_CPP_ARCHITECTURES.get(architecture, DEFAULT_MODEL_HINT)
 _RESID_POST = re.compile(r"^blocks\.(\d+)\." + DEFAULT_SITE + r"$")
 _DIRECTION = re.compile(r"^direction\.(\d+)$")
 
@@ -83,16 +97,18 @@ def hook_of_gguf_layer(k: int) -> str:
     return f"blocks.{k}.{DEFAULT_SITE}"
 
 
-def to_gguf(vector: SteeringVector, path: str | Path, *, model_hint: str = DEFAULT_MODEL_HINT) -> Path:
+def to_gguf(vector: SteeringVector, path: str | Path, *, model_hint: str | None = None) -> Path:
     """Write ``vector`` as a llama.cpp control-vector GGUF file at ``path`` (``.gguf`` added when missing).
 
     Every hook must be ``blocks.L.hook_resid_post`` with ``L ≥ 1`` (see the module docstring for the mapping
     ``blocks.L.hook_resid_post`` → ``direction.{L}``); directions are written as float32 in layer order.
-    ``model_hint`` is the model family llama.cpp users see (``"llama"`` for the SmolLM2 / llama models
-    interp-steer loads). The file is written atomically.
+    ``model_hint`` is the model family llama.cpp users see; by default :func:`model_hint_of` the vector's provenance
+    (``"gemma3"`` for a Gemma 3 vector, ``"llama"`` for SmolLM2 or when unknown). The file is written atomically.
     """
     import gguf
 
+    if model_hint is None:
+        model_hint = model_hint_of(vector)
     if not isinstance(model_hint, str) or not model_hint.strip():
         raise SteeringVectorError(f"model_hint={model_hint!r}: give the model family, e.g. 'llama'")
     layers = {gguf_layer_of(name): tensor for name, tensor in vector.directions.items()}  # all checked first
