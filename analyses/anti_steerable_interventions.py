@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         target = out / f"projection_k{args.k}_{key}.csv"
         if target.exists():
             continue
-        direction = torch.load(vectors / f"{key}.pt")
+        direction = torch.load(vectors / f"{key}.pt", weights_only=True)
         _, _, test = study_split(spec, cfg["n_train"], cfg["n_test"], cfg["test_fraction"], cfg["seed"])
         study = pd.read_csv(args.study_dir / "steerability" / "units" / f"{key}.per_sample.csv",
                             usecols=["sample_id", "slope"])
@@ -86,7 +86,7 @@ def negation_edits(model, study_dir: Path, specs: list[str], vectors: Path, cfg:
         edited = edit_pairs(test, remove_negation, "negative")[: limit - sum(len(f) for f in frames)]
         if not edited:
             continue
-        direction = torch.load(vectors / f"{key}.pt")
+        direction = torch.load(vectors / f"{key}.pt", weights_only=True)
         before = steered_slopes(model, [o for o, _ in edited], direction, cfg["layer"], cfg["multipliers"])
         after = steered_slopes(model, [e for _, e in edited], direction, cfg["layer"], cfg["multipliers"])
         after["sample_id"] = after["sample_id"].str.removesuffix("~edit")

@@ -41,7 +41,8 @@ def check_plan_lock(plan: str | Path, out_dir: str | Path, record: bool = True) 
     if not record:
         return digest
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text(json.dumps({"plan": str(plan), "plan_sha256": digest}, indent=2) + "\n", encoding="utf-8")
+    lock.write_text(json.dumps({"plan": Path(plan).name, "plan_sha256": digest}, indent=2) + "\n",
+                    encoding="utf-8")  # the file name only: the lock is checked by hash, not by a machine's path
     return digest
 
 
