@@ -41,12 +41,18 @@ from interp_steer.config.fields import (
     multipliers_field,
     option_field,
 )
-from interp_steer.config.lists import number_list_text, parse_float_list, parse_layers, parse_number_list
+from interp_steer.config.lists import (
+    check_layer_list,
+    number_list_text,
+    parse_float_list,
+    parse_layers,
+    parse_number_list,
+)
 
 __all__ = [
     "COARSE_MULTIPLIERS", "COMPARE_MULTIPLIERS", "DATA_DIR_HELP", "DEFAULT_DEVICE", "DEVICE_HELP", "MODEL_HELP", "DEFAULT_SAE", "HALF_STEP_MULTIPLIERS",
     "TAN_MULTIPLIERS", "TUNE_MULTIPLIERS", "UNIT_MULTIPLIERS", "Config", "JobConfig", "add_config_argument",
-    "check_field_types", "config_default", "config_field", "config_help", "data_dir_field", "device_field",
+    "check_field_types", "check_layer_list", "config_default", "config_field", "config_help", "data_dir_field", "device_field",
     "model_field", "multipliers_field", "number_list_text", "option_field", "parse_float_list", "parse_layers",
     "parse_number_list", "require_choice", "require_fraction", "require_int", "require_multipliers",
     "require_number",

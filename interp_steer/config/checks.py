@@ -131,7 +131,7 @@ def require_multipliers(config: Any, name: str = "multipliers", *, minimum: int 
     if len(values) < minimum or len(set(values)) != len(values):
         raise ConfigError(f"{option} needs ≥ {minimum} distinct values (got {values})")
     if zero and 0.0 not in values:
-        raise ConfigError(f"{option} must include 0 ({why_zero}) (got {values})")
+        raise ConfigError(f"{option} needs values including 0 ({why_zero}) (got {values})")
     if positive and not any(m > 0 for m in values):
         raise ConfigError(f"{option} needs at least one positive multiplier (got {values})")
     return values

@@ -15,6 +15,18 @@ from interp_steer.errors import ConfigError
 LAYER_HINT = "expected e.g. '12', '3,6,12', '3-12' or 'all'"
 
 
+def check_layer_list(layers: list[int], option: str = "--layers") -> list[int]:
+    """Resolved layers: at least one, each ≥ 0 and given once; a ConfigError naming the option otherwise."""
+    if not layers:
+        raise ConfigError(f"{option}: no layers given ({LAYER_HINT})")
+    if min(layers) < 0:
+        raise ConfigError(f"{option} must be non-negative layers (got {layers})")
+    repeated = sorted({layer for layer in layers if layers.count(layer) > 1})
+    if repeated:
+        raise ConfigError(f"{option} lists a layer more than once: {repeated} (got {layers})")
+    return layers
+
+
 def parse_float_list(text: str, option: str = "--multipliers") -> list[float]:
     """``"-2,-1,0,1,2"`` → finite floats; a ConfigError naming the option otherwise (also for NaN / inf / none)."""
     try:

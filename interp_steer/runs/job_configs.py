@@ -20,6 +20,7 @@ from interp_steer.config import (
     TUNE_MULTIPLIERS,
     UNIT_MULTIPLIERS,
     JobConfig,
+    check_layer_list,
     data_dir_field,
     device_field,
     model_field,
@@ -96,8 +97,7 @@ class ScanConfig(JobConfig):
         repeated = sorted({d for d in self.datasets if self.datasets.count(d) > 1})
         if repeated:
             raise ConfigError(f"--dataset lists {', '.join(map(repr, repeated))} more than once; name each dataset once")
-        if not self.layers or min(self.layers) < 0 or len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"--layers must be distinct non-negative layers (got {self.layers})")
+        check_layer_list(self.layers)
         require_multipliers(self)
         require_int(self, "n_train", zero_means="all")
         require_int(self, "n_test", zero_means="all")
@@ -245,8 +245,7 @@ class TuneConfig(JobConfig):
 
     def __post_init__(self) -> None:
         self.layers = [int(x) for x in self.layers]
-        if not self.layers or min(self.layers) < 0 or len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"--layers must be distinct non-negative layers (got {self.layers})")
+        check_layer_list(self.layers)
         require_multipliers(self, zero=True, positive=True)
         from interp_steer.evaluation.units import check_units  # torch: imported when a config is built
 
