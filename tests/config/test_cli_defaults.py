@@ -163,3 +163,15 @@ def test_an_option_given_reaches_the_config(vector_path, tmp_path, monkeypatch):
                   "--multipliers", "0,0.5", "--n", "7", "--no-baseline", "--capability", "mmlu", *T], seen)
     assert built.multipliers == [0.0, 0.5] and built.n == 7 and built.baseline is False and built.capability == ["mmlu"]
     assert math.isclose(built.kl_budget, 0.1)
+
+
+def test_tune_run_options_default_like_run_tune():
+    """``tune``'s options that are arguments of :func:`run_tune` rather than config fields keep its defaults."""
+    import inspect
+
+    from interp_steer.tune import run_tune
+
+    signature, params = inspect.signature(run_tune).parameters, _params("tune")
+    for option, argument in (("n_generations", "n_generations"), ("max_new_tokens", "max_new_tokens"),
+                             ("capability", "capability_n")):
+        assert params[option].default == signature[argument].default, option
