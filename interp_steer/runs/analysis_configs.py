@@ -51,12 +51,6 @@ def parse_capability(text: str | Sequence[str] | None) -> list[str]:
     return items
 
 
-def check_kl_budget(value: float) -> None:
-    """One-line ConfigError naming ``--kl-budget`` unless it is a positive finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < float("inf")):
-        raise ConfigError(f"--kl-budget must be a positive number (nats per token) (got {value!r})")
-
-
 @dataclass
 class EvaluateConfig(JobConfig):
     """What ``evaluate`` computes; saved as ``config.json``. ``vector_sha1`` identifies the vector file's contents
@@ -117,7 +111,7 @@ class EvaluateConfig(JobConfig):
         from interp_steer.evaluation.units import check_units  # torch: imported when a config is built
 
         check_units(self.units)
-        check_kl_budget(self.kl_budget)
+        require_number(self, "kl_budget", positive=True, units=" (nats per token)")
         self.capability = parse_capability(self.capability)
         for name, minimum in (("neutral_n", 0), ("continuation_tokens", 0), ("capability_n", 2),
                               ("n_generations", 0), ("max_new_tokens", 1), ("n_boot", 100)):

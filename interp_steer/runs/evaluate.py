@@ -46,7 +46,7 @@ import pandas as pd
 from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError
 from interp_steer.evaluation.side_effects import NeutralSet
 from interp_steer.evaluation.units import UNIT_COLUMNS, ScaledVector
-from interp_steer.runs.analysis_configs import CAPABILITY_SPECS, EvaluateConfig, check_kl_budget, parse_capability  # noqa: F401
+from interp_steer.runs.analysis_configs import CAPABILITY_SPECS, EvaluateConfig, parse_capability  # noqa: F401
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
 from interp_steer.runs.records import intact_or_warn
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
