@@ -25,10 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bipo_vs_caa_report import write_report  # noqa: E402
 from common import Report, base_parser, chosen_layer, parse_float_list, study_executor  # noqa: E402
 
+from interp_steer.config import COARSE_MULTIPLIERS, HALF_STEP_MULTIPLIERS  # noqa: E402
+
 FREE_TEXT_DATASETS = ("builtin:sentiment,builtin:formality,persona:narcissism@free_text,"
                       "persona:risk-seeking@free_text,persona:politically-liberal@free_text")
 AB_DATASETS = "persona:narcissism"
-MULTIPLIERS = (-1.5, -0.75, 0.0, 0.75, 1.5)
+MULTIPLIERS = HALF_STEP_MULTIPLIERS
 
 
 def parse_args():
@@ -45,7 +47,7 @@ def parse_args():
     parser.add_argument("--checkpoint-every", type=int, default=5, help="BiPO checkpoint interval (steps)")
     parser.add_argument("--all-pos-datasets", default="builtin:sentiment",
                         help="datasets also scored with every-position steering ('' for none)")
-    parser.add_argument("--all-pos-multipliers", type=parse_float_list, default=[-1.5, 0.0, 1.5],
+    parser.add_argument("--all-pos-multipliers", type=parse_float_list, default=list(COARSE_MULTIPLIERS),
                         help="multipliers of the every-position check")
     return parser.parse_args()
 

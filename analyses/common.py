@@ -20,8 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from interp_steer.config import TAN_MULTIPLIERS
+from interp_steer.config import parse_number_list as parse_float_list  # noqa: F401 - the studies' argparse type
+
 RESULTS_ROOT = Path(__file__).resolve().parent / "results"
-DEFAULT_MULTIPLIERS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+DEFAULT_MULTIPLIERS = TAN_MULTIPLIERS
 DEFAULT_LAYERS = tuple(range(0, 30, 3))
 CHOSEN_LAYER_FILE = RESULTS_ROOT / "layer_scan" / "chosen_layer.json"
 
@@ -35,11 +38,6 @@ def parse_int_list(text: str) -> list[int]:
     return [int(p) for p in text.split(",") if p.strip()]
 
 
-def parse_float_list(text: str) -> list[float]:
-    """``"-1.5,-1,0,1,1.5"`` → floats."""
-    return [float(p) for p in text.split(",") if p.strip()]
-
-
 def base_parser(description: str, config_class: type | None = None, *, n_train: int | None = None,
                 n_test: int | None = None, multipliers: Sequence[float] | None = None) -> argparse.ArgumentParser:
     """Options every study shares: split sizes, multipliers, threads, seed and the output folder.
@@ -47,7 +45,7 @@ def base_parser(description: str, config_class: type | None = None, *, n_train: 
     ``--n-train`` / ``--n-test`` / ``--multipliers`` / ``--seed`` come from ``config_class``'s fields (the study's job
     config: its defaults and help, one place); the keyword arguments are a study's own choices where the job's
     default does not fit it (e.g. the layer scan's split sizes, whose job default is "all")."""
-    from interp_steer.runs.config import add_config_argument
+    from interp_steer.config import add_config_argument
     from interp_steer.runs.job_configs import ScanConfig
 
     config_class = config_class or ScanConfig
@@ -66,8 +64,8 @@ def base_parser(description: str, config_class: type | None = None, *, n_train: 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """``--model`` (default: the embedded model) and where the study's units run (``--executor local|ray``)."""
+    from interp_steer.config import MODEL_HELP
     from interp_steer.models import DEFAULT_MODEL
-    from interp_steer.runs.config import MODEL_HELP
 
     parser.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     parser.add_argument("--executor", choices=["local", "ray"], default="local", help="where the work units run")

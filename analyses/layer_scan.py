@@ -29,6 +29,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Report, base_parser, parse_int_list, scan_study  # noqa: E402
 
+from interp_steer.config import COARSE_MULTIPLIERS  # noqa: E402
+
 DATASETS = (
     "narcissism",                                              # personality (dark triad)
     "agreeableness",                                           # personality (big five)
@@ -40,7 +42,7 @@ DATASETS = (
     "risk-seeking",                                            # decision making
 )
 FRAMINGS = ("ab", "free_text")
-SCAN_MULTIPLIERS = (-1.5, 0.0, 1.5)
+SCAN_MULTIPLIERS = COARSE_MULTIPLIERS
 SCAN_LAYERS = tuple(range(3, 30, 6))
 
 

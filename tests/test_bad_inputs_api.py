@@ -142,7 +142,7 @@ ROWS = [
      .load_steering_vectors_file(c.nan_sv), SteeringVectorError, ("nan_sv.pt", "layer 1", "1 non-finite")),
     # --- job configs --------------------------------------------------------------------------------------------
     ("why-n-folds-zero", lambda c: __import__("interp_steer.runs.why", fromlist=["WhyConfig"]).WhyConfig(n_folds=0),
-     ConfigError, "--n-folds 0"),
+     ConfigError, "--n-folds must be an integer ≥ 2 (got 0)"),
     ("split-duplicated-ids", _data("train_test_split", pairs=lambda c: c.pairs + c.pairs[:1]), DataFormatError,
      ("train_test_split", "occurs 2 times")),
     # --- methods (CAA) ------------------------------------------------------------------------------------------

@@ -9,19 +9,8 @@ import typer
 
 from interp_steer.cli import app
 from interp_steer.cli.config_options import config_option
-from interp_steer.cli.options import check_count, check_device_option, check_finite, parse_float_list, prepare_out_dir
+from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_int_list, prepare_out_dir
 from interp_steer.runs.job_configs import CompareConfig
-
-
-def _parse_targets(text: Optional[str]) -> list[int] | None:
-    if text is None or not text.strip():
-        return None
-    from interp_steer.errors import ConfigError
-
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"--targets: expected comma-separated SAE feature ids, got {text!r}") from None
 
 
 @app.command()
@@ -55,25 +44,16 @@ def compare(
 
     from interp_steer.runs.compare import run_compare
 
-    mults = parse_float_list(multipliers, "--multipliers")
-    for value, option, minimum in ((n_targets, "--n-targets", 1), (n_decoder_baselines, "--n-decoder-baselines", 0),
-                                   (n_train, "--n-train", 2), (n_test, "--n-test", 2), (n_texts, "--n-texts", 1),
-                                   (max_text_tokens, "--max-text-tokens", 1), (n_probe, "--n-probe", 8),
-                                   (n_generations, "--n-generations", 0), (max_new_tokens, "--max-new-tokens", 1),
-                                   (threads, "--threads", 1)):
-        check_count(value, option, minimum=minimum)
-    if (check_finite(ridge, "--ridge") or 0.0) < 0:
-        from interp_steer.errors import ConfigError
-
-        raise ConfigError(f"--ridge {ridge:g}: must be ≥ 0")
-    check_device_option(device)
-    prepare_out_dir(out)
-    torch.set_num_threads(threads)
-    config = CompareConfig(
-        dataset=dataset, layer=layer, sae=sae, targets=_parse_targets(targets), n_targets=n_targets,
+    config = CompareConfig(  # checks every option it holds
+        dataset=dataset, layer=layer, sae=sae, targets=parse_int_list(targets, "--targets") if targets and targets.strip() else None, n_targets=n_targets,
         n_decoder_baselines=n_decoder_baselines, n_train=n_train, n_test=n_test, n_texts=n_texts,
-        max_text_tokens=max_text_tokens, text_source=text_source, n_probe=n_probe, ridge=ridge, multipliers=mults,
+        max_text_tokens=max_text_tokens, text_source=text_source, n_probe=n_probe, ridge=ridge,
+        multipliers=parse_float_list(multipliers, "--multipliers"),
         n_generations=n_generations, max_new_tokens=max_new_tokens, model=model, framing=framing, seed=seed,
         data_dir=str(data_dir) if data_dir else None, device=device,
     )
+    check_count(threads, "--threads")  # an option of the process, not of the config
+    check_device_option(device)
+    prepare_out_dir(out)
+    torch.set_num_threads(threads)
     run_compare(config, out, echo=typer.echo)

@@ -189,19 +189,12 @@ def demo(
     fields = DemoConfig.__dataclass_fields__
     if layers == fields["layers"].default and eval_layer == fields["eval_layer"].default:
         layers, eval_layer = demo_layers(model) or (layers, eval_layer)  # the same depths on a registered model
-    requested = parse_layers(layers, None)
-    if requested and eval_layer not in requested:  # "all" ([]) is checked against the model later
-        raise ConfigError(f"--eval-layer {eval_layer} is not one of --layers {layers!r}")
-    check_count(n_train, "--n-train", minimum=2)
-    check_count(n_test, "--n-test", minimum=2)
-    check_count(n_neutral, "--n-neutral", minimum=1)
-    check_count(max_new_tokens, "--max-new-tokens", minimum=1)
-    check_device_option(device)
-    prepare_out_dir(out)
-    config = DemoConfig(
+    config = DemoConfig(  # checks every option (layers' syntax, --eval-layer among them, counts, multipliers)
         model=model, dataset=dataset, framing=framing, layers=layers, eval_layer=eval_layer,
         multipliers=parse_float_list(multipliers, "--multipliers"), n_train=n_train, n_test=n_test,
         n_neutral=n_neutral, max_new_tokens=max_new_tokens, data_dir=str(data_dir) if data_dir else None,
         device=device,
     )
+    check_device_option(device)
+    prepare_out_dir(out)
     run_demo(config, out, echo=typer.echo)

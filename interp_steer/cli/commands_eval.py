@@ -8,99 +8,57 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.config_options import config_option, data_dir_option, device_option, model_option
-from interp_steer.cli.options import (
-    check_count,
-    check_device_option,
-    check_fraction,
-    parse_float_list,
-    parse_layers,
-    prepare_out_dir,
-    select_layer,
-)
+from interp_steer.cli.config_options import config_option, data_dir_option
+from interp_steer.cli.options import check_device_option, parse_float_list, parse_layers, prepare_out_dir, select_layer
+from interp_steer.config.lists import parse_name_list
 from interp_steer.errors import ConfigError
+from interp_steer.runs.analysis_configs import EvaluateConfig
 from interp_steer.runs.job_configs import ScanConfig
-
-DEFAULT_MULTIPLIERS = "-1.5,-1,-0.5,0,0.5,1,1.5"
-
-
-def _check_format(table_format: str) -> None:
-    if table_format not in ("parquet", "csv"):
-        raise ConfigError(f"--format {table_format!r}: use parquet or csv")
 
 
 @app.command()
 def evaluate(
-    vector: Path = typer.Option(..., help="steering vector file (.safetensors)"),
-    dataset: str = typer.Option(..., help="dataset spec, e.g. persona:narcissism, xrisk:corrigible-neutral-HHH"),
+    vector: Path = config_option(EvaluateConfig, "vector"),
+    dataset: str = config_option(EvaluateConfig, "dataset"),
     out: Path = typer.Option(Path("outputs/evaluate"), help="output directory for tables and plots"),
-    layer: Optional[int] = typer.Option(None, help="which layer of a multi-layer vector to evaluate"),
-    multipliers: str = typer.Option(DEFAULT_MULTIPLIERS, help="comma-separated steering multipliers (include 0)"),
-    units: str = typer.Option("raw", help="multiplier units: raw, or norm (× the layer's mean residual norm)"),
-    split: str = typer.Option("test", help="'test': the held-out part of a seeded split; 'all': every pair"),
-    test_fraction: float = typer.Option(0.5, help="test share of the split (use the one the vector was trained with)"),
-    seed: int = typer.Option(0, help="split seed"),
-    n: int = typer.Option(0, help="evaluate at most N samples (0: all)"),
-    random_baselines: int = typer.Option(0, help="also evaluate this many norm-matched random vectors"),
-    framing: Optional[str] = typer.Option(None, help="ab or free_text (default: the dataset's own)"),
-    neutral_n: int = typer.Option(64, help="neutral passages for KL / ΔNLL (0: skip the side effects)"),
-    continuation_tokens: int = typer.Option(16, help="greedy unsteered continuation length for ΔNLL (0: none)"),
-    kl_budget: float = typer.Option(0.1, help="recommend the largest shift whose KL upper 95% limit is ≤ this"),
-    capability: str = typer.Option("", help="capability under steering: 'mmlu', 'truthfulqa' or 'mmlu,truthfulqa'"),
-    capability_n: int = typer.Option(100, help="letter-balanced items per capability set"),
-    n_generations: int = typer.Option(3, help="evaluated prompts to generate from at every multiplier (0: none)"),
-    max_new_tokens: int = typer.Option(32, help="tokens per generation"),
-    baseline: bool = typer.Option(True, help="the SYS± persona-prompt baseline at the recommended multiplier"),
-    n_boot: int = typer.Option(2000, help="bootstrap resamples for the 95% intervals"),
-    model: str = model_option(),
-    batch_size: int = typer.Option(32, help="sequences per forward pass"),
-    table_format: str = typer.Option("parquet", "--format", help="parquet or csv"),
+    layer: Optional[int] = config_option(EvaluateConfig, "layer"),
+    multipliers: str = config_option(EvaluateConfig, "multipliers"),
+    units: str = config_option(EvaluateConfig, "units"),
+    split: str = config_option(EvaluateConfig, "split"),
+    test_fraction: float = config_option(EvaluateConfig, "test_fraction"),
+    seed: int = config_option(EvaluateConfig, "seed"),
+    n: int = config_option(EvaluateConfig, "n", none_as=0),
+    random_baselines: int = config_option(EvaluateConfig, "random_baselines"),
+    framing: Optional[str] = config_option(EvaluateConfig, "framing"),
+    neutral_n: int = config_option(EvaluateConfig, "neutral_n"),
+    continuation_tokens: int = config_option(EvaluateConfig, "continuation_tokens"),
+    kl_budget: float = config_option(EvaluateConfig, "kl_budget"),
+    capability: str = config_option(EvaluateConfig, "capability"),
+    capability_n: int = config_option(EvaluateConfig, "capability_n"),
+    n_generations: int = config_option(EvaluateConfig, "n_generations"),
+    max_new_tokens: int = config_option(EvaluateConfig, "max_new_tokens"),
+    baseline: bool = config_option(EvaluateConfig, "baseline"),
+    n_boot: int = config_option(EvaluateConfig, "n_boot"),
+    model: str = config_option(EvaluateConfig, "model"),
+    batch_size: int = config_option(EvaluateConfig, "batch_size"),
+    table_format: str = config_option(EvaluateConfig, "table_format", "--format"),
     data_dir: Optional[Path] = data_dir_option(),
-    device: str = device_option(),
+    device: str = config_option(EvaluateConfig, "device"),
 ) -> None:
     """Propensity curves of a steering vector on a dataset with its side effects (neutral KL / ΔNLL, format mass,
     capability, generations), the prompting baseline, tables, plots, steering_card.html and a printed summary."""
-    from interp_steer.evaluation.units import check_units
     from interp_steer.models import load_model
-    from interp_steer.runs.evaluate import (
-        EvaluateConfig,
-        EvaluateJob,
-        check_kl_budget,
-        parse_capability,
-        run_evaluate,
-    )
+    from interp_steer.runs.evaluate import EvaluateJob, run_evaluate
     from interp_steer.runs.files import file_sha1
     from interp_steer.runs.runner import preflight
     from interp_steer.steering import SteeringVector
 
-    _check_format(table_format)
-    if split not in ("test", "all"):
-        raise ConfigError(f"--split {split!r}: use 'test' or 'all'")
-    mults = parse_float_list(multipliers, "--multipliers")
-    check_units(units)
-    check_kl_budget(kl_budget)
-    capability_names = parse_capability(capability)
-    check_count(n, "--n", zero_means="all")
-    check_count(random_baselines, "--random-baselines", minimum=0)
-    check_count(batch_size, "--batch-size")
-    for value, option in ((neutral_n, "--neutral-n"), (continuation_tokens, "--continuation-tokens"),
-                          (n_generations, "--n-generations")):
-        check_count(value, option, minimum=0)
-    check_count(capability_n, "--capability-n", minimum=2)
-    check_count(max_new_tokens, "--max-new-tokens")
-    check_count(n_boot, "--n-boot", minimum=100)
-    check_fraction(test_fraction, "--test-fraction")
+    options = dict(locals())
+    config = evaluate_config(options, vector_sha1="")  # every option checked (by the config) before any file is read
     check_device_option(device)
     prepare_out_dir(out)
     steering_vector = select_layer(SteeringVector.load(vector), layer, vector)
-    config = EvaluateConfig(
-        vector=str(vector), dataset=dataset, model=model, multipliers=mults, layer=layer, split=split,
-        test_fraction=test_fraction, seed=seed, n=n or None, random_baselines=random_baselines, framing=framing,
-        batch_size=batch_size, table_format=table_format, device=device, vector_sha1=file_sha1(vector),
-        units=units, neutral_n=neutral_n, continuation_tokens=continuation_tokens, capability=capability_names,
-        capability_n=capability_n, n_generations=n_generations, max_new_tokens=max_new_tokens, baseline=baseline,
-        kl_budget=kl_budget, n_boot=n_boot,
-    )
+    config = evaluate_config(options, vector_sha1=file_sha1(vector))
     preflight(config, out)  # the resume guard, before loading the model
     EvaluateJob(config, steering_vector, data_dir).pairs()  # a bad dataset spec fails here, before the model loads
     hooked = load_model(model, device=device)
@@ -109,6 +67,15 @@ def evaluate(
     from interp_steer.cli.console_output import evaluate_text
 
     typer.echo(evaluate_text(result.tables, result.baseline, result.recommendation, units, out))
+
+
+def evaluate_config(options: dict, **extra) -> EvaluateConfig:
+    """The :class:`EvaluateConfig` of ``evaluate``'s parsed options (option text → field values: comma lists parsed,
+    ``--n 0`` → ``None``); the config validates them."""
+    fields = {name: options[name] for name in EvaluateConfig.field_names() if name in options}
+    fields.update(vector=str(options["vector"]), multipliers=parse_float_list(options["multipliers"], "--multipliers"),
+                  n=options["n"] or None, capability=parse_name_list(options["capability"]), **extra)
+    return EvaluateConfig(**fields)
 
 
 @app.command()
@@ -144,14 +111,17 @@ def scan(
     from interp_steer.runs.scan import registry_pairs, run_scan_job
     from interp_steer.viz.plots import plot_layer_scan, save_figure
 
-    _check_format(table_format)
     mults = parse_float_list(multipliers, "--multipliers")
     parse_layers(layers, None)
-    check_count(n_train, "--n-train", zero_means="all")
-    check_count(n_test, "--n-test", zero_means="all")
-    check_count(batch_size, "--batch-size")
-    check_fraction(test_fraction, "--test-fraction")
-    check_count(layers_per_unit, "--layers-per-unit", zero_means="all")
+
+    def build(layer_list):
+        return ScanConfig(
+            model=model, datasets=list(dataset), layers=layer_list, multipliers=mults, n_train=n_train or None,
+            n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed, batch_size=batch_size,
+            table_format=table_format, engine=engine, layers_per_unit=layers_per_unit or None, device=device,
+        )
+
+    provisional = build([0])  # every option checked by the config, before anything is loaded
     if executor == "local":  # with Ray the device is the workers' (checked where they load the model)
         check_device_option(device)
     if gpus_per_worker > 0 and device == "cpu":
@@ -161,14 +131,6 @@ def scan(
     runner = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                            torch_threads=torch_threads or None)
 
-    def build(layer_list):
-        return ScanConfig(
-            model=model, datasets=list(dataset), layers=layer_list, multipliers=mults, n_train=n_train or None,
-            n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed, batch_size=batch_size,
-            table_format=table_format, engine=engine, layers_per_unit=layers_per_unit or None, device=device,
-        )
-
-    provisional = build([0])
     preflight(provisional, out)  # options, --out and the resume guard, before loading the model
     provider = registry_pairs(provisional, data_dir)
     for spec in dataset:  # a bad --dataset fails now, not as a failed unit at the end of a long scan

@@ -11,7 +11,7 @@ import typer
 from interp_steer.cli import app
 from interp_steer.cli.config_options import data_dir_option, model_option
 from interp_steer.cli.options import check_count, check_finite, prepare_out_dir
-from interp_steer.runs.config import DEFAULT_SAE
+from interp_steer.config import DEFAULT_SAE
 
 
 @app.command("train-sae")

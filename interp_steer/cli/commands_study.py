@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -49,7 +49,7 @@ def study(
     baseline and spurious factors → ID/OOD 5 × 5 grid → one report.md with every figure and a CI beside every
     headline number. Every option is checked before the model loads."""
     from interp_steer.runs import make_executor
-    from interp_steer.runs.study import PRESETS, preset_config, run_study
+    from interp_steer.runs.study import preset_config, run_study
     from interp_steer.runs.study_start import check_study_start
 
     if name not in STUDIES:
@@ -65,13 +65,9 @@ def study(
         headline, figures = rebuild_study_report(out, data_dir=data_dir)
         typer.echo(f"report rebuilt: {out / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers")
         return
-    if preset not in PRESETS:
-        raise ConfigError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}")
-    for value, option in ((n_train, "--n-train"), (n_test, "--n-test"), (workers, "--workers"), (threads, "--threads")):
+    for value, option in ((workers, "--workers"), (threads, "--threads")):  # options of the executor, no config's
         if value is not None:
             check_count(value, option)
-    if n_boot is not None:
-        check_count(n_boot, "--n-boot", minimum=100)
     check_device_option(device)
     if data_dir is not None and not data_dir.is_dir():
         raise ConfigError(f"--data-dir {data_dir}: no such directory")
@@ -81,14 +77,14 @@ def study(
     mults = parse_float_list(multipliers, "--multipliers") if multipliers is not None else None
     if name == "methods":
         _study_methods(out, model, datasets, layer, methods, mults, n_train, n_test, n_boot, seed, data_dir, device,
-                       make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
-                                     torch_threads=threads))
+                       lambda: make_executor(executor, address=ray_address, workers=workers,
+                                             gpus_per_worker=gpus_per_worker, torch_threads=threads))
         return
+    config = preset_config(preset, model=model, data_dir=data_dir, seed=seed, n_train=n_train, n_test=n_test,
+                           scan_layers=layers, multipliers=mults, n_boot=n_boot, device=device)  # checks them all
     executor_obj = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                                  torch_threads=threads)
     prepare_out_dir(out)
-    config = preset_config(preset, model=model, data_dir=data_dir, seed=seed, n_train=n_train, n_test=n_test,
-                           scan_layers=layers, multipliers=mults, n_boot=n_boot, device=device)
     check_study_start(config, out, data_dir)  # missing data sets, a busy --out or other settings: before the model
     result = run_study(config, out, data_dir=data_dir, executor=executor_obj, echo=typer.echo)
     typer.echo(f"chosen layer {result.layer['layer']}; report: {out / 'report.md'}")
@@ -104,14 +100,14 @@ def _compare(dirs: list[Path], out: Path, data_dir: Optional[Path], n_boot: Opti
         if not d.is_dir():
             raise ConfigError(f"study compare: {d}: no such directory")
     if n_boot is not None:
-        check_count(n_boot, "--n-boot", minimum=100)
+        check_count(n_boot, "--n-boot", minimum=100)  # the compare report has no config
     tables = run_compare(dirs, out, data_dir=data_dir, n_boot=n_boot or 2000, seed=seed)
     typer.echo(f"compare report: {out / 'report.md'} ({len(tables['correlations'])} correlations)")
 
 
 def _study_methods(out: Path, model: str, datasets: str | None, layer: int | None, methods: str | None,
                    mults: list[float] | None, n_train: int | None, n_test: int | None, n_boot: int | None, seed: int,
-                   data_dir: Path | None, device: str, executor) -> None:
+                   data_dir: Path | None, device: str, executor: Callable[[], Any]) -> None:
     """``study methods``: the method study job (:mod:`interp_steer.runs.method_study`), config checked first."""
     from interp_steer.runs.method_study import MethodStudyConfig, run_method_study
     from interp_steer.runs.runner import preflight
@@ -125,8 +121,8 @@ def _study_methods(out: Path, model: str, datasets: str | None, layer: int | Non
             options[key] = value
     if methods:
         options["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
-    config = MethodStudyConfig(**options)
+    config = MethodStudyConfig(**options)  # checks every option it holds
     prepare_out_dir(out)
     preflight(config, out)
-    run_method_study(config, out, executor=executor, data_dir=data_dir)
+    run_method_study(config, out, executor=executor(), data_dir=data_dir)
     typer.echo(f"report: {out / 'report' / 'report.md'}")

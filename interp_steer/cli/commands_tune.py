@@ -9,15 +9,7 @@ import typer
 
 from interp_steer.cli import app
 from interp_steer.cli.config_options import config_option, data_dir_option
-from interp_steer.cli.options import (
-    check_count,
-    check_device_option,
-    check_finite,
-    check_fraction,
-    parse_float_list,
-    parse_layers,
-    prepare_out_dir,
-)
+from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir
 from interp_steer.errors import ConfigError
 from interp_steer.runs.job_configs import TuneConfig
 
@@ -54,15 +46,18 @@ def tune(
 
     mults = parse_float_list(multipliers, "--multipliers")
     layer_list = parse_layers(layers, None)
-    check_finite(kl_budget, "--kl-budget", positive=True)
-    for value, option, zero in ((n_test, "--n-test", "all"), (n_train, "--n-train", "all"),
-                                (capability, "--capability", "skip")):
-        check_count(value, option, zero_means=zero)
-    for value, option in ((n_neutral, "--n-neutral"), (batch_size, "--batch-size"), (max_new_tokens, "--max-new-tokens")):
-        check_count(value, option)
-    for value, option in ((continuation_tokens, "--continuation-tokens"), (n_generations, "--n-generations")):
-        check_count(value, option, minimum=0)
-    check_fraction(test_fraction, "--test-fraction")
+
+    def build(layer_list: list[int]) -> TuneConfig:
+        return TuneConfig(model=model, dataset=dataset, layers=layer_list, multipliers=mults, units=units,
+                          kl_budget=kl_budget, vector=None if vector is None else str(vector), n_train=n_train or None,
+                          n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed,
+                          n_neutral=n_neutral, continuation_tokens=continuation_tokens, n_boot=n_boot,
+                          batch_size=batch_size, table_format=table_format, device=device)
+
+    build(layer_list or [0])  # every option the config holds is checked now ('all': resolved with the model)
+    check_count(capability, "--capability", zero_means="skip")  # options of the run, not of the config
+    check_count(max_new_tokens, "--max-new-tokens")
+    check_count(n_generations, "--n-generations", minimum=0)
     check_device_option(device)
     if vector is not None and not vector.is_file():
         raise ConfigError(f"--vector {vector}: no such file")
@@ -74,11 +69,7 @@ def tune(
         layer_list = parse_layers(layers, hooked.cfg.n_layers)
     else:
         hooked = None
-    config = TuneConfig(model=model, dataset=dataset, layers=layer_list, multipliers=mults, units=units,
-                        kl_budget=kl_budget, vector=None if vector is None else str(vector), n_train=n_train or None,
-                        n_test=n_test or None, test_fraction=test_fraction, framing=framing, seed=seed,
-                        n_neutral=n_neutral, continuation_tokens=continuation_tokens, n_boot=n_boot,
-                        batch_size=batch_size, table_format=table_format, device=device)
+    config = build(layer_list)
     preflight(config, out)
     from interp_steer.data import load_dataset
     from interp_steer.models import load_model

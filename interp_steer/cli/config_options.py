@@ -7,8 +7,10 @@ no config field (pure command-line flags such as ``--out`` or ``--force``) stay 
 :func:`model_option`, :func:`device_option` and :func:`data_dir_option` are the shared ``--model`` / ``--device`` /
 ``--data-dir`` of commands without a job config.
 
-The configs are imported from :mod:`interp_steer.runs.job_configs`, which loads without pandas or torch, so building the
-command line stays fast.
+The configs are imported from :mod:`interp_steer.runs.job_configs` and :mod:`interp_steer.runs.analysis_configs`,
+which load without pandas or torch, so building the command line stays fast. The commands check nothing a config
+checks: they parse the option text (comma lists, layer specs), build the config, and its ``__post_init__``
+validates with messages naming the option.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from typing import Any
 
 import typer
 
-from interp_steer.models.embedded import DEFAULT_MODEL
-from interp_steer.runs.config import (
+from interp_steer.config import (
     DATA_DIR_HELP,
     DEFAULT_DEVICE,
     DEVICE_HELP,
@@ -28,6 +29,7 @@ from interp_steer.runs.config import (
     config_help,
     number_list_text,
 )
+from interp_steer.models.embedded import DEFAULT_MODEL
 
 _UNSET: Any = object()
 
@@ -40,6 +42,8 @@ def option_default(config_class: type, name: str, *, none_as: Any = _UNSET) -> A
         return ...
     if value is None and none_as is not _UNSET:
         return none_as
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return ",".join(value)  # a list of names (cases, capability sets, regions): "a,b"; [] → ""
     return number_list_text(value)
 
 

@@ -1,7 +1,9 @@
-"""Parsing and checking helpers shared by CLI commands (comma lists, layer lists, counts, devices, outputs).
+"""Parsing and checking helpers shared by CLI commands (counts, devices, outputs; the comma-list and layer parsers
+are :mod:`interp_steer.config.lists`'s, re-exported here).
 
-Every check raises a one-line ``ConfigError`` naming the option, so a command can validate all of its
-arguments, and its outputs, before it loads a model or computes anything.
+Every check raises a one-line ``ConfigError`` naming the option. The checks here are for options that no config
+holds (``extract``, ``generate``, ``--out``, ``--device``, ``--threads`` …): an option a config holds is checked by
+the config's ``__post_init__`` only.
 """
 
 from __future__ import annotations
@@ -11,58 +13,12 @@ import tempfile
 from pathlib import Path
 
 from interp_steer.checks import check_device, require_count, require_finite
+from interp_steer.config.lists import parse_float_list, parse_int_list, parse_layers
 from interp_steer.errors import ConfigError
 
-
-def parse_float_list(text: str, option: str) -> list[float]:
-    """``"-2,-1,0,1,2"`` → finite floats; a ConfigError naming the option otherwise (also for NaN / inf)."""
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"{option}: expected comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise ConfigError(f"{option}: no values given")
-    bad = [v for v in values if v != v or v in (float("inf"), float("-inf"))]
-    if bad:
-        raise ConfigError(f"{option}: values must be finite numbers, got {bad[0]} in {text!r}")
-    return values
-
-
-def parse_layers(text: str, n_layers: int | None, option: str = "--layers") -> list[int]:
-    """``"3,6,12"``, ``"all"`` or a range ``"3-12"`` → layer ints, each at most once, checked against the model.
-
-    ``n_layers=None`` checks the syntax only (before a model is loaded; ``"all"`` then gives ``[]``). Empty
-    specs, reversed ranges (``"12-6"``) and repeated layers (``"6,6"``, ``"3-6,5"``) are errors.
-    """
-    text = text.strip()
-    if text == "all":
-        return list(range(n_layers)) if n_layers is not None else []
-    layers: list[int] = []
-    hint = "expected e.g. '12', '3,6,12', '3-12' or 'all'"
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                lo_text, hi_text = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
-                lo, hi = int(lo_text), int(hi_text)
-                if hi < lo:
-                    raise ConfigError(f"{option}: range {part!r} is reversed; write '{hi}-{lo}'")
-                layers.extend(range(lo, hi + 1))
-            else:
-                layers.append(int(part))
-        except ValueError:
-            raise ConfigError(f"{option}: {hint}, got {text!r}") from None
-    if not layers:
-        raise ConfigError(f"{option}: no layers given ({hint})")
-    repeated = sorted({layer for layer in layers if layers.count(layer) > 1})
-    if repeated:
-        raise ConfigError(f"{option}: layer(s) {repeated} given more than once in {text!r}")
-    if n_layers is not None:
-        bad = [layer for layer in layers if not 0 <= layer < n_layers]
-        if bad:
-            raise ConfigError(f"{option}: layer(s) {bad} out of range for a {n_layers}-layer model")
-    return layers
+__all__ = ["check_count", "check_device_option", "check_finite", "check_fraction", "parse_float_list",
+           "parse_int_list", "parse_layers", "parse_method_options", "prepare_out_dir", "prepare_out_file",
+           "select_layer"]
 
 
 def check_count(value: int, option: str, *, minimum: int = 1, zero_means: str | None = None) -> int:

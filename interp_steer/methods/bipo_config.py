@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
+from interp_steer.config.base import Config
 from interp_steer.errors import ConfigError
-from interp_steer.methods._config_types import check_field_types
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 
 # fields that may differ between an interrupted run and its resumption
@@ -16,7 +15,7 @@ RESUME_EXEMPT_FIELDS = ("checkpoint_every", "checkpoint_path")
 
 
 @dataclass
-class BiPOConfig:
+class BiPOConfig(Config):
     """Hyper-parameters of :func:`interp_steer.methods.bipo.train_bipo` (defaults follow Cao et al. 2024).
 
     ``layer``: a block index (→ ``blocks.L.hook_resid_post``) or a hook name whose activation is
@@ -88,26 +87,6 @@ class BiPOConfig:
 
     def steps_per_epoch(self, n_pairs: int) -> int:
         return math.ceil(math.ceil(n_pairs / self.batch_size) / self.grad_accumulation)
-
-    # ------------------------------------------------------------------- JSON
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "BiPOConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown BiPOConfig field(s) {unknown}; valid fields: {sorted(known)}")
-        check_field_types(cls, data)
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> "BiPOConfig":
-        return cls.from_dict(json.loads(text))
 
     def differences(self, other: "BiPOConfig", ignore: tuple[str, ...] = RESUME_EXEMPT_FIELDS) -> list[str]:
         """Names of fields (outside ``ignore``) whose values differ from ``other``'s."""

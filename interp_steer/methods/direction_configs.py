@@ -1,7 +1,7 @@
 """Config dataclasses of the activation-statistics methods (PCA, probe, mean-centring) and of RePS.
 
 Each validates itself in ``__post_init__`` (a one-line ConfigError naming the field) and round-trips through
-``to_json`` / ``from_json`` (:class:`~interp_steer.methods._config_types.JsonConfig`).
+``to_json`` / ``from_json`` (:class:`~interp_steer.config.Config`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
+from interp_steer.config.base import Config
+from interp_steer.config.checks import check_non_negative_int, check_number, check_positive_int
 from interp_steer.errors import ConfigError
-from interp_steer.methods._config_types import JsonConfig, check_non_negative_int, check_number, check_positive_int
 from interp_steer.methods.caa import ReadPosition
 from interp_steer.steering.hook_names import as_hook_name, layer_of
 
@@ -35,7 +36,7 @@ _READ_HELP = "where activations are read: answer, completion_mean or last (defau
 
 
 @dataclass(frozen=True)
-class PCAConfig(JsonConfig):
+class PCAConfig(Config):
     """Options of ``pca_diff`` and ``pca_centred`` (:mod:`interp_steer.methods.directions`)."""
 
     read_position: ReadPosition | None = field(default=None, metadata={"help": _READ_HELP})
@@ -49,7 +50,7 @@ class PCAConfig(JsonConfig):
 
 
 @dataclass(frozen=True)
-class ProbeConfig(JsonConfig):
+class ProbeConfig(Config):
     """Options of ``probe``: L2-regularised logistic regression without intercept (sklearn's ``C``)."""
 
     read_position: ReadPosition | None = field(default=None, metadata={"help": _READ_HELP})
@@ -67,7 +68,7 @@ class ProbeConfig(JsonConfig):
 
 
 @dataclass(frozen=True)
-class MeanCentringConfig(JsonConfig):
+class MeanCentringConfig(Config):
     """Options of ``mean_centring``: positives' mean minus the neutral corpus's mean."""
 
     read_position: ReadPosition | None = field(default=None, metadata={"help": _READ_HELP})
@@ -82,7 +83,7 @@ class MeanCentringConfig(JsonConfig):
 
 
 @dataclass(frozen=True)
-class RePSConfig(JsonConfig):
+class RePSConfig(Config):
     """Hyper-parameters of :func:`interp_steer.methods.reps.train_reps` (one vector at one hook).
 
     Each micro-batch draws a strength ``α ~ U[strength_low, strength_high]``; ``init_norm`` is the norm of the

@@ -21,21 +21,13 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
+from interp_steer.config.base import Config
+from interp_steer.config.checks import check_non_negative_int as _check_non_negative_int
+from interp_steer.config.checks import check_number as _check_number
+from interp_steer.config.checks import check_positive_int as _check_positive_int
+from interp_steer.config.checks import type_name as _type_name
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
-from interp_steer.methods._config_types import (
-    JsonConfig as _JsonConfig,
-)
-from interp_steer.methods._config_types import (
-    check_non_negative_int as _check_non_negative_int,
-)
-from interp_steer.methods._config_types import (
-    check_number as _check_number,
-)
-from interp_steer.methods._config_types import (
-    check_positive_int as _check_positive_int,
-)
-from interp_steer.methods._config_types import type_name as _type_name
 from interp_steer.methods.bipo import extract_bipo
 from interp_steer.methods.bipo_config import BiPOConfig
 from interp_steer.methods.caa import ReadPosition, extract_caa
@@ -49,7 +41,7 @@ _READ_POSITIONS = typing.get_args(ReadPosition)
 
 
 @dataclass(frozen=True)
-class CAAConfig(_JsonConfig):
+class CAAConfig(Config):
     """Options of :func:`~interp_steer.methods.caa.extract_caa` (layers are given separately)."""
 
     read_position: ReadPosition | None = field(default=None, metadata={
@@ -65,7 +57,7 @@ class CAAConfig(_JsonConfig):
 
 
 @dataclass(frozen=True)
-class SAETargetedConfig(_JsonConfig):
+class SAETargetedConfig(Config):
     """Options of :func:`~interp_steer.methods.sae_targeted.build_sae_targeted_vector` (SAE-TS)."""
 
     hook_name: str | None = field(default=None, metadata={"help": "where to steer (default: the SAE's hook)"})

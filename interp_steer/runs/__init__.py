@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from interp_steer.runs.config import JobConfig
+    from interp_steer.config import JobConfig
     from interp_steer.runs.executors import LocalExecutor, RayExecutor, cached_model
     from interp_steer.runs.files import check_out_dir, read_table, write_table_atomic
     from interp_steer.runs.runner import Job, RunReport, UnitOutcome, UnitsFailedError, run_job
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # imported on first use (PEP 562), so that ``interp_steer.runs.job_configs`` (the job configs the CLI builds its
 # options from) loads without pandas or torch
 _LAZY = {
-    "JobConfig": "interp_steer.runs.config",
+    "JobConfig": "interp_steer.config",
     **dict.fromkeys(["ScanConfig", "ScanGroup", "ScanUnit"], "interp_steer.runs.job_configs"),
     **dict.fromkeys(["LocalExecutor", "RayExecutor", "cached_model"], "interp_steer.runs.executors"),
     **dict.fromkeys(["check_out_dir", "read_table", "write_table_atomic"], "interp_steer.runs.files"),

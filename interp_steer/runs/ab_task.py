@@ -20,8 +20,8 @@ from typing import ClassVar
 
 import pandas as pd
 
+from interp_steer.config import JobConfig, device_field, model_field
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig, device_field, model_field
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, UnitFiles

@@ -23,8 +23,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from interp_steer.config import (
+    COARSE_MULTIPLIERS,
+    HALF_STEP_MULTIPLIERS,
+    JobConfig,
+    device_field,
+    model_field,
+    multipliers_field,
+    option_field,
+)
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table
 from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
@@ -46,12 +54,12 @@ class BipoVsCaaConfig(JobConfig):
     datasets: list[str]
     layer: int
     model: str = model_field()
-    multipliers: list[float] = option_field(default_factory=lambda: [-1.5, -0.75, 0.0, 0.75, 1.5], help="comma-separated steering multipliers")
+    multipliers: list[float] = multipliers_field(HALF_STEP_MULTIPLIERS)
     n_train: int | None = option_field(40, help="train pairs per dataset (CAA extraction)")
     n_test: int | None = option_field(24, help="test pairs per dataset (propensity evaluation)")
     seed: int = option_field(0, help="seed of the stratified train/test split")
     all_pos_datasets: list[str] = field(default_factory=list)
-    all_pos_multipliers: list[float] = field(default_factory=lambda: [-1.5, 0.0, 1.5])
+    all_pos_multipliers: list[float] = field(default_factory=lambda: list(COARSE_MULTIPLIERS))
     bipo_steps: int = 30
     bipo_lr: float = 0.03
     bipo_beta: float = 0.1

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from interp_steer.config import JobConfig  # noqa: F401
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig  # noqa: F401
 from interp_steer.runs.job_configs import CompareConfig  # noqa: F401
 from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
 

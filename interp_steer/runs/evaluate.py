@@ -38,117 +38,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError
 from interp_steer.evaluation.side_effects import NeutralSet
-from interp_steer.evaluation.units import UNIT_COLUMNS, ScaledVector, check_units
-from interp_steer.runs.config import JobConfig
+from interp_steer.evaluation.units import UNIT_COLUMNS, ScaledVector
+from interp_steer.runs.analysis_configs import CAPABILITY_SPECS, EvaluateConfig, parse_capability  # noqa: F401
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
 from interp_steer.runs.records import intact_or_warn
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.steering.vector import SteeringVector
 
-CAPABILITY_SPECS = {"mmlu": "caa-test:mmlu", "truthfulqa": "caa-test:truthfulqa"}
-"""``--capability`` names and the letter-balanced A/B sets they score."""
 REFERENCE_PASSAGES = 64
 """Neutral passages the norm-units reference is measured on when no neutral side effects are computed."""
 ANSWER_COLUMNS = ["sample_id", "dataset", "multiplier", "is_A", "logit_diff", "correct", "pos_prob", "format_mass"]
-
-
-def parse_capability(text: str | Sequence[str] | None) -> list[str]:
-    """``"mmlu,truthfulqa"`` (or a list) → the names, checked; ``""`` / ``None`` → ``[]``. One-line ConfigError
-    naming ``--capability`` for an unknown or repeated name."""
-    if text is None:
-        return []
-    items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
-    items = [s for s in items if s]
-    bad = [s for s in items if s not in CAPABILITY_SPECS]
-    if bad:
-        raise ConfigError(f"--capability {bad[0]!r}: use a comma-separated subset of {', '.join(CAPABILITY_SPECS)}")
-    if len(set(items)) != len(items):
-        raise ConfigError(f"--capability {','.join(items)!r}: a name is repeated")
-    return items
-
-
-def check_kl_budget(value: float) -> None:
-    """One-line ConfigError naming ``--kl-budget`` unless it is a positive finite number."""
-    if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-        raise ConfigError(f"--kl-budget must be a positive number (nats per token), got {value}")
-
-
-@dataclass
-class EvaluateConfig(JobConfig):
-    """What ``evaluate`` computes; saved as ``config.json``. ``vector_sha1`` identifies the vector file's contents
-    (so a directory is not resumed with a changed vector under the same name); ``random_baselines`` and
-    ``capability`` may grow between a run and its resume (the new units are added).
-
-    Side effects: ``neutral_n`` neutral passages (0: none) with greedy unsteered continuations of
-    ``continuation_tokens`` tokens; ``capability`` names (:data:`CAPABILITY_SPECS`) with ``capability_n``
-    letter-balanced items each; ``n_generations`` prompts of ``max_new_tokens`` tokens; ``baseline``: the
-    SYS± prompting baseline at the recommended multiplier (within ``kl_budget``). Shift, KL and the baseline are
-    relative to the unsteered model, so they need multiplier 0 among ``multipliers``.
-    """
-
-    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "vector_sha1", "layer", "dataset", "model", "multipliers", "split", "test_fraction", "seed", "n", "framing",
-        "table_format", "units", "neutral_n", "continuation_tokens", "capability_n", "n_generations",
-        "max_new_tokens",
-    )
-    JOB: ClassVar[str] = "evaluation"
-
-    vector: str
-    dataset: str
-    model: str
-    multipliers: list[float]
-    layer: int | None = None
-    split: str = "test"
-    test_fraction: float = 0.5
-    seed: int = 0
-    n: int | None = None
-    random_baselines: int = 0
-    framing: str | None = None
-    batch_size: int = 32
-    table_format: str = "parquet"
-    device: str = "cpu"
-    vector_sha1: str = ""
-    vector_name: str = field(default="")
-    units: str = "raw"
-    neutral_n: int = 0
-    continuation_tokens: int = 16
-    capability: list[str] = field(default_factory=list)
-    capability_n: int = 100
-    n_generations: int = 0
-    max_new_tokens: int = 32
-    baseline: bool = False
-    kl_budget: float = 0.1
-    n_boot: int = 2000
-
-    def __post_init__(self) -> None:
-        self.multipliers = [float(m) for m in self.multipliers]
-        if len(self.multipliers) < 2 or len(set(self.multipliers)) != len(self.multipliers):
-            raise ConfigError(f"EvaluateConfig.multipliers needs ≥ 2 distinct values, got {self.multipliers}")
-        if self.split not in ("test", "all"):
-            raise ConfigError(f"--split {self.split!r}: use 'test' or 'all'")
-        if self.table_format not in ("parquet", "csv"):
-            raise ConfigError(f"--format {self.table_format!r}: use parquet or csv")
-        if self.random_baselines < 0 or self.batch_size < 1 or (self.n is not None and self.n < 1):
-            raise ConfigError("EvaluateConfig: random_baselines ≥ 0, batch_size ≥ 1 and n ≥ 1 (or None) are needed")
-        check_units(self.units)
-        check_kl_budget(self.kl_budget)
-        self.capability = parse_capability(self.capability)
-        for name, minimum in (("neutral_n", 0), ("continuation_tokens", 0), ("capability_n", 2),
-                              ("n_generations", 0), ("max_new_tokens", 1), ("n_boot", 100)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"--{name.replace('_', '-')} must be an integer ≥ {minimum}, got {value!r}")
-        if (self.neutral_n or self.baseline) and 0.0 not in self.multipliers:
-            raise ConfigError(f"--multipliers {self.multipliers} must include 0 (the unsteered reference of the shift, "
-                              "KL and baseline); or pass --neutral-n 0 --no-baseline")
-        self.vector_name = self.vector_name or Path(self.vector).stem
 
 
 @dataclass(frozen=True)

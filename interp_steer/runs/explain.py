@@ -12,54 +12,14 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable
 
 import torch
 
-from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig, device_field, model_field
+from interp_steer.runs.analysis_configs import ExplainConfig
 from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
-
-
-@dataclass
-class ExplainConfig(JobConfig):
-    """Options of one explain run; saved as ``config.json`` beside the report. ``vector_sha1`` identifies the
-    vector file's contents for the resume guard (filled in by :func:`run_explain` when empty)."""
-
-    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "vector_sha1", "dataset", "layer", "n", "sae", "model", "framing", "multipliers", "patch_multiplier", "eps",
-        "test_fraction", "seed",
-    )
-    JOB: ClassVar[str] = "explain report"
-
-    vector: str
-    dataset: str
-    layer: int | None = None
-    n: int = 40
-    sae: str | None = None
-    model: str = model_field()
-    framing: str | None = None
-    multipliers: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
-    patch_multiplier: float | None = None  # default: the largest |multiplier|
-    eps: float | None = None
-    test_fraction: float = 0.2
-    seed: int = 0
-    data_dir: str | None = None
-    device: str = device_field()
-    vector_sha1: str = ""
-
-    def __post_init__(self) -> None:
-        self.multipliers = [float(m) for m in self.multipliers]
-        if self.n < 2:
-            raise ConfigError(f"--n {self.n}: need at least 2 samples")
-        if len(self.multipliers) < 2 or 0.0 not in [float(m) for m in self.multipliers]:
-            raise ConfigError(f"--multipliers {self.multipliers}: need at least two values including 0")
-        if self.patch_multiplier is None:
-            self.patch_multiplier = max(abs(float(m)) for m in self.multipliers)
-        if self.patch_multiplier == 0:
-            raise ConfigError("--patch-multiplier must be non-zero")
 
 
 def _top_sites(frame, k: int = 6):

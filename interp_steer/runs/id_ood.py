@@ -21,8 +21,8 @@ from typing import Callable, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from interp_steer.config import COARSE_MULTIPLIERS, JobConfig, device_field, model_field, multipliers_field, option_field
 from interp_steer.errors import ConfigError, DataFormatError
-from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
@@ -45,7 +45,7 @@ class IdOodConfig(JobConfig):
     datasets: list[str]
     layer: int
     model: str = model_field()
-    multipliers: list[float] = option_field(default_factory=lambda: [-1.5, 0.0, 1.5], help="comma-separated steering multipliers")
+    multipliers: list[float] = multipliers_field(COARSE_MULTIPLIERS)
     n_train: int | None = option_field(12, help="train pairs per dataset (CAA extraction)")
     n_test: int | None = option_field(6, help="test pairs per dataset (propensity evaluation)")
     test_fraction: float = 0.5

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from interp_steer.config import JobConfig
 from interp_steer.errors import InterpSteerError
-from interp_steer.runs.config import JobConfig
 
 UnitFiles = list[tuple[str, Any]]
 """A computed unit: ``(path relative to the output directory, payload)`` in writing order. Payloads are

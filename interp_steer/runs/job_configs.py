@@ -1,7 +1,8 @@
 """The job configurations the command line builds its options from (scan, compare, tune, demo).
 
-Each is a :class:`~interp_steer.runs.config.JobConfig` dataclass whose fields carry their default and help
-(``option_field``), validated in ``__post_init__``. This module imports neither pandas nor torch, so ``interp-steer
+Each is a :class:`~interp_steer.config.JobConfig` dataclass whose fields carry their default and help
+(``option_field``), validated in ``__post_init__`` by the :mod:`interp_steer.config.checks` helpers, whose messages
+name the command-line option (the CLI does not check them again). This module imports neither pandas nor torch, so ``interp-steer
 --help`` and option parsing stay fast; the job modules (``runs/scan.py``, ``runs/compare.py``, ``runs/tune.py``,
 ``runs/demo.py``) re-export their config.
 """
@@ -9,12 +10,30 @@ Each is a :class:`~interp_steer.runs.config.JobConfig` dataclass whose fields ca
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from interp_steer.config import (
+    COMPARE_MULTIPLIERS,
+    DEFAULT_SAE,
+    TAN_MULTIPLIERS,
+    TUNE_MULTIPLIERS,
+    UNIT_MULTIPLIERS,
+    JobConfig,
+    check_layer_list,
+    data_dir_field,
+    device_field,
+    model_field,
+    multipliers_field,
+    option_field,
+    parse_layers,
+    require_choice,
+    require_fraction,
+    require_int,
+    require_multipliers,
+    require_number,
+)
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import DATA_DIR_HELP, DEFAULT_SAE, JobConfig, device_field, model_field, option_field
 from interp_steer.runs.keys import dataset_stem
 
 RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
@@ -26,7 +45,6 @@ SPLIT_ORDER = "letter-balanced"
 Configs written before this field existed read back as ``"file-order"``, so resuming such a directory is refused
 instead of silently mixing test slices."""
 
-DEFAULT_MULTIPLIERS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 VectorScale = Literal["raw", "resid_norm"]
 
 
@@ -49,13 +67,13 @@ class ScanConfig(JobConfig):
 
     RESULT_FIELDS: ClassVar[tuple[str, ...]] = RESULT_DEFINING
     LEGACY_DEFAULTS: ClassVar[dict] = {"split_order": "file-order", "scale": "raw"}
+    OPTION_NAMES: ClassVar[dict[str, str]] = {"datasets": "--dataset", "table_format": "--format"}
     JOB: ClassVar[str] = "scan"
 
     datasets: list[str]
     layers: list[int]
     model: str = model_field()
-    multipliers: list[float] = option_field(default_factory=lambda: list(DEFAULT_MULTIPLIERS),
-                                            help="comma-separated steering multipliers")
+    multipliers: list[float] = multipliers_field(TAN_MULTIPLIERS)
     n_train: int | None = option_field(None, help="at most N training pairs per dataset (0: all of the train split)")
     n_test: int | None = option_field(None, help="at most N test pairs per dataset (0: all of the test split)")
     test_fraction: float = option_field(0.5, help="test share of each dataset's seeded split")
@@ -74,37 +92,22 @@ class ScanConfig(JobConfig):
 
     def __post_init__(self) -> None:
         self.datasets, self.layers = list(self.datasets), [int(x) for x in self.layers]
-        self.multipliers = [float(m) for m in self.multipliers]
         if not self.datasets:
-            raise ConfigError("ScanConfig.datasets is empty: name at least one dataset")
+            raise ConfigError("--dataset: name at least one dataset")
         repeated = sorted({d for d in self.datasets if self.datasets.count(d) > 1})
         if repeated:
-            raise ConfigError(f"ScanConfig.datasets lists {', '.join(map(repr, repeated))} more than once "
-                              f"(--dataset given twice?); name each dataset once")
-        if not self.layers or min(self.layers) < 0:
-            raise ConfigError(f"ScanConfig.layers must be non-negative ints, got {self.layers}")
-        if len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"ScanConfig.layers lists a layer more than once: {self.layers}")
-        if len(self.multipliers) < 2 or len(set(self.multipliers)) != len(self.multipliers):
-            raise ConfigError(f"ScanConfig.multipliers needs ≥ 2 distinct values, got {self.multipliers}")
-        for name in ("n_train", "n_test"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"ScanConfig.{name} must be ≥ 1 or None, got {value}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"ScanConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.batch_size < 1:
-            raise ConfigError(f"ScanConfig.batch_size must be ≥ 1, got {self.batch_size}")
-        if self.table_format not in ("parquet", "csv"):
-            raise ConfigError(f"ScanConfig.table_format must be 'parquet' or 'csv', got {self.table_format!r}")
-        if self.engine not in ("fast", "batched"):
-            raise ConfigError(f"ScanConfig.engine must be 'fast' or 'batched', got {self.engine!r}")
-        if self.method != "caa":
-            raise ConfigError(f"ScanConfig.method {self.method!r}: only 'caa' is supported by the scan")
-        if self.scale not in ("raw", "resid_norm"):
-            raise ConfigError(f"ScanConfig.scale must be 'raw' or 'resid_norm', got {self.scale!r}")
-        if self.layers_per_unit is not None and self.layers_per_unit < 1:
-            raise ConfigError(f"ScanConfig.layers_per_unit must be ≥ 1 or None, got {self.layers_per_unit}")
+            raise ConfigError(f"--dataset lists {', '.join(map(repr, repeated))} more than once; name each dataset once")
+        check_layer_list(self.layers)
+        require_multipliers(self)
+        require_int(self, "n_train", zero_means="all")
+        require_int(self, "n_test", zero_means="all")
+        require_fraction(self, "test_fraction")
+        require_int(self, "batch_size")
+        require_choice(self, "table_format", ("parquet", "csv"))
+        require_choice(self, "engine", ("fast", "batched"))
+        require_choice(self, "method", ("caa",))
+        require_choice(self, "scale", ("raw", "resid_norm"))
+        require_int(self, "layers_per_unit", zero_means="all")
 
     def units(self) -> list["ScanUnit"]:
         """Every (dataset, layer) result of the scan, in table order."""
@@ -180,35 +183,26 @@ class CompareConfig(JobConfig):
                                                    "(the unsteered model's own continuations of the train prompts)")
     n_probe: int = option_field(128, help="probe vectors for the SAE-TS effect model (half random, half decoder)")
     ridge: float = option_field(1e-2, help="ridge of the SAE-TS effect-model fit (raise it when n_probe << d_model)")
-    multipliers: list[float] = option_field(default_factory=lambda: [-2.0, 0.0, 2.0], help="multipliers (× the CAA norm)")
+    multipliers: list[float] = multipliers_field(COMPARE_MULTIPLIERS, help="multipliers (× the CAA norm)")
     n_generations: int = option_field(2, help="test prompts with generation examples (0: none)")
     max_new_tokens: int = option_field(24, help="tokens per generation example")
     model: str = model_field()
     framing: str | None = option_field(None, help="ab or free_text (default: the dataset's own)")
     seed: int = option_field(0, help="seed of the split, the probe vectors and the random baseline")
-    data_dir: str | None = option_field(None, help=DATA_DIR_HELP)
+    data_dir: str | None = data_dir_field()
     device: str = device_field()
 
     def __post_init__(self) -> None:
-        if self.n_train < 2 or self.n_test < 2:
-            raise ConfigError(f"--n-train {self.n_train} / --n-test {self.n_test}: need at least 2 pairs each")
-        if self.n_probe < 8:
-            raise ConfigError(f"--n-probe {self.n_probe}: need at least 8 probe vectors for the effect model")
-        if self.ridge < 0:
-            raise ConfigError(f"--ridge {self.ridge}: must be ≥ 0")
-        if self.text_source not in ("corpus", "generated"):
-            raise ConfigError(f"--text-source {self.text_source!r}: use 'corpus' or 'generated'")
-        if self.n_texts < 1:
-            raise ConfigError(f"--n-texts {self.n_texts}: need at least one fixed text")
-        if not any(m > 0 for m in self.multipliers) or len(set(self.multipliers)) < 2:
-            raise ConfigError(f"--multipliers {self.multipliers}: need ≥ 2 distinct values, one of them positive")
+        for name, minimum in (("n_train", 2), ("n_test", 2), ("n_probe", 8), ("n_texts", 1), ("max_text_tokens", 1),
+                              ("n_targets", 1), ("n_decoder_baselines", 0), ("n_generations", 0), ("max_new_tokens", 1)):
+            require_int(self, name, minimum)
+        require_number(self, "ridge", minimum=0.0)
+        require_choice(self, "text_source", ("corpus", "generated"))
+        require_multipliers(self, positive=True)
         if self.targets is not None and not self.targets:
             raise ConfigError("--targets: give at least one feature id or leave it out")
-        if self.n_targets < 1:
-            raise ConfigError(f"--n-targets {self.n_targets}: must be ≥ 1")
 
 
-DEFAULT_TUNE_MULTIPLIERS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass
@@ -227,13 +221,13 @@ class TuneConfig(JobConfig):
         "model", "dataset", "vector", "multipliers", "units", "n_train", "n_test", "test_fraction", "framing", "seed",
         "n_neutral", "continuation_tokens", "table_format",
     )
+    OPTION_NAMES: ClassVar[dict[str, str]] = {"table_format": "--format"}
     JOB: ClassVar[str] = "tune"
 
     model: str = model_field()
     dataset: str = option_field(help="behaviour dataset spec, e.g. builtin:sentiment, persona:narcissism@free_text")
     layers: list[int] = option_field(help="layers to scan: '6,12,18', '3-12' or 'all'")
-    multipliers: list[float] = option_field(default_factory=lambda: list(DEFAULT_TUNE_MULTIPLIERS),
-                                            help="comma-separated multipliers, including 0")
+    multipliers: list[float] = multipliers_field(TUNE_MULTIPLIERS, help="comma-separated multipliers, including 0")
     units: str = option_field("raw", help="multiplier units: raw, or norm (× the layer's mean residual norm)")
     kl_budget: float = option_field(0.1, help="largest acceptable upper 95% limit of the mean KL, nats/token")
     vector: str | None = option_field(None, help="tune this vector file's directions (default: CAA on the train split)")
@@ -251,39 +245,22 @@ class TuneConfig(JobConfig):
 
     def __post_init__(self) -> None:
         self.layers = [int(x) for x in self.layers]
-        self.multipliers = [float(m) for m in self.multipliers]
-        if not self.layers or min(self.layers) < 0 or len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"--layers: need distinct non-negative layers, got {self.layers}")
-        if len(set(self.multipliers)) != len(self.multipliers) or 0.0 not in self.multipliers:
-            raise ConfigError(f"--multipliers must be distinct and include 0 (the unsteered reference), got {self.multipliers}")
-        if not any(m > 0 for m in self.multipliers):
-            raise ConfigError(f"--multipliers needs at least one positive multiplier, got {self.multipliers}")
-        if not all(math.isfinite(m) for m in self.multipliers):
-            raise ConfigError(f"--multipliers must be finite, got {self.multipliers}")
+        check_layer_list(self.layers)
+        require_multipliers(self, zero=True, positive=True)
         from interp_steer.evaluation.units import check_units  # torch: imported when a config is built
 
         check_units(self.units)
-        if not (math.isfinite(self.kl_budget) and self.kl_budget > 0):
-            raise ConfigError(f"--kl-budget must be a positive number (nats per token), got {self.kl_budget}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
-        for name in ("n_train", "n_test"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {value}")
-        if self.n_neutral < 1:
-            raise ConfigError(f"--n-neutral must be ≥ 1, got {self.n_neutral}")
-        if self.continuation_tokens < 0:
-            raise ConfigError(f"--continuation-tokens must be ≥ 0, got {self.continuation_tokens}")
-        if self.n_boot < 100:
-            raise ConfigError(f"--n-boot must be ≥ 100, got {self.n_boot}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be ≥ 1, got {self.batch_size}")
-        if self.table_format not in ("parquet", "csv"):
-            raise ConfigError(f"--format {self.table_format!r}: use parquet or csv")
+        require_number(self, "kl_budget", positive=True, units=" (nats per token)")
+        require_fraction(self, "test_fraction")
+        require_int(self, "n_train", zero_means="all")
+        require_int(self, "n_test", zero_means="all")
+        require_int(self, "n_neutral")
+        require_int(self, "continuation_tokens", 0)
+        require_int(self, "n_boot", 100)
+        require_int(self, "batch_size")
+        require_choice(self, "table_format", ("parquet", "csv"))
 
 
-DEMO_MULTIPLIERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 
 
 @dataclass
@@ -306,8 +283,7 @@ class DemoConfig(JobConfig):
                                "left at their defaults on a registered model: the same relative depths, e.g. 4,7,11 "
                                "and 11 on gemma3-270m)")
     eval_layer: int = option_field(18, help="layer whose vector is evaluated and used for generation")
-    multipliers: list[float] = option_field(default_factory=lambda: list(DEMO_MULTIPLIERS),
-                                            help="comma-separated steering multipliers (must include 0)")
+    multipliers: list[float] = multipliers_field(UNIT_MULTIPLIERS, help="comma-separated steering multipliers (must include 0)")
     n_train: int = option_field(60, help="training pairs for the CAA vectors")
     n_test: int = option_field(24, help="held-out pairs for the propensity table")
     seed: int = option_field(0, help="split seed")
@@ -316,27 +292,22 @@ class DemoConfig(JobConfig):
     n_neutral: int = option_field(12, help="neutral passages for the KL / ΔNLL side effects")
     continuation_tokens: int = option_field(16, help="greedy unsteered continuation tokens per neutral passage")
     n_boot: int = option_field(1000, help="bootstrap resamples of the 95% intervals")
-    data_dir: str | None = option_field(None, help=DATA_DIR_HELP)
+    data_dir: str | None = data_dir_field()
     device: str = device_field()
 
     def __post_init__(self) -> None:
-        self.multipliers = [float(m) for m in self.multipliers]
-        if self.framing not in ("free_text", "ab"):
-            raise ConfigError(f"framing={self.framing!r}: use 'free_text' or 'ab'")
-        if self.n_train < 2 or self.n_test < 2:
-            raise ConfigError("n_train and n_test must be at least 2")
-        if len(self.multipliers) < 2:
-            raise ConfigError("at least two multipliers are needed to measure a slope")
-        if not all(math.isfinite(m) for m in self.multipliers) or len(set(self.multipliers)) != len(self.multipliers):
-            raise ConfigError(f"--multipliers must be distinct finite numbers, got {self.multipliers}")
-        if 0.0 not in self.multipliers:
-            raise ConfigError(f"--multipliers must include 0 (the unsteered reference of the shift), got {self.multipliers}")
-        if self.n_neutral < 1:
-            raise ConfigError(f"--n-neutral must be ≥ 1, got {self.n_neutral}")
-        if self.continuation_tokens < 0:
-            raise ConfigError(f"--continuation-tokens must be ≥ 0, got {self.continuation_tokens}")
-        if self.n_boot < 100:
-            raise ConfigError(f"--n-boot must be ≥ 100, got {self.n_boot}")
+        require_choice(self, "framing", ("free_text", "ab"))
+        requested = parse_layers(self.layers, None)  # syntax now; the range once the model is known
+        if requested and self.eval_layer not in requested:  # "all" ([]) is checked against the model later
+            raise ConfigError(f"--eval-layer {self.eval_layer} is not one of --layers {self.layers!r}")
+        require_int(self, "n_train", 2)
+        require_int(self, "n_test", 2)
+        require_multipliers(self, zero=True, why_zero="the unsteered reference of the shift")
+        require_number(self, "generation_multiplier")
+        require_int(self, "max_new_tokens")
+        require_int(self, "n_neutral")
+        require_int(self, "continuation_tokens", 0)
+        require_int(self, "n_boot", 100)
 
     @property
     def baseline_multiplier(self) -> float | None:
@@ -350,20 +321,8 @@ class DemoConfig(JobConfig):
 
     def layer_list(self, n_layers: int) -> list[int]:
         """``layers`` (``"6,12,18"``, ``"3-5"`` or ``"all"``) for an ``n_layers`` model, plus ``eval_layer``."""
-        text = self.layers.strip()
-        try:
-            if text == "all":
-                layers = list(range(n_layers))
-            else:
-                layers = []
-                for part in filter(None, (p.strip() for p in text.split(","))):
-                    lo, dash, hi = part.partition("-")
-                    layers += list(range(int(lo), int(hi) + 1)) if dash and lo else [int(part)]
-        except ValueError:
-            raise ConfigError(f"--layers {self.layers!r}: expected e.g. '12', '3,6,12', '3-12' or 'all'") from None
+        layers = parse_layers(self.layers, n_layers)
         if self.eval_layer not in layers:
             layers.append(self.eval_layer)
-        bad = [layer for layer in layers if not 0 <= layer < n_layers]
-        if bad:
-            raise ConfigError(f"--layers: layer(s) {bad} out of range for a {n_layers}-layer model")
-        return list(dict.fromkeys(layers))
+        parse_layers(",".join(map(str, layers)), n_layers)  # --eval-layer out of range: the same message
+        return layers

@@ -27,8 +27,17 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from interp_steer.config import (
+    HALF_STEP_MULTIPLIERS,
+    JobConfig,
+    device_field,
+    model_field,
+    multipliers_field,
+    option_field,
+    require_int,
+    require_multipliers,
+)
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table
 from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
@@ -51,8 +60,8 @@ class MethodStudyConfig(JobConfig):
     layer: int
     model: str = model_field()
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    multipliers: list[float] = option_field(default_factory=lambda: [-1.5, -0.75, 0.0, 0.75, 1.5],
-                                            help="comma-separated steering multipliers (of the CAA-norm vector)")
+    multipliers: list[float] = multipliers_field(HALF_STEP_MULTIPLIERS,
+                                                 help="comma-separated steering multipliers (of the CAA-norm vector)")
     n_train: int | None = option_field(40, help="train pairs per dataset")
     n_test: int | None = option_field(50, help="held-out pairs per dataset")
     seed: int = option_field(0, help="seed of the stratified train/test split and the bootstrap")
@@ -64,7 +73,6 @@ class MethodStudyConfig(JobConfig):
         from interp_steer.methods.registry import EXTRACTION_METHODS
 
         self.datasets, self.methods = list(self.datasets), list(self.methods)
-        self.multipliers = [float(m) for m in self.multipliers]
         if not self.datasets or len(set(self.datasets)) != len(self.datasets):
             raise ConfigError(f"MethodStudyConfig.datasets must name each dataset once, got {self.datasets}")
         unknown = [m for m in self.methods if m not in EXTRACTION_METHODS or EXTRACTION_METHODS[m].from_pairs is None]
@@ -73,8 +81,11 @@ class MethodStudyConfig(JobConfig):
         if not self.methods or self.methods[0] != "caa" or len(set(self.methods)) != len(self.methods):
             raise ConfigError(f"MethodStudyConfig.methods must start with 'caa' (the reference) and name each method "
                               f"once, got {self.methods}")
-        if len(set(self.multipliers)) < 2:
-            raise ConfigError(f"MethodStudyConfig.multipliers needs ≥ 2 distinct values, got {self.multipliers}")
+        require_multipliers(self)
+        for name in ("n_train", "n_test"):
+            require_int(self, name, optional=True)
+        require_int(self, "trained_steps")
+        require_int(self, "n_boot", 100)
 
     def method_config(self, method: str):
         """The registry config of ``method`` (trained methods get ``trained_steps`` steps and the study's seed)."""

@@ -1,6 +1,6 @@
 """The shared runner: a job's units → atomic unit files in an output directory → a combined report.
 
-A :class:`Job` is a typed config (:class:`~interp_steer.runs.config.JobConfig`) plus three functions: ``units()``
+A :class:`Job` is a typed config (:class:`~interp_steer.config.JobConfig`) plus three functions: ``units()``
 (independent work units with stable keys), ``compute(unit, model)`` (a pure function of the config and the unit,
 returning the unit's files) and ``combine(out_dir)`` (the combined tables of every finished unit). :func:`run_job`
 does what every job needs around them::
@@ -34,8 +34,8 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from interp_steer.config import JobConfig
 from interp_steer.errors import ConfigError, InterpSteerError
-from interp_steer.runs.config import JobConfig
 from interp_steer.runs.executors import LocalExecutor
 from interp_steer.runs.files import (
     check_out_dir,

@@ -27,7 +27,6 @@ from interp_steer.evaluation.metrics import steerability, summarize_steerability
 from interp_steer.evaluation.propensity import compute_propensities
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.job_configs import (  # noqa: F401  (the scan config lives with the other job configs)
-    DEFAULT_MULTIPLIERS,
     RESULT_DEFINING,
     SPLIT_ORDER,
     ScanConfig,

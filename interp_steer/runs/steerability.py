@@ -25,12 +25,12 @@ from typing import Callable, ClassVar, Literal
 
 import pandas as pd
 
+from interp_steer.config import TAN_MULTIPLIERS, JobConfig, device_field, model_field, multipliers_field, option_field
 from interp_steer.errors import ConfigError, DataFormatError
-from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import DEFAULT_MULTIPLIERS, RegistryPairs
+from interp_steer.runs.scan import RegistryPairs
 
 SUMMARY_BY = ["source", "framing", "dataset", "layer"]
 
@@ -55,7 +55,7 @@ class SteerabilityConfig(JobConfig):
     datasets: list[str]
     layer: int
     model: str = model_field()
-    multipliers: list[float] = option_field(default_factory=lambda: list(DEFAULT_MULTIPLIERS), help="comma-separated steering multipliers")
+    multipliers: list[float] = multipliers_field(TAN_MULTIPLIERS)
     n_train: int | None = option_field(20, help="train pairs per dataset (CAA extraction)")
     n_test: int | None = option_field(30, help="test pairs per dataset (propensity evaluation)")
     test_fraction: float = 0.5

@@ -40,7 +40,6 @@ import pandas as pd
 from interp_steer.runs.files import check_out_dir, write_text_atomic
 from interp_steer.runs.lock import OutDirLock
 from interp_steer.runs.study_config import (  # noqa: F401 - re-exported: ``from interp_steer.runs.study import …``
-    DEFAULT_MULTIPLIERS,
     FRAMING_LABELS,
     FRAMINGS,
     HEADLINE_COLUMNS,

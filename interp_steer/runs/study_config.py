@@ -17,11 +17,18 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import pandas as pd
 
+from interp_steer.config import (
+    COARSE_MULTIPLIERS,
+    TAN_MULTIPLIERS,
+    JobConfig,
+    require_choice,
+    require_fraction,
+    require_int,
+    require_multipliers,
+)
 from interp_steer.errors import ConfigError
 from interp_steer.models.embedded import DEFAULT_MODEL
-from interp_steer.runs.config import JobConfig
 from interp_steer.runs.files import read_table, write_table_atomic
-from interp_steer.runs.scan import DEFAULT_MULTIPLIERS
 
 PRESETS = ("tiny", "small", "full")
 FRAMINGS = ("ab", "free_text")
@@ -69,17 +76,17 @@ class StudyConfig(JobConfig):
     scan_layers: list[int]
     datasets: list[str]
     id_ood_datasets: list[str]
-    scan_multipliers: list[float] = field(default_factory=lambda: [-1.5, 0.0, 1.5])
+    scan_multipliers: list[float] = field(default_factory=lambda: list(COARSE_MULTIPLIERS))
     scan_n_train: int = 16
     scan_n_test: int = 8
     layer_framing: str = "free_text"
-    multipliers: list[float] = field(default_factory=lambda: list(DEFAULT_MULTIPLIERS))
+    multipliers: list[float] = field(default_factory=lambda: list(TAN_MULTIPLIERS))
     n_train: int | None = 50
     n_test: int | None = 50
     test_fraction: float = 0.5
     seed: int = 0
     id_ood_framing: str = "free_text"
-    id_ood_multipliers: list[float] = field(default_factory=lambda: list(DEFAULT_MULTIPLIERS))
+    id_ood_multipliers: list[float] = field(default_factory=lambda: list(TAN_MULTIPLIERS))
     id_ood_n_train: int | None = 50
     id_ood_n_test: int | None = 50
     selection_size: int = 13
@@ -91,14 +98,9 @@ class StudyConfig(JobConfig):
     def __post_init__(self) -> None:
         from interp_steer.data.registry import parse_spec
 
-        if self.preset not in PRESETS:
-            raise ConfigError(f"--preset {self.preset!r}: use one of {', '.join(PRESETS)}")
+        require_choice(self, "preset", PRESETS)
         for name in ("scan_multipliers", "multipliers", "id_ood_multipliers"):
-            values = [float(m) for m in getattr(self, name)]
-            setattr(self, name, values)
-            if len(values) < 2 or len(set(values)) != len(values) or not any(m == 0.0 for m in values):
-                raise ConfigError(f"StudyConfig.{name} needs ≥ 2 distinct values including 0 (the unsteered "
-                                  f"baseline), got {values}")
+            require_multipliers(self, name, zero=True, why_zero="the unsteered baseline")
         self.scan_layers = [int(x) for x in self.scan_layers]
         if min(self.scan_layers, default=0) < 0 or len(set(self.scan_layers)) != len(self.scan_layers):
             raise ConfigError(f"StudyConfig.scan_layers must be distinct non-negative layers ([] = all), got {self.scan_layers}")
@@ -118,15 +120,17 @@ class StudyConfig(JobConfig):
                               f"across-dataset interval, got {in_framing}")
         for name in ("scan_n_train", "scan_n_test", "n_train", "n_test", "id_ood_n_train", "id_ood_n_test",
                      "selection_size", "batch_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"StudyConfig.{name} must be ≥ 1, got {value}")
-        if self.n_boot < 100:
-            raise ConfigError(f"--n-boot must be ≥ 100, got {self.n_boot}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"StudyConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.table_format not in ("csv", "parquet"):
-            raise ConfigError(f"StudyConfig.table_format must be 'csv' or 'parquet', got {self.table_format!r}")
+            require_int(self, name, optional=True)
+        require_int(self, "n_boot", 100)
+        require_fraction(self, "test_fraction")
+        require_choice(self, "table_format", ("csv", "parquet"))
+
+    @classmethod
+    def option_label(cls, name: str) -> str:
+        """Validation messages name a field the preset sets as ``StudyConfig.<field> (set by --preset)``."""
+        if cls.OPTION_NAMES.get(name) == "--preset":
+            return f"StudyConfig.{name} (set by --preset)"
+        return cls.option_name(name)
 
 
 def preset_config(preset: str, *, model: str = DEFAULT_MODEL, data_dir: str | Path | None = None, seed: int = 0,

@@ -26,6 +26,7 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from interp_steer.config import JobConfig  # noqa: F401
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.side_effects import (
     NeutralSet,
@@ -35,9 +36,8 @@ from interp_steer.evaluation.side_effects import (
     prepare_neutral,
 )
 from interp_steer.evaluation.units import UNIT_COLUMNS, in_units, mean_residual_norm, with_units
-from interp_steer.runs.config import JobConfig  # noqa: F401
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
-from interp_steer.runs.job_configs import DEFAULT_TUNE_MULTIPLIERS, TuneConfig  # noqa: F401
+from interp_steer.runs.job_configs import TuneConfig  # noqa: F401
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import RegistryPairs
 from interp_steer.steering.hook_names import DEFAULT_SITE

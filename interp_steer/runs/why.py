@@ -23,98 +23,18 @@ and R² over every finished case's out-of-fold predictions, bootstrap stratified
 from __future__ import annotations
 
 import io
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from interp_steer.errors import ConfigError
-from interp_steer.runs.config import DEFAULT_SAE, JobConfig, device_field, model_field
+from interp_steer.runs.analysis_configs import DEFAULT_CASES, WhyConfig, case_key, parse_case  # noqa: F401
 from interp_steer.runs.runner import Job, UnitFiles
-
-DEFAULT_CASES = ["builtin:sentiment@9", "persona:narcissism@free_text@9", "persona:politically-liberal@free_text@9"]
-
-
-def parse_case(case: str) -> tuple[str, int]:
-    """``"<dataset spec>@<layer>"`` → ``(spec, layer)``; ConfigError naming the case otherwise."""
-    spec, _, layer = case.rpartition("@")
-    if not spec or not layer.isdigit():
-        raise ConfigError(f"case {case!r}: write it as <dataset spec>@<layer>, e.g. builtin:sentiment@9")
-    return spec, int(layer)
-
-
-def case_key(case: str) -> str:
-    """A file-name-safe folder name for a case, e.g. ``sentiment_l9`` or ``narcissism_l9``."""
-    spec, layer = parse_case(case)
-    name = spec.split(":", 1)[-1].replace("@free_text", "")
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", name) + f"_l{layer}"
-
-
-@dataclass
-class WhyConfig(JobConfig):
-    """Options of a ``why`` run; saved as ``config.json`` beside the reports."""
-
-    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "model", "multipliers", "patch_multiplier", "n_train", "n_test", "test_fraction", "seed", "sae", "n_boot",
-        "n_folds", "timing_sites", "patch_layer_step", "head_regions",
-    )
-    JOB: ClassVar[str] = "why (anti-steerable) report"
-
-    cases: list[str] = field(default_factory=lambda: list(DEFAULT_CASES))
-    model: str = model_field()
-    multipliers: list[float] = field(default_factory=lambda: [-1.5, -0.75, 0.0, 0.75, 1.5])
-    patch_multiplier: float | None = None  # default: the largest |multiplier|
-    n_train: int = 40
-    n_test: int = 40
-    test_fraction: float = 0.5
-    seed: int = 0
-    sae: str | None = DEFAULT_SAE
-    n_boot: int = 1000
-    n_folds: int = 5
-    timing_sites: int = 96
-    patch_layer_step: int = 1
-    head_regions: list[str] = field(default_factory=lambda: ["prompt", "completion", "all"])
-    batch_size: int = 64
-    data_dir: str | None = None
-    device: str = device_field()
-
-    def __post_init__(self) -> None:
-        self.cases = list(self.cases)
-        self.multipliers = [float(m) for m in self.multipliers]
-        if not self.cases:
-            raise ConfigError("--cases: name at least one case (<dataset spec>@<layer>)")
-        keys = [case_key(c) for c in self.cases]
-        if len(set(keys)) != len(keys):
-            raise ConfigError(f"--cases {self.cases}: two cases map to the same folder")
-        for case in self.cases:
-            spec, _ = parse_case(case)
-            if "free_text" not in spec and not spec.startswith("builtin:"):
-                raise ConfigError(f"case {case!r}: the why report needs a free-text dataset (e.g. persona:x@free_text)")
-        if len(set(self.multipliers)) < 3 or 0.0 not in self.multipliers:
-            raise ConfigError(f"--multipliers {self.multipliers}: need at least three distinct values including 0")
-        if self.patch_multiplier is None:
-            self.patch_multiplier = max(abs(m) for m in self.multipliers)
-        if self.patch_multiplier == 0:
-            raise ConfigError("--patch-multiplier must be non-zero")
-        if self.n_folds < 2:
-            raise ConfigError(f"--n-folds {self.n_folds}: need at least 2 folds for held-out predictions")
-        if self.n_test < 2 * self.n_folds:
-            raise ConfigError(f"--n-test {self.n_test}: need at least 2 × n_folds ({2 * self.n_folds}) samples")
-        if self.n_train < 2:
-            raise ConfigError(f"--n-train {self.n_train}: need at least 2 training pairs")
-        if self.patch_layer_step < 1:
-            raise ConfigError(f"--patch-layer-step {self.patch_layer_step}: must be ≥ 1")
-        self.head_regions = list(self.head_regions)
-        bad = [r for r in self.head_regions if r not in ("prompt", "completion", "all")]
-        if bad or not self.head_regions:
-            raise ConfigError(f"--head-regions {self.head_regions}: choose from prompt, completion, all")
-        if self.n_boot < 100:
-            raise ConfigError(f"--n-boot {self.n_boot}: need at least 100 bootstrap draws")
 
 
 @dataclass(frozen=True)

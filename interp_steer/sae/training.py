@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+from interp_steer.config.base import Config
 from interp_steer.errors import ConfigError
 from interp_steer.models.embedded import DEFAULT_MODEL
 from interp_steer.sae.loading import check_sae_fits
@@ -24,7 +25,7 @@ ARCHITECTURES = ("topk", "standard")
 
 
 @dataclass
-class SAETrainConfig:
+class SAETrainConfig(Config):
     """What to train: hook, width, sparsity, token budget and runner buffer sizes."""
 
     hook_name: str = "blocks.12.hook_resid_post"

@@ -89,6 +89,6 @@ def test_heldout_disjointness_cases():
 def test_explain_config_errors():
     with pytest.raises(ConfigError, match="including 0"):
         ExplainConfig(vector="v", dataset="d", multipliers=[1.0, 2.0])
-    with pytest.raises(ConfigError, match="at least 2"):
+    with pytest.raises(ConfigError, match="--n must be an integer ≥ 2 \\(got 1\\)"):
         ExplainConfig(vector="v", dataset="d", n=1)
     assert ExplainConfig(vector="v", dataset="d", multipliers=[-3.0, 0.0, 1.0]).patch_multiplier == 3.0

@@ -175,7 +175,7 @@ ROWS = [
     ("data-line-longer-than-context-evaluate", ["evaluate", "--vector", "{vec1}", "--dataset", "persona:long", *D, "--split", "all",
                                                 "--out", "{tmp}/e", *T], ("persona:long#2", "512"), True),
     # --- issue 29: checks moved to the front, each naming the option or file ------------------------------------
-    ("why-n-folds-zero", ["why", "--n-folds", "0", "--out", "{tmp}/w", *T], "--n-folds 0", False),
+    ("why-n-folds-zero", ["why", "--n-folds", "0", "--out", "{tmp}/w", *T], "--n-folds must be an integer ≥ 2 (got 0)", False),
     ("why-sae-of-another-model", ["why", "--cases", "builtin:sentiment@1", "--n-train", "4", "--n-test", "4", "--n-folds", "2",
                                   "--n-boot", "100", "--out", "{tmp}/w", *T], ("--sae smollm2-135m-l12", "not a hook of the model", "'tiny-llama'"), True),
     ("why-data-dir-empty", ["why", "--cases", "persona:narcissism@free_text@1", "--data-dir", "{empty}", "--out", "{tmp}/w", *T],

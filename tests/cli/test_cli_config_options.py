@@ -15,8 +15,8 @@ import typer.main
 
 from interp_steer.cli import app
 from interp_steer.cli.config_options import config_option, model_option, option_default
+from interp_steer.config import add_config_argument, option_field
 from interp_steer.models import DEFAULT_MODEL, EMBEDDED_MODEL_NAME
-from interp_steer.runs.config import add_config_argument, option_field
 from interp_steer.runs.job_configs import CompareConfig, DemoConfig, ScanConfig, TuneConfig
 from interp_steer.sae.training import SAETrainConfig
 
@@ -116,7 +116,7 @@ def test_config_option_on_a_toy_dataclass():
     assert config_option(_Toy, "name").default is ...  # required field → required option
     assert config_option(_Toy, "limit").default is None and config_option(_Toy, "limit").help is None
     assert option_default(_Toy, "limit", none_as=0) == 0
-    assert config_option(_Toy, "tags").default == ["a"]  # not a number list: unchanged
+    assert config_option(_Toy, "tags").default == "a"  # a list of names: the comma string the command parses
     assert config_option(_Toy, "count", "--n", help="other").help == "other"
     assert config_option(_Toy, "count", "--n").param_decls == ("--n",)
     assert model_option().default == DEFAULT_MODEL

@@ -108,7 +108,7 @@ def test_config_json_field_types_are_checked_naming_the_field(cls, text, match):
 
 
 @pytest.mark.parametrize("cls, text, match", [
-    (CAAConfig, '{"batch_size": 4, "lr": 1}', r"unknown CAAConfig field\(s\) \['lr'\]"),
+    (CAAConfig, '{"batch_size": 4, "lr": 1}', r"unknown CAAConfig key 'lr'; known keys: batch_size, read_position"),
     (CAAConfig, "[1]", "expected a JSON object, got a JSON list"),
     (CAAConfig, "{oops", "not valid JSON"),
     (SAETargetedConfig, '{"norms": 1}', "norms"),

@@ -31,7 +31,7 @@ def vector_file(tiny, tmp_path_factory):
 
 def _config(path, **kw) -> EvaluateConfig:
     base = dict(vector=str(path), dataset="builtin:sentiment", model="tiny-llama", batch_size=4, table_format="csv",
-                vector_sha1=file_sha1(path), n_boot=100)
+                vector_sha1=file_sha1(path), n_boot=100, neutral_n=0, n_generations=0, baseline=False)  # units on demand
     return EvaluateConfig(**{**base, **kw})
 
 

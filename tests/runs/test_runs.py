@@ -191,7 +191,8 @@ def test_evaluate_job_matches_the_direct_pipeline_and_resumes(tmp_path, tiny):
 
     def job(random_baselines, digest=None):
         cfg = EvaluateConfig(vector=str(path), dataset="builtin:sentiment", model="tiny-llama", multipliers=[-1.0, 0.0, 2.0],
-                             n=3, random_baselines=random_baselines, batch_size=4, vector_sha1=digest or file_sha1(path))
+                             n=3, random_baselines=random_baselines, batch_size=4, vector_sha1=digest or file_sha1(path),
+                             neutral_n=0, n_generations=0, baseline=False)
         return EvaluateJob(cfg, vector)
 
     out = tmp_path / "eval"

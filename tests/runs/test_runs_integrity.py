@@ -193,7 +193,7 @@ def test_evaluate_resume_recomputes_a_damaged_parquet_unit(tiny, tmp_path, capsy
     path = vector.save(tmp_path / "sent.safetensors")
     config = EvaluateConfig(vector=str(path), dataset="builtin:sentiment", model="tiny-llama",
                             multipliers=[-1.0, 0.0, 2.0], n=3, random_baselines=1, batch_size=4,
-                            vector_sha1=file_sha1(path))
+                            vector_sha1=file_sha1(path), neutral_n=0, n_generations=0, baseline=False)
     first = run_job(EvaluateJob(config, vector), tmp_path / "a", model=tiny, progress=False)
     for rel, how in (("units/vector.propensity.parquet", "truncate"), ("units/random-000.propensity.parquet", "corrupt")):
         shutil.copytree(tmp_path / "a", tmp_path / "b", dirs_exist_ok=True)
