@@ -53,7 +53,7 @@ def _hand_two_level(y: np.ndarray, sizes: np.ndarray, n_boot: int, seed: int, wi
     for lo in range(0, n_boot, CHUNK):
         b = min(CHUNK, n_boot - lo)
         chosen = rng.integers(0, k, size=(b, k))
-        u = rng.random(int(sizes[chosen].sum())) if within else None
+        u = rng.random(int(sizes[chosen].sum())) if within else np.empty(0)
         used = 0
         for row in chosen:
             slot_means = []

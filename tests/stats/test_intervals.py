@@ -151,3 +151,14 @@ def test_nan_policy_and_small_n_of_the_interval_functions():
     assert all(np.isnan(v) for v in metric_interval(lambda i: 0.0, 0))
     # one cluster: the clustered statistic falls back to rows
     assert mean_interval([1.0, 2.0, 4.0], clusters=["a"] * 3, n_boot=200) == mean_interval([1.0, 2.0, 4.0], n_boot=200)
+
+
+def test_deprecated_evaluation_bootstrap_ci_is_the_engine():
+    from interp_steer.evaluation import bootstrap_ci
+
+    x = np.random.default_rng(7).normal(size=25)
+    with pytest.warns(DeprecationWarning, match="stats.intervals"):
+        old = bootstrap_ci(x, "mean", n_boot=500, seed=2)
+    assert (old.estimate[0], old.ci_low[0], old.ci_high[0]) == pytest.approx(tuple(mean_interval(x, n_boot=500, seed=2)))
+    with pytest.warns(DeprecationWarning), pytest.raises(Exception, match="non-finite"):
+        bootstrap_ci([1.0, np.nan, 2.0])
