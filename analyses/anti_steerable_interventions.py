@@ -100,24 +100,22 @@ def negation_edits(model, study_dir: Path, specs: list[str], vectors: Path, cfg:
 
 
 def summarize_negation(folder: Path, n_boot: int = 2000) -> pd.DataFrame:
-    """Intervention (a): mean change of s_neg, s_pos and the slope after the edit (sample bootstrap 95% CI, as the
-    pilot has few datasets), for all edited samples and for those anti-steerable before; ``negation_summary.csv``."""
-    import numpy as np
+    """Intervention (a): mean change of s_neg, s_pos and the slope after the edit (paired bootstrap 95% CI over
+    samples, as the pilot has few datasets: :func:`~interp_steer.stats.intervals.paired_difference_interval`), for
+    all edited samples and for those anti-steerable before; ``negation_summary.csv``."""
+    from interp_steer.stats.intervals import paired_difference_interval
 
     path = folder / "negation_edits.csv"
     if not path.exists():
         return pd.DataFrame()
     table = pd.read_csv(path)
-    rng = np.random.default_rng(0)
     rows = []
     for group, part in (("all edited", table), ("anti-steerable before", table[table["slope"] < 0])):
         for column in ("s_neg", "s_pos", "slope"):
-            delta = (part[f"{column}_edited"] - part[column]).to_numpy()
-            boot = delta[rng.integers(0, len(delta), size=(n_boot, len(delta)))].mean(1)
-            low, high = np.quantile(boot, [0.025, 0.975])
+            change, low, high = paired_difference_interval(part[f"{column}_edited"], part[column], n_boot=n_boot)
             rows.append(dict(group=group, n=len(part), n_datasets=part["dataset"].nunique(), quantity=column,
                              mean_before=float(part[column].mean()), mean_after=float(part[f"{column}_edited"].mean()),
-                             mean_change=float(delta.mean()), low=float(low), high=float(high),
+                             mean_change=change, low=low, high=high,
                              turned_steerable=float(((part["slope"] < 0) & (part["slope_edited"] > 0)).sum())))
     summary = pd.DataFrame(rows)
     summary.to_csv(folder / "negation_summary.csv", index=False)

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from interp_steer.analysis.battery import check_plan_lock, free_text_specs, load_features, study_split
 from interp_steer.analysis.decomposition import add_token_counts, category_shares, decompose
 from interp_steer.errors import DataFormatError
-from interp_steer.stats import auc, benjamini_hochberg, holm, within_group_auc_test
+from interp_steer.stats import auc, benjamini_hochberg, holm, metric_interval, within_group_auc_test
 
 # id, feature, predicted direction of the AUC for "anti-steerable" (+1: > 0.5, −1: < 0.5, 0: two-sided)
 SAMPLE_HYPOTHESES = [
@@ -113,16 +113,17 @@ def sample_tests(table: pd.DataFrame, n_boot: int = 2000, n_perm: int = 4000) ->
 
 
 def dataset_tests(per_dataset: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
-    """Spearman ρ of each dataset-level feature with the dataset's anti-steerable fraction (bootstrap CI)."""
+    """Spearman ρ of each dataset-level feature with the dataset's anti-steerable fraction (bootstrap CI over
+    datasets, :func:`~interp_steer.stats.intervals.metric_interval`)."""
     rows = []
-    rng = np.random.default_rng(0)
     for hid, feature, predicted in DATASET_HYPOTHESES:
         data = per_dataset.dropna(subset=[feature])
         x, y = data[feature].to_numpy(float), data["anti_fraction"].to_numpy(float)
         rho, p = spearmanr(x, y)
-        draws = rng.integers(0, len(x), size=(n_boot, len(x)))
-        boot = np.array([spearmanr(x[d], y[d])[0] for d in draws])
-        low, high = np.nanquantile(boot, [0.025, 0.975])
+        def rho_of(i: np.ndarray, x: np.ndarray = x, y: np.ndarray = y) -> float:
+            return float(spearmanr(x[i], y[i])[0])
+
+        _, low, high = metric_interval(rho_of, len(x), n_boot=n_boot)
         rows.append(dict(id=hid, feature=feature, predicted=predicted, level="dataset", effect="Spearman rho",
                          estimate=float(rho), low=float(low), high=float(high), null=0.0, p=float(p),
                          n_datasets=len(x), n_samples=np.nan))

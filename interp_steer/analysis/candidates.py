@@ -40,13 +40,13 @@ from scipy.stats import spearmanr
 from transformer_lens import HookedTransformer
 
 from interp_steer.analysis.breakdown import cohens_d
-from interp_steer.analysis.predictor import bootstrap_ci
 from interp_steer.analysis.readout import sample_sequences
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import pad_token_id
 from interp_steer.errors import ConfigError
 from interp_steer.methods.caa import collect_contrastive_activations
 from interp_steer.scoring import completion_logprobs
+from interp_steer.stats.intervals import metric_interval
 from interp_steer.steering.apply import steer
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector
@@ -232,7 +232,7 @@ def _effects(x: np.ndarray, slope: np.ndarray, groups: np.ndarray, n_boot: int, 
     """Spearman ρ(x, slope) and Cohen's d (steerable − anti) with bootstrap CIs."""
     n = len(x)
     rho = _rho(x, slope)
-    rho_lo, rho_hi, _ = bootstrap_ci(lambda i: _rho(x[i], slope[i]), n, n_boot=n_boot, seed=seed)
+    _, rho_lo, rho_hi = metric_interval(lambda i: _rho(x[i], slope[i]), n, n_boot=n_boot, seed=seed)
     steer_mask, anti_mask = groups == "steerable", groups == "anti-steerable"
 
     def d_of(i: np.ndarray) -> float:
@@ -240,7 +240,7 @@ def _effects(x: np.ndarray, slope: np.ndarray, groups: np.ndarray, n_boot: int, 
 
     d = cohens_d(x[steer_mask], x[anti_mask])
     strata = np.where(steer_mask, 0, np.where(anti_mask, 1, 2))
-    d_lo, d_hi, _ = bootstrap_ci(d_of, n, n_boot=n_boot, seed=seed, strata=strata)
+    _, d_lo, d_hi = metric_interval(d_of, n, strata=strata, n_boot=n_boot, seed=seed)
     return {"rho": rho, "rho_low": rho_lo, "rho_high": rho_hi, "d": d, "d_low": d_lo, "d_high": d_hi}
 
 

@@ -22,6 +22,8 @@ from transformer_lens import HookedTransformer
 from interp_steer.analysis.battery_features import logit_lens_top
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
+from interp_steer.stats.bootstrap import bootstrap
+from interp_steer.stats.proportions import clustered_proportion
 
 
 @torch.no_grad()
@@ -94,24 +96,20 @@ def steered_slopes(model: HookedTransformer, pairs: Sequence[ContrastivePair], d
 def intervention_effect(before: np.ndarray, after: np.ndarray, clusters: np.ndarray | None = None,
                         n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
     """Mean slope change (after − before) with a percentile bootstrap CI (over clusters if given), and among the
-    samples anti-steerable before, the fraction steerable (slope > 0) after, with its CI."""
+    samples anti-steerable before, the fraction steerable (slope > 0) after, with its CI (both pooled over samples,
+    whole clusters resampled: :mod:`interp_steer.stats.bootstrap`, :func:`~interp_steer.stats.proportions.clustered_proportion`)."""
     b, a = np.asarray(before, float), np.asarray(after, float)
     if b.shape != a.shape or b.size == 0:
         raise ConfigError(f"intervention_effect: before {b.shape} and after {a.shape} must be equal and non-empty")
-    g = np.arange(b.size) if clusters is None else np.unique(np.asarray(clusters), return_inverse=True)[1]
-    n_g = int(g.max()) + 1
-    delta = np.bincount(g, weights=a - b, minlength=n_g)
-    size = np.bincount(g, minlength=n_g).astype(float)
+    g = np.arange(b.size) if clusters is None else np.asarray(clusters)
+    change = bootstrap({"d": a - b}, lambda r, d: r.pooled_mean(d["d"]), clusters=clusters, n_boot=n_boot, seed=seed,
+                       resample_within=False)
+    lo_d, hi_d = change.ci_low[0], change.ci_high[0]
     anti = b < 0
-    turned = np.bincount(g, weights=(anti & (a > 0)).astype(float), minlength=n_g)
-    n_anti = np.bincount(g, weights=anti.astype(float), minlength=n_g)
-    draws = np.random.default_rng(seed).integers(0, n_g, size=(n_boot, n_g))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot_delta = delta[draws].sum(1) / size[draws].sum(1)
-        boot_turned = turned[draws].sum(1) / n_anti[draws].sum(1)
-    lo_d, hi_d = np.nanquantile(boot_delta, [0.025, 0.975])
-    share = turned.sum() / n_anti.sum() if n_anti.sum() else float("nan")
-    lo_t, hi_t = np.nanquantile(boot_turned, [0.025, 0.975]) if n_anti.sum() else (np.nan, np.nan)
+    if anti.any():
+        share, lo_t, hi_t = clustered_proportion(anti & (a > 0), anti, g, n_boot=n_boot, seed=seed)
+    else:
+        share = lo_t = hi_t = float("nan")
     return dict(n=int(b.size), mean_change=float((a - b).mean()), change_low=float(lo_d), change_high=float(hi_d),
                 n_anti_before=int(anti.sum()), anti_fraction_before=float(anti.mean()),
                 anti_fraction_after=float((a < 0).mean()), turned_steerable=float(share),

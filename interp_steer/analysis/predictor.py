@@ -9,9 +9,10 @@ Inputs are features of the *unsteered* model only (:mod:`interp_steer.analysis.c
 
 Out-of-fold: samples are split into ``n_folds`` folds (stratified by the sign); each fold is predicted by a
 model fitted on the other folds only — standardisation and any feature selection (``select``, e.g. choosing SAE
-latents) included. CIs are percentile bootstraps over samples of the out-of-fold predictions. Baselines: the
-baseline propensity alone (same models, one feature), a random score (AUC), and the training-fold mean (R²).
-:func:`paired_difference` gives the CI of predictor − baseline on the same bootstrap draws.
+latents) included. CIs are percentile bootstraps over samples of the out-of-fold predictions, stratified by the
+sign (:func:`~interp_steer.stats.intervals.metric_interval`); predictor − baseline uses the same draws
+(:func:`~interp_steer.stats.intervals.metric_difference_interval`). Baselines: the baseline propensity alone (same
+models, one feature), a random score (AUC), and the training-fold mean (R²).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from interp_steer.errors import ConfigError
+from interp_steer.stats.auc import auc
+from interp_steer.stats.intervals import metric_difference_interval, metric_interval
 
 Selector = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``select(X_train, y_train) -> column indices`` chosen on the training folds only."""
@@ -74,16 +76,6 @@ def logistic_fit(X: np.ndarray, y: np.ndarray, alpha: float = 1.0, n_iter: int =
 
 
 # ----------------------------------------------------------------------------- metrics
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for binary ``labels`` (Mann–Whitney; ties ½); NaN with one class."""
-    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def r_squared(predicted: np.ndarray, actual: np.ndarray) -> float:
     """``1 − Σ(y − ŷ)² / Σ(y − ȳ)²`` (NaN if y is constant)."""
     predicted, actual = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
@@ -140,37 +132,6 @@ def out_of_fold(
         else:
             raise ConfigError(f"kind must be ridge, logistic or mean, got {kind!r}")
     return out
-
-
-# ----------------------------------------------------------------------------- bootstrap
-def bootstrap_ci(
-    metric: Callable[[np.ndarray], float], n: int, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-    strata: np.ndarray | None = None,
-) -> tuple[float, float, np.ndarray]:
-    """Percentile CI of ``metric(index)`` over bootstrap draws of sample indices (within ``strata`` if given);
-    returns ``(low, high, draws)`` (NaN draws, e.g. AUC with one class, are dropped)."""
-    rng = np.random.default_rng(seed)
-    draws = np.empty(n_boot)
-    groups = [np.flatnonzero(strata == s) for s in np.unique(strata)] if strata is not None else [np.arange(n)]
-    for b in range(n_boot):
-        index = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
-        draws[b] = metric(index)
-    kept = draws[np.isfinite(draws)]
-    if len(kept) < n_boot // 2:
-        return float("nan"), float("nan"), draws
-    alpha = (1 - level) / 2
-    low, high = np.quantile(kept, [alpha, 1 - alpha])
-    return float(low), float(high), draws
-
-
-def paired_difference(
-    a: Callable[[np.ndarray], float], b: Callable[[np.ndarray], float], n: int, *, n_boot: int = 2000,
-    level: float = 0.95, seed: int = 0, strata: np.ndarray | None = None,
-) -> tuple[float, float, float]:
-    """``(a − b on all samples, ci_low, ci_high)`` on shared bootstrap draws."""
-    every = np.arange(n)
-    low, high, _ = bootstrap_ci(lambda i: a(i) - b(i), n, n_boot=n_boot, level=level, seed=seed, strata=strata)
-    return a(every) - b(every), low, high
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -234,9 +195,9 @@ def evaluate_predictors(
             ("size (slope)", "R²", r2_of, size, base_size),
         ):
             value = make(score)(every)
-            low, high, _ = bootstrap_ci(make(score), len(slope), n_boot=n_boot, seed=seed, strata=strata)
-            diff, dlow, dhigh = paired_difference(make(score), make(base), len(slope), n_boot=n_boot, seed=seed,
-                                                  strata=strata)
+            _, low, high = metric_interval(make(score), len(slope), strata=strata, n_boot=n_boot, seed=seed)
+            diff, dlow, dhigh = metric_difference_interval(make(score), make(base), len(slope), strata=strata,
+                                                           n_boot=n_boot, seed=seed)
             records.append({"predictor": name, "target": target, "metric": metric, "value": value, "ci_low": low,
                             "ci_high": high, "vs_baseline": diff, "vs_ci_low": dlow, "vs_ci_high": dhigh,
                             "n_samples": len(slope), "n_anti": int(anti.sum()), "features": described[name]})

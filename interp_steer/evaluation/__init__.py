@@ -13,7 +13,7 @@ from interp_steer.evaluation.naive import naive_propensities
 from interp_steer.evaluation.propensity import PROPENSITY_COLUMNS, compute_propensities, vector_label
 from interp_steer.evaluation.spurious import spurious_factor_variance
 from interp_steer.evaluation.study_intervals import correlation_ci, spurious_cis, steerability_cis
-from interp_steer.evaluation.uncertainty import bootstrap, bootstrap_ci
+from interp_steer.evaluation.uncertainty import bootstrap_ci
 from interp_steer.evaluation.variants import (
     VARIANTS,
     PersonaSentences,
@@ -25,6 +25,7 @@ from interp_steer.evaluation.variants import (
     relative_steerability_table,
     steerability_matrix,
 )
+from interp_steer.stats.bootstrap import bootstrap
 
 __all__ = [
     "ab_baseline", "bootstrap", "bootstrap_ci", "correlation_ci", "spurious_cis", "steerability_cis",

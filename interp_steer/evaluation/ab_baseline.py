@@ -16,7 +16,7 @@ letter preference than about the vector.
 
 Intervals: rates use the Wilson score interval (good near 0 and 1 where the percentile bootstrap collapses);
 means use the percentile bootstrap over samples; ``level="across_datasets"`` rows (each dataset counted once)
-use the two-level bootstrap of :mod:`interp_steer.evaluation.uncertainty`.
+use the two-level bootstrap of :mod:`interp_steer.stats.bootstrap` (the table in :mod:`interp_steer.stats`).
 """
 
 from __future__ import annotations
@@ -25,23 +25,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.uncertainty import RESULT_COLUMNS, Resample, bootstrap
+from interp_steer.stats.bootstrap import RESULT_COLUMNS, Resample, bootstrap
+from interp_steer.stats.intervals import mean_interval, proportion_interval
 
 BASELINE_STATISTICS = ("matching_rate", "a_rate", "mean_propensity", "mean_a_minus_b")
-
-
-def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion ``successes / n`` (``successes`` may be fractional for ties)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    z = float(ndtri(0.5 + confidence / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def unsteered_answers(propensities: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
@@ -91,18 +80,12 @@ def ab_baseline(
             n = len(group)
             base = {**dict(zip(by, key)), "level": "dataset", "n_samples": n, "n_datasets": 1, "confidence": confidence}
             for stat, column in (("matching_rate", "matching"), ("a_rate", "picks_A")):
-                low, high = wilson_interval(float(group[column].sum()), n, confidence)
+                _, low, high = proportion_interval(float(group[column].sum()), n, confidence)
                 records.append({**base, "statistic": stat, "estimate": float(group[column].mean()), "ci_low": low,
                                 "ci_high": high, "n_boot": 0, "method": "wilson"})
             for stat, column in (("mean_propensity", "propensity"), ("mean_a_minus_b", "a_minus_b")):
-                values = group[column].to_numpy(dtype=float)
-                if n >= 2:
-                    res = bootstrap({"x": values}, lambda r, d: r.pooled_mean(d["x"]), n_boot=n_boot,
-                                    confidence=confidence, seed=seed + i)
-                    low, high = float(res.ci_low[0]), float(res.ci_high[0])
-                else:
-                    low = high = float("nan")
-                records.append({**base, "statistic": stat, "estimate": float(values.mean()), "ci_low": low,
+                mean, low, high = mean_interval(group[column], n_boot=n_boot, confidence=confidence, seed=seed + i)
+                records.append({**base, "statistic": stat, "estimate": mean, "ci_low": low,
                                 "ci_high": high, "n_boot": n_boot if n >= 2 else 0, "method": "iid-percentile"})
         frames.append(pd.DataFrame.from_records(records))
     outer = [c for c in by if c != "dataset"]

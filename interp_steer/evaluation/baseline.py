@@ -28,11 +28,11 @@ from interp_steer.evaluation.propensity import compute_propensities
 from interp_steer.evaluation.side_effects import (
     NeutralSet,
     answer_scores,
-    bootstrap_ci,
     generation_side_effects,
     neutral_side_effects,
 )
 from interp_steer.evaluation.variants import PersonaSentences, apply_variant, persona_sentences
+from interp_steer.stats.intervals import mean_interval
 from interp_steer.steering.generation import chat_prompt
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector
@@ -69,7 +69,7 @@ def baseline_sentences(dataset: str, train_pairs: Sequence[ContrastivePair] | No
 
 
 def _ci(values, n_boot: int, seed: int) -> tuple[float, float, float]:
-    return bootstrap_ci(np.asarray(values, dtype=np.float64), n_boot=n_boot, seed=seed)
+    return mean_interval(values, n_boot=n_boot, seed=seed)
 
 
 def _reused_rows(table: pd.DataFrame, name: str, layer: int, multipliers: Sequence[float], key: str,

@@ -15,7 +15,8 @@ from transformer_lens import HookedTransformer
 from interp_steer.data.capability_sets import letter_balanced
 from interp_steer.data.registry import load_dataset
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.side_effects import answer_scores, bootstrap_ci
+from interp_steer.evaluation.side_effects import answer_scores
+from interp_steer.stats.intervals import mean_interval
 from interp_steer.steering.vector import SteeringVector
 
 CAPABILITY_SETS = ("caa-test:mmlu", "caa-test:truthfulqa")
@@ -35,6 +36,6 @@ def capability_table(model: HookedTransformer, vector: SteeringVector | None, mu
         for m, group in scores.groupby("multiplier"):
             rec = {"dataset": spec, "multiplier": float(m), "n_items": len(group)}
             for name, column in (("accuracy", "correct"), ("format_mass", "format_mass")):
-                rec.update(zip((name, f"{name}_lo", f"{name}_hi"), bootstrap_ci(group[column], n_boot=n_boot, seed=seed)))
+                rec.update(zip((name, f"{name}_lo", f"{name}_hi"), mean_interval(group[column], n_boot=n_boot, seed=seed)))
             records.append(rec)
     return pd.DataFrame.from_records(records)

@@ -22,8 +22,8 @@ Per item (a neutral passage, an A/B sample, a generation) and multiplier, as tid
   ``distinct_1`` / ``distinct_2`` (unique n-grams / n-grams, over token ids) and ``unsteered_ppl`` (the unsteered
   model's perplexity of the generated tokens given the prompt).
 
-:func:`bootstrap_ci` and :func:`summarize` turn per-item tables into means with percentile-bootstrap 95%
-confidence intervals (resampling items). Multipliers are recorded with their units (:mod:`interp_steer.evaluation.units`).
+:func:`summarize` turns per-item tables into means with percentile-bootstrap 95% confidence intervals
+(resampling items; :func:`interp_steer.stats.intervals.mean_interval`). Multipliers are recorded with their units (:mod:`interp_steer.evaluation.units`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from interp_steer.data.tokenization import encode_sequence, encode_text, left_pa
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.propensity import scoring_rows
 from interp_steer.scoring import final_logits
+from interp_steer.stats.intervals import mean_interval
 from interp_steer.steering.apply import steer
 from interp_steer.steering.generation import generate_batch
 from interp_steer.steering.hook_names import layer_of
@@ -53,30 +54,7 @@ REPETITION_N = 4
 """n of the repeated-n-gram rate (seq-rep-4)."""
 
 
-# ----------------------------------------------------------------------------- bootstrap
-def bootstrap_ci(values: Sequence[float] | np.ndarray | pd.Series, *, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """``(mean, lower, upper)``: the mean of ``values`` and its percentile-bootstrap ``level`` interval
-    (``n_boot`` resamples of the items with replacement, seeded). NaNs are dropped; no values give NaNs; one
-    value gives a zero-width interval."""
-    if not 0.0 < level < 1.0:
-        raise ConfigError(f"bootstrap level must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ConfigError(f"n_boot must be ≥ 1, got {n_boot}")
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(x.mean())
-    if x.size == 1:
-        return mean, mean, mean
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return mean, float(lo), float(hi)
-
-
+# ----------------------------------------------------------------------------- summaries
 def summarize(per_item: pd.DataFrame, metrics: Sequence[str], by: Sequence[str], *, n_boot: int = 2000,
               level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """One row per group of ``by``: for each metric ``m`` its mean ``m`` and bootstrap interval ``m_lo`` /
@@ -90,7 +68,7 @@ def summarize(per_item: pd.DataFrame, metrics: Sequence[str], by: Sequence[str],
         rec = dict(zip(by, key))
         rec["n_items"] = len(group)
         for m in metrics:
-            mean, lo, hi = bootstrap_ci(group[m].to_numpy(dtype=np.float64), n_boot=n_boot, level=level, seed=seed)
+            mean, lo, hi = mean_interval(group[m], n_boot=n_boot, confidence=level, seed=seed)
             rec.update({m: mean, f"{m}_lo": lo, f"{m}_hi": hi})
         records.append(rec)
     return pd.DataFrame.from_records(records)

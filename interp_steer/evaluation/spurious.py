@@ -10,7 +10,7 @@ unit multiplier)²) split by sequential (type-I) OLS sums of squares into the pa
 explained additionally by ``is_Yes`` and the unexplained residual: ``var_total = var_is_A + var_is_Yes +
 var_unexplained``; each times ``n − 1`` is the ``sum_sq`` of ``statsmodels.stats.anova.anova_lm(typ=1)`` for
 ``slope ~ is_A + is_Yes``. :func:`sequential_sums_of_squares` computes them from weighted moments, so the
-bootstrap (:mod:`interp_steer.evaluation.uncertainty`) evaluates them for thousands of resamples at once.
+bootstrap (:mod:`interp_steer.stats.bootstrap`) evaluates them for thousands of resamples at once.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Bootstrap intervals for the study's headline figures, built on :mod:`interp_steer.evaluation.uncertainty`.
+"""Bootstrap intervals for the study's headline figures, built on the engine :mod:`interp_steer.stats.bootstrap`.
 
 :func:`steerability_cis` (mean / median steerability, anti-steerable fraction), :func:`spurious_cis` (the
 spurious-factor variance split) and :func:`correlation_ci` (correlations whose points are clustered by dataset),
-per dataset and across datasets, as tidy tables with :data:`~interp_steer.evaluation.uncertainty.RESULT_COLUMNS`.
+per dataset and across datasets, as tidy tables with :data:`~interp_steer.stats.bootstrap.RESULT_COLUMNS`
+(the methods are those of the table in :mod:`interp_steer.stats`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import pandas as pd
 
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation.tables import require_columns as _need
-from interp_steer.evaluation.uncertainty import (
+from interp_steer.stats.bootstrap import (
     RESULT_COLUMNS,
     BootstrapResult,
     Labels,
     Resample,
     Values,
     bootstrap,
-    weighted_correlation,
 )
+from interp_steer.stats.weighted import weighted_correlation
 
 STEERABILITY_STATISTICS = ("mean_slope", "median_slope", "anti_steerable_fraction")
 

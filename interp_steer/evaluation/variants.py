@@ -272,7 +272,7 @@ def relative_steerability_table(
     of that dataset (relative to its ID slope, so the rule means the same in logits and in summed nats) instead of
     the absolute :func:`own_slope_cutoff`.
     """
-    from interp_steer.evaluation.uncertainty import RESULT_COLUMNS, bootstrap
+    from interp_steer.stats.bootstrap import RESULT_COLUMNS, bootstrap
 
     missing = [c for c in ("dataset", "train_variant", "variant", "sample_id", "slope") if c not in per_sample.columns]
     if missing:
@@ -317,7 +317,7 @@ def relative_steerability_table(
         return out
 
     # the cutoff rule from the full-sample estimate
-    from interp_steer.evaluation.uncertainty import Resample
+    from interp_steer.stats.bootstrap import Resample
     n, k = len(labels), len(datasets)
     codes = pd.Index(datasets).get_indexer(labels)
     if (np.diff(codes) < 0).any():

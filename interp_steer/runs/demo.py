@@ -210,24 +210,21 @@ def demo_generations(model, vector: SteeringVector, multipliers: Sequence[float]
 def layer_summary_with_ci(per_sample: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     """:func:`~interp_steer.evaluation.summarize_steerability` per layer plus ``mean_slope_lo`` / ``_hi``: the
     percentile-bootstrap 95% interval of the mean slope over samples, and ``anti_steerable_lo`` / ``_hi``: the
-    Wilson 95% interval of the anti-steerable fraction."""
+    percentile-bootstrap 95% interval of the anti-steerable fraction over samples (the table in :mod:`interp_steer.stats`)."""
     from interp_steer.evaluation import summarize_steerability
-    from interp_steer.evaluation.side_effects import bootstrap_ci
+    from interp_steer.stats.intervals import anti_steerable_interval, mean_interval
 
     summary = summarize_steerability(per_sample, by=["layer"])
-    bounds = [bootstrap_ci(per_sample.loc[per_sample.layer == layer, "slope"], n_boot=n_boot, seed=seed)[1:]
-              for layer in summary["layer"]]
+    slopes = [per_sample.loc[per_sample.layer == layer, "slope"] for layer in summary["layer"]]
+    bounds = [mean_interval(s, n_boot=n_boot, seed=seed)[1:] for s in slopes]
     at = summary.columns.get_loc("mean_slope") + 1
     summary.insert(at, "mean_slope_lo", [lo for lo, _ in bounds])
     summary.insert(at + 1, "mean_slope_hi", [hi for _, hi in bounds])
     if "anti_steerable_fraction" in summary.columns:
-        from interp_steer.evaluation.ab_baseline import wilson_interval
-
-        wilson = [wilson_interval(fraction * n, int(n))
-                  for fraction, n in zip(summary["anti_steerable_fraction"], summary["n_samples"])]
+        anti = [anti_steerable_interval(s, n_boot=n_boot, seed=seed)[1:] for s in slopes]
         at = summary.columns.get_loc("anti_steerable_fraction") + 1
-        summary.insert(at, "anti_steerable_lo", [lo for lo, _ in wilson])
-        summary.insert(at + 1, "anti_steerable_hi", [hi for _, hi in wilson])
+        summary.insert(at, "anti_steerable_lo", [lo for lo, _ in anti])
+        summary.insert(at + 1, "anti_steerable_hi", [hi for _, hi in anti])
     return summary
 
 

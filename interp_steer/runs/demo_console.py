@@ -16,12 +16,12 @@ PROPENSITY_UNITS = {"free_text": "nats", "ab": "logits"}
 
 def propensity_by_multiplier(table: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     """Mean propensity per multiplier with its percentile-bootstrap 95% interval over samples, and the median."""
-    from interp_steer.evaluation.side_effects import bootstrap_ci
+    from interp_steer.stats.intervals import mean_interval
 
     rows = []
     for m, group in table.groupby("multiplier", sort=True):
         values = group["propensity"].to_numpy(dtype=np.float64)
-        mean, lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+        mean, lo, hi = mean_interval(values, n_boot=n_boot, seed=seed)
         rows.append({"multiplier": float(m), "n": len(values), "propensity": mean, "propensity_lo": lo,
                      "propensity_hi": hi, "median": float(np.median(values))})
     return pd.DataFrame(rows)
@@ -52,7 +52,7 @@ def steerability_text(summary: pd.DataFrame, slope_unit: str, layer: int) -> str
         meaning=f"at the evaluation layer {layer} the propensity changes by "
                 f"{interval_phrase(row['mean_slope'], row['mean_slope_lo'], row['mean_slope_hi'], slope_unit)} "
                 f"(bootstrap over pairs). A fraction {format_ci(row['anti_steerable_fraction'], row['anti_steerable_lo'], row['anti_steerable_hi'])} "
-                f"of the pairs move the wrong way (anti-steerable, Wilson interval). The steepest mean slope is at layer "
+                f"of the pairs move the wrong way (anti-steerable, bootstrap interval over pairs). The steepest mean slope is at layer "
                 f"{int(best['layer'])}.")
 
 

@@ -12,7 +12,7 @@ method and the comparison is of directions, not of lengths (each unit re-extract
 pass, so units need not share files). The method's own norm is kept in the table (``own_norm``).
 
 :func:`combine_method_study` gives per-sample steerability (slope of propensity on multiplier), per
-method × dataset the mean slope (bootstrap CI) and the anti-steerable fraction (Wilson CI), and per dataset the
+method × dataset the mean slope (bootstrap CI) and the anti-steerable fraction (bootstrap CI), and per dataset the
 paired difference of each method's per-sample slopes against CAA's on the same held-out samples (bootstrap CI of
 the mean difference). :func:`write_method_report` writes the tables, two method × dataset heat maps and a
 markdown summary.
@@ -157,18 +157,15 @@ def run_method_study(config: MethodStudyConfig, out_dir: str | Path, *, model=No
 
 # ------------------------------------------------------------------------------------------ combining
 def _bootstrap_mean(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
-    from interp_steer.evaluation.uncertainty import bootstrap_ci
+    from interp_steer.stats.intervals import mean_interval
 
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    result = bootstrap_ci(values, "mean", n_boot=n_boot, seed=seed)
-    return float(result.ci_low[0]), float(result.ci_high[0])
+    return mean_interval(values, n_boot=n_boot, seed=seed)[1:]
 
 
 def combine_method_study(out_dir: str | Path, config: MethodStudyConfig) -> dict[str, pd.DataFrame]:
     """``per_sample`` slopes, ``summary`` (method × dataset with CIs) and ``paired`` (method − CAA per dataset)."""
-    from interp_steer.evaluation.ab_baseline import wilson_interval
     from interp_steer.evaluation.metrics import steerability
+    from interp_steer.stats.intervals import anti_steerable_interval, paired_difference_interval
 
     out_dir = Path(out_dir)
     job = MethodStudyJob(config)
@@ -183,18 +180,19 @@ def combine_method_study(out_dir: str | Path, config: MethodStudyConfig) -> dict
         slopes = group["slope"].to_numpy(float)
         n_anti = int((slopes < 0).sum())
         low, high = _bootstrap_mean(slopes, config.n_boot, config.seed)
-        a_low, a_high = wilson_interval(n_anti, len(slopes))
+        a_low, a_high = anti_steerable_interval(slopes, n_boot=config.n_boot, seed=config.seed)[1:]
         rows.append({"spec": spec, "method": method, "n_samples": len(slopes), "mean_slope": float(slopes.mean()),
                      "mean_slope_ci_low": low, "mean_slope_ci_high": high, "anti_steerable_fraction": n_anti / len(slopes),
                      "anti_ci_low": a_low, "anti_ci_high": a_high})
     wide = per_sample.pivot_table(index=["spec", "sample_id"], columns="method", values="slope")
     for method in [m for m in config.methods if m != "caa" and m in wide.columns and "caa" in wide.columns]:
         for spec, block in wide.groupby(level="spec", sort=False):
-            diff = (block[method] - block["caa"]).dropna().to_numpy(float)
-            if len(diff):
-                low, high = _bootstrap_mean(diff, config.n_boot, config.seed)
-                paired.append({"spec": spec, "method": method, "n_samples": len(diff),
-                               "mean_slope_difference": float(diff.mean()), "ci_low": low, "ci_high": high})
+            both = block[[method, "caa"]].dropna()
+            if len(both):
+                mean, low, high = paired_difference_interval(both[method], both["caa"], n_boot=config.n_boot,
+                                                             seed=config.seed)
+                paired.append({"spec": spec, "method": method, "n_samples": len(both),
+                               "mean_slope_difference": mean, "ci_low": low, "ci_high": high})
     return {"per_sample": per_sample, "summary": pd.DataFrame(rows), "paired": pd.DataFrame(paired)}
 
 
@@ -228,7 +226,7 @@ def write_method_report(out_dir: str | Path, config: MethodStudyConfig) -> Path:
         mean_slope=summary.apply(lambda r: f"{r.mean_slope:.3g} [{r.mean_slope_ci_low:.3g}, {r.mean_slope_ci_high:.3g}]", axis=1),
         anti=summary.apply(lambda r: f"{r.anti_steerable_fraction:.2f} [{r.anti_ci_low:.2f}, {r.anti_ci_high:.2f}]", axis=1),
     )[["spec", "method", "n_samples", "mean_slope", "anti"]]
-    lines += ["## Per method and dataset (95% CIs: bootstrap for the mean slope, Wilson for the fraction)", "",
+    lines += ["## Per method and dataset (95% percentile-bootstrap CIs over samples)", "",
               markdown_table(shown), ""]
     if not tables["paired"].empty:
         lines += ["## Paired per-sample slope differences against CAA (95% bootstrap CIs)", "",

@@ -25,9 +25,9 @@ UNINTERPRETABLE = "UNINTERPRETABLE (the model does not do the A/B task, §2): "
 def wilson_row(section: str, group: str, statistic: str, successes: int, n: int, n_datasets: int,
                units: str = "share") -> pd.DataFrame:
     """A headline row for a proportion ``successes / n`` with its 95% Wilson interval."""
-    from interp_steer.evaluation.ab_baseline import wilson_interval
+    from interp_steer.stats.intervals import proportion_interval
 
-    low, high = wilson_interval(successes, n)
+    _, low, high = proportion_interval(successes, n)
     return pd.DataFrame([{"section": section, "group": group, "statistic": statistic, "units": units,
                           "estimate": successes / n if n else float("nan"), "ci_low": low, "ci_high": high,
                           "n_samples": n, "n_datasets": n_datasets, "method": "wilson"}], columns=HEADLINE_COLUMNS)
@@ -36,12 +36,13 @@ def wilson_row(section: str, group: str, statistic: str, successes: int, n: int,
 def mean_over_datasets(values: pd.Series, section: str, group: str, statistic: str, units: str, n_samples: int,
                        ctx, how: str = "mean") -> pd.DataFrame:
     """A headline row: the mean (or median) of one value per dataset, i.i.d. bootstrap over datasets."""
-    from interp_steer.evaluation.uncertainty import bootstrap_ci
+    from interp_steer.stats.intervals import mean_interval, median_interval
 
-    res = bootstrap_ci(values.to_numpy(dtype=float), how, n_boot=ctx.config.n_boot, seed=ctx.config.seed)
+    interval = {"mean": mean_interval, "median": median_interval}[how]
+    estimate, low, high = interval(values, n_boot=ctx.config.n_boot, seed=ctx.config.seed)
     return pd.DataFrame([{"section": section, "group": group, "statistic": statistic, "units": units,
-                          "estimate": float(res.estimate[0]), "ci_low": float(res.ci_low[0]),
-                          "ci_high": float(res.ci_high[0]), "n_samples": n_samples, "n_datasets": len(values),
+                          "estimate": estimate, "ci_low": low,
+                          "ci_high": high, "n_samples": n_samples, "n_datasets": len(values),
                           "method": f"iid-{how}-over-datasets"}], columns=HEADLINE_COLUMNS)
 
 

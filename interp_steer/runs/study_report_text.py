@@ -145,7 +145,7 @@ def _framing_figures(ctx, framing: str, rows: pd.DataFrame, token_cis: pd.DataFr
                                              "with 95% CI (samples resampled)")
     props = read_unit_propensities(ctx.out_dir / "steerability", ctx.steer_config, framing)
     fig = plot_propensity_curves_ci(props[props["dataset"].isin(selection)], units=PROPENSITY_UNITS[framing],
-                                    datasets=selection,
+                                    datasets=selection, n_boot=ctx.config.n_boot, seed=ctx.config.seed,
                                     title=f"{prefix}Propensity vs multiplier, {FRAMING_LABELS[framing]}, layer "
                                           f"{ctx.layer} (bands: 95% CI of the mean)")
     ctx.figure(fig, f"propensity_curves_{framing}",

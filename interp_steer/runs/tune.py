@@ -31,7 +31,6 @@ from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.side_effects import (
     NeutralSet,
     answer_scores,
-    bootstrap_ci,
     neutral_side_effects,
     prepare_neutral,
 )
@@ -40,6 +39,7 @@ from interp_steer.runs.files import read_table, write_table_atomic, write_text_a
 from interp_steer.runs.job_configs import TuneConfig  # noqa: F401
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import RegistryPairs
+from interp_steer.stats.intervals import mean_interval
 from interp_steer.steering.hook_names import DEFAULT_SITE
 from interp_steer.steering.vector import SteeringVector
 
@@ -197,7 +197,7 @@ def tune_summary(propensities: pd.DataFrame, neutral: pd.DataFrame, answers: pd.
         else:
             values["format_mass"] = np.array([])
         for name in SUMMARY_METRICS:
-            mean, lo, hi = bootstrap_ci(values[name], n_boot=n_boot, seed=seed)
+            mean, lo, hi = mean_interval(values[name], n_boot=n_boot, seed=seed)
             rec.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
         records.append(rec)
     return pd.DataFrame.from_records(records)

@@ -80,8 +80,9 @@ class WhyJob(Job):
 
 def combine_why(out_dir: Path, config: WhyConfig) -> dict[str, pd.DataFrame]:
     """``summary.csv`` and ``predictor_pooled.csv`` over the finished cases (no forward passes)."""
-    from interp_steer.analysis.predictor import auc, bootstrap_ci, r_squared
+    from interp_steer.analysis.predictor import auc, r_squared
     from interp_steer.runs.files import write_table_atomic
+    from interp_steer.stats.intervals import metric_interval
 
     rows, oofs = [], []
     for case in config.cases:
@@ -117,7 +118,7 @@ def combine_why(out_dir: Path, config: WhyConfig) -> dict[str, pd.DataFrame]:
                  / oof.groupby("case")["slope"].transform(lambda s: s.std(ddof=0))).to_numpy(dtype=float)
         for metric, fn in (("AUC", lambda i, p=prob: auc(p[i], anti[i])), ("R² (within-case z)", lambda i, s=zpred: r_squared(s[i], z[i]))):
             every = np.arange(len(oof))
-            low, high, _ = bootstrap_ci(fn, len(oof), n_boot=config.n_boot, seed=config.seed, strata=strata)
+            _, low, high = metric_interval(fn, len(oof), strata=strata, n_boot=config.n_boot, seed=config.seed)
             pooled.append({"predictor": name, "metric": metric, "value": fn(every), "ci_low": low, "ci_high": high,
                            "n_samples": len(oof), "n_cases": oof["case"].nunique()})
     pooled_table = pd.DataFrame(pooled)

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from interp_steer.errors import ConfigError
+from interp_steer.stats.bootstrap import bootstrap
 
 
 def auc(scores, labels) -> float:
@@ -67,18 +68,18 @@ def within_group_auc(scores, labels, groups) -> float:
 
 def within_group_auc_test(scores, labels, groups, *, n_boot: int = 2000, n_perm: int = 4000,
                           confidence: float = 0.95, seed: int = 0) -> WithinGroupAUC:
-    """:func:`within_group_auc` with a percentile CI from resampling groups with replacement (``n_boot``) and a
-    two-sided p-value for "mean AUC = ½" from shuffling labels within each group (``n_perm``; ``(1 + #{|null −
-    ½| ≥ |obs − ½|}) / (1 + n_perm)``)."""
-    if n_boot < 1 or n_perm < 1 or not 0 < confidence < 1:
+    """:func:`within_group_auc` with a percentile CI from resampling groups with replacement (the engine of
+    :mod:`interp_steer.stats.bootstrap`, ``n_boot``; one group: NaN interval) and a two-sided p-value for "mean AUC
+    = ½" from shuffling labels within each group (``n_perm``; ``(1 + #{|null − ½| ≥ |obs − ½|}) / (1 + n_perm)``)."""
+    if n_boot < 2 or n_perm < 1 or not 0 < confidence < 1:
         raise ConfigError(f"within_group_auc_test: n_boot={n_boot}, n_perm={n_perm}, confidence={confidence}")
     ranked = _groups(scores, labels, groups)
     per_group = _group_aucs(ranked)
     observed = float(per_group.mean())
+    boot = bootstrap({"auc": per_group}, lambda r, d: r.pooled_mean(d["auc"]), n_boot=n_boot, confidence=confidence,
+                     seed=seed)
+    low, high = boot.ci_low[0], boot.ci_high[0]
     rng = np.random.default_rng(seed)
-    boot = per_group[rng.integers(0, len(per_group), size=(n_boot, len(per_group)))].mean(1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
     null = np.zeros(n_perm)
     for r, y in ranked:
         n1, n0 = int(y.sum()), int((~y).sum())

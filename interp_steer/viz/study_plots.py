@@ -18,6 +18,7 @@ from matplotlib.patches import Patch
 
 from interp_steer.errors import ConfigError
 from interp_steer.evaluation.tables import require_columns as _need
+from interp_steer.stats.intervals import mean_interval
 
 
 def short_label(name: str, width: int = 40) -> str:
@@ -100,9 +101,12 @@ def plot_propensity_curves_ci(
     datasets: list[str] | None = None,
     max_rows: int = 40,
     title: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> Figure:
-    """Mean propensity (in ``units``) against the steering multiplier per dataset, with a 95% normal-approximation
-    band of the mean over the dataset's samples (mean ± 1.96 · sd / √n), and the 0 line."""
+    """Mean propensity (in ``units``) against the steering multiplier per dataset, with the 95% percentile-bootstrap
+    band of the mean over the dataset's samples (:func:`~interp_steer.stats.intervals.mean_interval`), and the 0
+    line."""
     _need(propensities, ["dataset", "sample_id", "multiplier", "propensity"], "plot_propensity_curves_ci")
     datasets = datasets or sorted(propensities["dataset"].unique())
     if len(datasets) > max_rows:
@@ -111,12 +115,13 @@ def plot_propensity_curves_ci(
     n_samples = 0
     for i, name in enumerate(datasets):
         group = propensities[propensities["dataset"] == name]
-        stats = group.groupby("multiplier")["propensity"].agg(["mean", "std", "count"]).sort_index()
-        half = 1.96 * stats["std"].fillna(0.0) / np.sqrt(stats["count"])
+        stats = group.groupby("multiplier")["propensity"].agg(["mean", "count"]).sort_index()
+        bands = [mean_interval(group.loc[group["multiplier"] == m, "propensity"], n_boot=n_boot, seed=seed)
+                 for m in stats.index]
         color = plt.get_cmap("tab20")(i % 20)
         ax.plot(stats.index, stats["mean"], "o-", ms=3, color=color, lw=1.4,
                 label=f"{short_label(name, 60)} (n={int(stats['count'].max())})")
-        ax.fill_between(stats.index, stats["mean"] - half, stats["mean"] + half, color=color, alpha=0.15)
+        ax.fill_between(stats.index, [b.low for b in bands], [b.high for b in bands], color=color, alpha=0.15)
         n_samples += int(group["sample_id"].nunique())
     ax.axhline(0, color="grey", ls=":", lw=0.8, label="no preference (propensity 0)")
     ax.axvline(0, color="grey", ls="--", lw=0.6, label="unsteered (multiplier 0)")

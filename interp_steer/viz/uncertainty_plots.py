@@ -2,7 +2,7 @@
 and relative steerability vs the unsteered-propensity difference.
 
 Each function takes a table of :mod:`interp_steer.evaluation` (``spurious_factor_variance``, the tidy tables of
-:mod:`~interp_steer.evaluation.uncertainty`, ``relative_steerability_table``) and returns a matplotlib Figure
+:mod:`~interp_steer.stats.bootstrap`, ``relative_steerability_table``) and returns a matplotlib Figure
 with a title that states n, units on the axes and a legend; at most ``max_rows`` labelled rows per panel (more
 rows are split over panels side by side).
 """

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from interp_steer.errors import ConfigError
-from interp_steer.evaluation.ab_baseline import ab_baseline, wilson_interval
+from interp_steer.evaluation.ab_baseline import ab_baseline
+from interp_steer.stats.intervals import proportion_interval
 
 
 def _table():
@@ -39,7 +40,7 @@ def test_rates_against_hand_count():
     a_minus_b = np.array([2.0, -1.0, -0.5, 0.2, 0.0, -3.0])
     assert out.loc[("d1", "dataset", "mean_a_minus_b"), "estimate"] == pytest.approx(a_minus_b.mean())
     assert out.loc[("d1", "dataset", "a_rate"), "n_samples"] == 6
-    low, high = wilson_interval(3.5, 6)
+    _, low, high = proportion_interval(3.5, 6)
     assert out.loc[("d1", "dataset", "matching_rate"), "ci_low"] == pytest.approx(low)
     across = out.xs("across_datasets", level="level")
     assert across.loc[(None, "a_rate"), "estimate"] == pytest.approx((2.5 / 6 + 0.5) / 2)
@@ -50,8 +51,8 @@ def test_wilson_interval_by_hand_and_errors():
     # p = 0.5, n = 10, z = 1.959964: centre 0.5, half-width z/(1+z²/n)·sqrt(p(1-p)/n + z²/(4n²))
     z = 1.959963984540054
     half = z / (1 + z * z / 10) * np.sqrt(0.025 + z * z / 400)
-    assert wilson_interval(5, 10) == pytest.approx((0.5 - half, 0.5 + half))
-    low, high = wilson_interval(50, 50)  # all (A): the interval stays below 1 on the low side
+    assert proportion_interval(5, 10) == pytest.approx((0.5, 0.5 - half, 0.5 + half))
+    _, low, high = proportion_interval(50, 50)  # all (A): the interval stays below 1 on the low side
     assert high == 1.0 and 0.9 < low < 0.95
     with pytest.raises(ConfigError, match="multiplier 0"):
         ab_baseline(_table().query("multiplier != 0"))

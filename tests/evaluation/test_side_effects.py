@@ -13,7 +13,6 @@ from interp_steer.errors import ConfigError
 from interp_steer.evaluation.side_effects import (
     NeutralSet,
     answer_scores,
-    bootstrap_ci,
     distinct_n,
     generation_side_effects,
     neutral_side_effects,
@@ -22,6 +21,7 @@ from interp_steer.evaluation.side_effects import (
     summarize,
 )
 from interp_steer.evaluation.units import in_units, mean_residual_norm, with_units
+from interp_steer.stats.intervals import mean_interval
 from interp_steer.steering import SteeringVector, chat_prompt
 from interp_steer.steering.vector import Provenance
 
@@ -162,13 +162,13 @@ def test_generation_side_effects_match_hand_counts(tiny, vector):
             assert row.unsteered_ppl == pytest.approx(np.exp(nll), rel=1e-4)
 
 
-def test_bootstrap_ci_covers_true_mean_at_about_nominal_rate():
+def test_mean_interval_covers_true_mean_at_about_nominal_rate():
     rng = np.random.default_rng(0)
     covered = 0
     trials = 300
     for t in range(trials):
         sample = rng.exponential(2.0, size=60)
-        _, lo, hi = bootstrap_ci(sample, n_boot=500, seed=t)
+        _, lo, hi = mean_interval(sample, n_boot=500, seed=t)
         covered += lo <= 2.0 <= hi
     assert 0.88 <= covered / trials <= 0.99
 
@@ -206,7 +206,7 @@ def test_bad_inputs_are_one_line_errors(tiny, vector):
     with pytest.raises(ConfigError):
         neutral_side_effects(tiny, NeutralSet(("a",), ((1, 2),), ((),)), None, [1.0])
     with pytest.raises(ConfigError):
-        bootstrap_ci([1.0], level=1.5)
+        summarize(pd.DataFrame({"m": [0.0], "kl": [1.0]}), ["kl"], ["m"], level=1.5)
     with pytest.raises(ConfigError):
         prepare_neutral(tiny, [], continuation_tokens=2)
     with pytest.raises(ConfigError):

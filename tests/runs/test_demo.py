@@ -96,12 +96,14 @@ def test_steerability_distribution_matches_polyfit_and_quantiles(demo):
     summary = pd.read_csv(out / "layer_summary.csv").set_index("layer")
     assert (summary["mean_slope_lo"] <= summary["mean_slope"]).all()
     assert (summary["mean_slope"] <= summary["mean_slope_hi"]).all()
-    from statsmodels.stats.proportion import proportion_confint
-
+    # anti-steerable fraction: percentile bootstrap over the 4 samples (stats/ table); the resampled share of 4 rows
+    # is Binomial(4, p) / 4, so its 2.5% / 97.5% points are within one step (1/4) of the binomial ones
+    rng = np.random.default_rng(0)
     for layer, row in summary.iterrows():
-        anti = int((per_sample[per_sample.layer == layer]["slope"] < 0).sum())
-        lo, hi = proportion_confint(anti, 4, alpha=0.05, method="wilson")
-        assert (row["anti_steerable_lo"], row["anti_steerable_hi"]) == pytest.approx((lo, hi), abs=1e-9)
+        p = float((per_sample[per_sample.layer == layer]["slope"] < 0).mean())
+        lo, hi = np.percentile(rng.binomial(4, p, size=20000) / 4, [2.5, 97.5])
+        assert abs(row["anti_steerable_lo"] - lo) <= 0.25 + 1e-9 and abs(row["anti_steerable_hi"] - hi) <= 0.25 + 1e-9
+        assert row["anti_steerable_lo"] <= p <= row["anti_steerable_hi"]
 
 
 def _hand_kl(model, vector: SteeringVector, multiplier: float, tokens: list[int]) -> float:

@@ -59,12 +59,20 @@ def test_violins_show_the_anti_steerable_share_with_its_interval():
         plot_steerability_violins(per_sample, cis, units="nats", max_rows=2)
 
 
-def test_propensity_curves_band_is_the_normal_interval_of_the_mean():
+def test_propensity_curves_band_is_the_bootstrap_interval_of_the_mean():
     props = propensities(kinds=("ab",), n_datasets=1)
-    fig = plot_propensity_curves_ci(props, units="logits")
+    fig = plot_propensity_curves_ci(props, units="logits", n_boot=4000)
     line = fig.axes[0].get_lines()[0]
     expected = props.groupby("multiplier")["propensity"].mean().sort_index().to_numpy()
     np.testing.assert_allclose(line.get_ydata(), expected)
+    # the band: percentile bootstrap of the mean over samples, vs an independent integer-draw bootstrap
+    vertices = fig.axes[0].collections[0].get_paths()[0].vertices
+    rng = np.random.default_rng(1)
+    for m, group in props.groupby("multiplier"):
+        y = group["propensity"].to_numpy(dtype=float)
+        low, high = np.percentile(y[rng.integers(0, len(y), size=(20000, len(y)))].mean(1), [2.5, 97.5])
+        at = vertices[np.isclose(vertices[:, 0], m), 1]
+        assert abs(at.min() - low) < 0.1 * (high - low) and abs(at.max() - high) < 0.1 * (high - low)
     assert "logits" in fig.axes[0].get_ylabel()
     plt.close(fig)
 
