@@ -85,7 +85,7 @@ def summarize(folder: Path) -> pd.DataFrame:
     """:func:`~interp_steer.analysis.completion_patching.patch_effects` over every finished dataset
     (dataset-clustered CIs), written to ``folder/summary.csv``; the largest gap of the unpatched slope to the
     study's slope is printed as a check."""
-    from interp_steer.analysis.completion_patching import patch_effects
+    from interp_steer.analysis.completion_patching import combine_sides, patch_effects
 
     files = sorted(folder.glob("*.csv"))
     files = [f for f in files if f.name != "summary.csv"]
@@ -94,6 +94,8 @@ def summarize(folder: Path) -> pd.DataFrame:
     table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     none = table[table["patch"] == "none"]
     print(f"max |unpatched slope − study slope| = {(none['slope'] - none['study_slope']).abs().max():.2e}")
+    table = combine_sides(table, "pos_tokens_unsteered_at_layer", "neg_tokens_unsteered_at_layer",
+                          "both_tokens_unsteered_at_layer")  # derived: steering left at the last prompt token only
     summary = patch_effects(table)
     summary.to_csv(folder / "summary.csv", index=False)
     return summary

@@ -166,6 +166,20 @@ def completion_patch_slopes(model: HookedTransformer, vector: SteeringVector, pa
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PATCH_COLUMNS)
 
 
+def combine_sides(table: pd.DataFrame, pos_patch: str, neg_patch: str, name: str) -> pd.DataFrame:
+    """``table`` plus rows ``name``: ``s_pos`` of ``pos_patch``, ``s_neg`` of ``neg_patch`` per sample.
+
+    The two completions are separate sequences, so patching both equals combining the one-sided patches."""
+    parts = [table[table["patch"] == p].set_index("sample_id") for p in (pos_patch, neg_patch)]
+    if parts[0].empty or parts[1].empty or name in set(table["patch"]):
+        raise ConfigError(f"combine_sides: need patches {pos_patch!r} and {neg_patch!r} and a new name (got {name!r})")
+    both = parts[0].copy()
+    both["s_neg"] = parts[1].loc[both.index, "s_neg"]
+    both["slope"] = both["s_pos"] - both["s_neg"]
+    both["patch"] = name
+    return pd.concat([table, both.reset_index()[table.columns]], ignore_index=True)
+
+
 def clustered_ratio(numerator, denominator, clusters, *, n_boot: int = 2000, seed: int = 0
                     ) -> tuple[float, float, float]:
     """``(Σ num / Σ den, low, high)`` with a 95% percentile CI from resampling whole clusters (a mean when

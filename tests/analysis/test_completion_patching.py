@@ -11,6 +11,7 @@ import torch
 from interp_steer.analysis.completion_patching import (
     CompletionPatch,
     clustered_ratio,
+    combine_sides,
     completion_patch_slopes,
     patch_effects,
     sample_patch_slopes,
@@ -123,6 +124,15 @@ def test_completion_patch_slopes_stacks_and_rejects_bad_patches(tiny, vector):
                                reference.loc["neg_completion_at_layer", "s_neg"], atol=1e-6)
     np.testing.assert_allclose(standard.loc["neg_tokens_unsteered_all_layers", "s_neg"],
                                reference.loc["neg_completion_all_layers", "s_neg"], atol=1e-6)
+    # patching both completions = combining the one-sided patches (separate sequences)
+    both = sample_patch_slopes(tiny, vector, PAIR_2, [CompletionPatch("both", ("pos", "neg"), "completion", (LAYER,))],
+                               MULTS).set_index("patch")
+    combined = combine_sides(standard.reset_index(), "pos_tokens_unsteered_at_layer", "neg_tokens_unsteered_at_layer",
+                             "combined").set_index("patch")
+    np.testing.assert_allclose(combined.loc["combined", ["slope", "s_pos", "s_neg"]].to_numpy(float),
+                               both.loc["both", ["slope", "s_pos", "s_neg"]].to_numpy(float), atol=1e-5)
+    with pytest.raises(ConfigError, match="combine_sides"):
+        combine_sides(standard.reset_index(), "nope", "neg_tokens_unsteered_at_layer", "x")
     with pytest.raises(ConfigError, match="layers"):
         sample_patch_slopes(tiny, vector, PAIR, [CompletionPatch("x", layers=(5,))], MULTS)
     with pytest.raises(ConfigError, match="region"):
