@@ -98,7 +98,44 @@ def summarize(folder: Path) -> pd.DataFrame:
                           "both_tokens_unsteered_at_layer")  # derived: steering left at the last prompt token only
     summary = patch_effects(table)
     summary.to_csv(folder / "summary.csv", index=False)
+    write_markdown(summary, table, folder / "patching.md")
     return summary
+
+
+def write_markdown(summary: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
+    """The summary as a short markdown page (n, means, dataset-clustered 95% CIs)."""
+    from interp_steer.analysis.markdown_tables import markdown_table
+
+    def ci(row, key: str) -> str:
+        return f"{row[key]:+.2f} [{row[key + '_low']:+.2f}, {row[key + '_high']:+.2f}]"
+
+    rows = [{"patch": r["patch"], "group": r["group"], "n (datasets)": f"{r['n']} ({r['n_datasets']})",
+             "s_neg before → after": f"{r['s_neg_before']:.2f} → {r['s_neg_after']:.2f}",
+             "Δ s_neg [95% CI]": ci(r, "s_neg_change"), "share of s_neg removed": ci(r, "s_neg_removed"),
+             "Δ s_pos": ci(r, "s_pos_change"),
+             "slope before → after": f"{r['slope_before']:.2f} → {r['slope_after']:.2f}",
+             "slope sign flipped [95% CI]": ci(r, "sign_flipped")} for _, r in summary.iterrows()]
+    none = table[table["patch"] == "none"]
+    gap = float((none["slope"] - none["study_slope"]).abs().max())
+    text = [
+        "# Intervention (c): patching the non-matching completion's positions — "
+        f"{none['dataset'].nunique()} held-out datasets, {len(none)} samples",
+        "",
+        "Written by `analyses/anti_steerable_patching.py --summarize`. Slopes in nats per unit multiplier over the "
+        "study's multipliers; CIs from 2000 bootstrap resamples of datasets (few datasets: wide). `sign flipped`: "
+        "anti-steerable → steerable, or steerable → anti-steerable. Patches: steering removed at the non-matching "
+        "completion's own tokens at the steering layer (`neg_tokens_unsteered_at_layer`) or at every layer from it "
+        "on (`…_all_layers`); the same for the matching completion (`pos_…`, control); both (derived: steering left "
+        "at the last prompt token only); and the reverse, only the non-matching completion's tokens steered "
+        "(`only_neg_tokens_steered`: the matching completion is unsteered there, so its slope sign is not a "
+        "steerability verdict).",
+        "",
+        f"Check: unpatched slopes equal the study's per-sample slopes to {gap:.1e}.",
+        "",
+        markdown_table(pd.DataFrame(rows)),
+        "",
+    ]
+    path.write_text("\n".join(text), encoding="utf-8")
 
 
 if __name__ == "__main__":

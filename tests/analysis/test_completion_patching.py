@@ -41,21 +41,38 @@ def vector(direction):
     return SteeringVector({f"blocks.{LAYER}.hook_resid_post": direction}, Provenance(method="test", layers=[LAYER]))
 
 
-@torch.no_grad()
-def _reference_logprob(model, direction, row, m: float, patch: CompletionPatch | None, side: str) -> float:
-    """Summed completion log-prob of one sequence, steering and patching by hand-written hooks."""
-    tokens = torch.tensor([row.ids])
-    names = [f"blocks.{x}.hook_resid_post" for x in range(model.cfg.n_layers)]
+_CACHES: dict = {}
 
+
+def _add(direction, row, m: float):
     def add(act, hook):
         act = act.clone()
         act[0, row.steer_from:] += m * direction
         return act
 
-    _, clean = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    with model.hooks(fwd_hooks=[(f"blocks.{LAYER}.hook_resid_post", add)]):
-        _, steered = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    hooks = [] if patch is not None and patch.into == "clean" else [(f"blocks.{LAYER}.hook_resid_post", add)]
+    return add
+
+
+@torch.no_grad()
+def _caches(model, direction, row, m: float):
+    """Unsteered and steered run_with_cache of one unpadded sequence (memoised per sequence and multiplier)."""
+    key = (id(model), row.ids, m)
+    if key not in _CACHES:
+        tokens = torch.tensor([row.ids])
+        names = [f"blocks.{x}.hook_resid_post" for x in range(model.cfg.n_layers)]
+        _, clean = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        with model.hooks(fwd_hooks=[(f"blocks.{LAYER}.hook_resid_post", _add(direction, row, m))]):
+            _, steered = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        _CACHES[key] = clean, steered
+    return _CACHES[key]
+
+
+@torch.no_grad()
+def _reference_logprob(model, direction, row, m: float, patch: CompletionPatch | None, side: str) -> float:
+    """Summed completion log-prob of one sequence, steering and patching by hand-written hooks."""
+    clean, steered = _caches(model, direction, row, m)
+    steering = [(f"blocks.{LAYER}.hook_resid_post", _add(direction, row, m))]
+    hooks = [] if patch is not None and patch.into == "clean" else steering
     if patch is not None and side in patch.sides:
         first = row.steer_from + (1 if patch.region == "completion" else 0)
         source = clean if patch.into == "steered" else steered
@@ -69,7 +86,7 @@ def _reference_logprob(model, direction, row, m: float, patch: CompletionPatch |
                 return act
 
             hooks.append((name, overwrite))
-    logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    logits = model.run_with_hooks(torch.tensor([row.ids]), fwd_hooks=hooks)
     lp = torch.log_softmax(logits[0].double(), dim=-1)
     return sum(float(lp[t - 1, row.ids[t]]) for t in range(row.score_from, len(row.ids)))
 
