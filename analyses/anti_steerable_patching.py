@@ -128,7 +128,9 @@ def write_markdown(summary: pd.DataFrame, table: pd.DataFrame, path: Path) -> No
         "on (`…_all_layers`); the same for the matching completion (`pos_…`, control); both (derived: steering left "
         "at the last prompt token only); and the reverse, only the non-matching completion's tokens steered "
         "(`only_neg_tokens_steered`: the matching completion is unsteered there, so its slope sign is not a "
-        "steerability verdict).",
+        "steerability verdict). `share of s_neg removed` = Σ(s_neg before − after) / Σ s_neg before: meaningful "
+        "where the group's s_neg is clearly positive (anti-steerable); for steerable samples s_neg ≈ 0 and the ratio "
+        "is unstable.",
         "",
         f"Check: unpatched slopes equal the study's per-sample slopes to {gap:.1e}.",
         "",
