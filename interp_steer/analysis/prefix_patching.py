@@ -18,6 +18,7 @@ answer prefix), and patches each head separately over the prompt region, the com
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -78,8 +79,8 @@ class SuffixRunner:
         index = torch.zeros(len(self.suffixes) * copies, dtype=torch.long, device=self.device)
         return suffix, self.cache.select(index)
 
-    def scores(self, final: Tensor, suffix) -> Tensor:
-        """Per copy: the sample's metric from the suffix batch's final residual (float64, CPU)."""
+    def row_scores(self, final: Tensor, suffix) -> Tensor:
+        """Per batch row: the side's score (A/B logit diff, free text summed completion log-prob; float64, CPU)."""
         rows = list(self.seqs.rows) * (final.shape[0] // self.n_sides)
         lengths = suffix.lengths
         if rows[0].letters is not None:
@@ -91,15 +92,22 @@ class SuffixRunner:
             position = torch.arange(width, device=final.device)[None, :]
             mask = (position >= 1) & (position < lengths[:, None])
             per_row = completion_logprobs(self.model, final, suffix.tokens, mask).logprob
-        grouped = per_row.double().cpu().view(-1, self.n_sides)
+        return per_row.double().cpu()
+
+    def scores(self, final: Tensor, suffix) -> Tensor:
+        """Per copy: the sample's metric from the suffix batch's final residual (float64, CPU)."""
+        grouped = self.row_scores(final, suffix).view(-1, self.n_sides)
         return grouped[:, 0] if self.n_sides == 1 else grouped[:, 0] - grouped[:, 1]
 
     @torch.inference_mode()
-    def run(
-        self, copies: int = 1, *, steered: bool = False,
+    def run_rows(
+        self, copies: int = 1, *, steered: bool = False, multiplier: float | None = None,
         hooks: Sequence[tuple[str | Callable[..., Any], Callable[..., Any]]] = (), cache_names: Sequence[str] = (),
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Metric per copy and the suffix activations at ``cache_names`` (batch rows = copies × sides)."""
+        """Score per batch row (row ``c * n_sides + s``) and the suffix activations at ``cache_names``.
+
+        ``hooks`` and the caching run *after* the steering hook at a shared hook point (they see, and may
+        overwrite, the steered activation); ``multiplier`` overrides the runner's for this call."""
         suffix, kv = self._batch(copies)
         cached: dict[str, Tensor] = {}
 
@@ -108,13 +116,23 @@ class SuffixRunner:
 
         all_hooks = [*hooks, *[(name, keep) for name in cache_names]]
         kwargs = dict(attention_mask=suffix.attention_mask, past_kv_cache=kv, stop_at_layer=self.model.cfg.n_layers)
-        with self.model.hooks(fwd_hooks=all_hooks):
+        with ExitStack() as stack:
             if steered:
-                with steer(self.model, self.vector, multiplier=self.multiplier, positions="all"):
-                    final = self.model(suffix.tokens, **kwargs)
-            else:
-                final = self.model(suffix.tokens, **kwargs)
-        return self.scores(final, suffix), cached
+                m = self.multiplier if multiplier is None else float(multiplier)
+                stack.enter_context(steer(self.model, self.vector, multiplier=m, positions="all"))
+            stack.enter_context(self.model.hooks(fwd_hooks=all_hooks))
+            final = self.model(suffix.tokens, **kwargs)
+        return self.row_scores(final, suffix), cached
+
+    @torch.inference_mode()
+    def run(
+        self, copies: int = 1, *, steered: bool = False,
+        hooks: Sequence[tuple[str | Callable[..., Any], Callable[..., Any]]] = (), cache_names: Sequence[str] = (),
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Metric per copy and the suffix activations at ``cache_names`` (batch rows = copies × sides)."""
+        rows, cached = self.run_rows(copies, steered=steered, hooks=hooks, cache_names=cache_names)
+        grouped = rows.view(-1, self.n_sides)
+        return (grouped[:, 0] if self.n_sides == 1 else grouped[:, 0] - grouped[:, 1]), cached
 
 
 @torch.inference_mode()
