@@ -104,7 +104,8 @@ def _matched_multiplier(caa: np.ndarray, own: np.ndarray, m_ref: float, n_boot: 
             own_mean = r.pooled_mean(d["own"])
             return np.where(own_mean > 0, m_ref * r.pooled_mean(d["caa"]) / own_mean, np.inf)
 
-    result = bootstrap({"caa": caa, "own": own}, ratio, n_boot=n_boot, seed=seed)
+    with np.errstate(invalid="ignore"):  # resamples whose mean slope is ≤ 0 give an unbounded (inf) upper limit
+        result = bootstrap({"caa": caa, "own": own}, ratio, n_boot=n_boot, seed=seed)
     return float(estimate), float(result.ci_low[0]), float(result.ci_high[0])
 
 

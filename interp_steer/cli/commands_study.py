@@ -66,10 +66,7 @@ def study(
     if dirs:
         raise ConfigError(f"study tan2024 takes no directory arguments (got {len(dirs)}); use --out")
     if report_only:
-        from interp_steer.runs.study_rebuild import rebuild_study_report
-
-        headline, figures = rebuild_study_report(out, data_dir=data_dir)
-        typer.echo(f"report rebuilt: {out / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers")
+        _report_only(name, out, data_dir)
         return
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}")
@@ -99,6 +96,24 @@ def study(
     check_study_start(config, out, data_dir)  # missing data sets, a busy --out or other settings: before the model
     result = run_study(config, out, data_dir=data_dir, executor=executor_obj, echo=typer.echo)
     typer.echo(f"chosen layer {result.layer['layer']}; report: {out / 'report.md'}")
+
+
+def _report_only(name: str, out: Path, data_dir: Optional[Path]) -> None:
+    """``--report-only``: rebuild the finished study's report in ``out`` from its unit files (no forward pass)."""
+    if name == "methods":
+        from interp_steer.runs.method_study import MethodStudyConfig, combine_method_study, describe
+        from interp_steer.runs.method_study_report import write_method_report
+
+        if not (out / "config.json").is_file():
+            raise ConfigError(f"--report-only: {out / 'config.json'} does not exist (no method study in --out)")
+        config = MethodStudyConfig.from_json((out / "config.json").read_text())
+        path = write_method_report(combine_method_study(out, config), out / "report", describe(config))
+        typer.echo(f"report rebuilt: {path}")
+        return
+    from interp_steer.runs.study_rebuild import rebuild_study_report
+
+    headline, figures = rebuild_study_report(out, data_dir=data_dir)
+    typer.echo(f"report rebuilt: {out / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers")
 
 
 def _compare(dirs: list[Path], out: Path, data_dir: Optional[Path], n_boot: Optional[int], seed: int) -> None:

@@ -37,15 +37,18 @@ def _heat_map(grid: pd.DataFrame, title: str, unit: str, subtitle: str):
     fig, ax = plt.subplots(figsize=(2.0 + 1.1 * grid.shape[1], 1.4 + 0.5 * grid.shape[0]))
     values = grid.to_numpy(float)
     image = ax.imshow(values, aspect="auto", cmap="viridis")
-    ax.set_xticks(range(grid.shape[1]), [str(c).replace("persona:", "")[:28] for c in grid.columns], rotation=35,
+    names = [str(c).replace("persona:", "").replace("@free_text", " (ft)") for c in grid.columns]
+    ax.set_xticks(range(grid.shape[1]), [n if len(n) <= 30 else n[:28] + "…" for n in names], rotation=35,
                   ha="right", fontsize=8)
     ax.set_yticks(range(grid.shape[0]), list(grid.index), fontsize=8)
     middle = np.nanmean(values) if np.isfinite(values).any() else 0.0
     for (i, j), value in np.ndenumerate(values):
-        ax.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=7, color="white" if value < middle else "black")
+        label = "not run" if np.isnan(value) else f"{value:.2g}"
+        ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if value < middle else "black")
     fig.colorbar(image, ax=ax, label=unit)
     ax.set_title(f"{title}\n{subtitle}", fontsize=9)
-    ax.set_xlabel("dataset")
+    ax.set_xlabel("dataset ((ft): persona set in free text)" if any("@free_text" in str(c) for c in grid.columns)
+                  else "dataset")
     ax.set_ylabel("method")
     fig.tight_layout()
     return fig

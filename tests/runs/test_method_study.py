@@ -5,6 +5,7 @@ prompting contrast with the batched engine, relative steerability from the varia
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,9 @@ def test_config_errors_name_the_field(kw, fragment):
 def test_trained_methods_run_only_on_their_datasets():
     config = _config(methods=["caa", "probe", "reps"], trained_datasets=["builtin:formality"], ood_datasets=[],
                      ood_methods=None, prompting=False)
-    keys = [u.key for u in MethodStudyJob(config).units()]
+    job = MethodStudyJob(config)
+    keys = [u.key for u in job.units()]
+    assert pickle.loads(pickle.dumps(job)).units() == job.units()  # Ray ships the job to its workers
     assert [k for k in keys if k.startswith("reps")] == ["reps__builtin_formality-e38dfd29"]
     assert len(keys) == 2 * 2 + 1
 
@@ -207,3 +210,8 @@ def test_cli_study_methods_runs_and_checks_its_options(tmp_path):
     summary = pd.read_csv(out / "report" / "summary.csv")
     assert sorted(summary["method"]) == ["caa", "pca_centred"] and (summary["n_samples"] == 4).all()
     assert (out / "units" / "prompting__builtin_sentiment-c2f80b55.baseline.csv").exists()
+    before = (out / "report" / "report.md").read_text()
+    (out / "report" / "report.md").unlink()
+    rebuilt = runner.invoke(app, ["study", "methods", "--out", str(out), "--report-only"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert (out / "report" / "report.md").read_text() == before  # same numbers from the unit files
