@@ -74,6 +74,26 @@ def _direction_rows(method):
     ]
 
 
+def _generic_nan(c):
+    from interp_steer.methods import directions
+
+    generic = torch.randn(3, 8, generator=torch.Generator().manual_seed(1))
+    generic[1, 2] = NAN
+    return directions.mean_centring_direction(torch.randn(4, 8, generator=torch.Generator().manual_seed(2)), generic)
+
+
+def _reference_points(point):
+    from interp_steer.steering.reference import with_reference_points
+
+    return lambda c: with_reference_points(c.bare_vector, {1: point}, "negative_mean")
+
+
+def _ace_delta_nan_reference(c):
+    from interp_steer.steering import steering_delta
+
+    return steering_delta(torch.zeros(1, 2, 8), torch.ones(8), 1.0, None, "ace", torch.full((8,), NAN))
+
+
 def _ace_delta_bad_reference(c):
     from interp_steer.steering import steering_delta
 
@@ -161,6 +181,13 @@ ROWS = [
     ("reps-strength-range", _extract("reps", strength_low=2.0, strength_high=1.0), ConfigError,
      "strength_high (1.0) is below strength_low (2.0)"),
     ("ace-reference-wrong-shape", _ace_delta_bad_reference, ConfigError, ("ace reference point", "(5,)", "d_model 8")),
+    ("ace-reference-nan", _ace_delta_nan_reference, ConfigError, "ace reference point has non-finite values"),
+    ("reference-points-wrong-shape", _reference_points(torch.zeros(5)), SteeringVectorError,
+     ("blocks.1.hook_resid_post", "(5,)", "(64,)")),
+    ("reference-points-nan", _reference_points(torch.full((64,), NAN)), SteeringVectorError, "non-finite"),
+    ("mean-centring-generic-nan", _generic_nan, DataFormatError, ("mean_centring", "generic-corpus", "not finite")),
+    ("reps-two-layers", lambda c: __import__("interp_steer.methods.reps", fromlist=["x"]).extract_reps(
+        c.model, c.pairs, [1, 2], progress=False), ConfigError, ("RePS trains one vector at one layer", "[1, 2]")),
     # --- evaluation ---------------------------------------------------------------------------------------------
     ("propensities-mult-nan", _props([0.0, NAN]), ConfigError, "multipliers"),
     ("propensities-mult-inf", _props([-INF, 0.0]), ConfigError, "multipliers"),

@@ -42,6 +42,12 @@ def study(
     layer: Optional[int] = typer.Option(None, help="study methods: the fixed layer every method is extracted at"),
     methods: Optional[str] = typer.Option(None, help="study methods: comma-separated registry methods, caa first "
                                           "(default: caa, pca_diff, pca_centred, probe, mean_centring, bipo, reps)"),
+    trained_datasets: Optional[str] = typer.Option(None, help="study methods: datasets bipo / reps run on (default all)"),
+    trained_steps: Optional[int] = typer.Option(None, help="study methods: optimiser steps of bipo / reps"),
+    ood_datasets: Optional[str] = typer.Option(None, help="study methods: datasets of the ID→OOD part (5 variants)"),
+    ood_methods: Optional[str] = typer.Option(None, help="study methods: ID→OOD methods (default: untrained ones)"),
+    ood_n_test: Optional[int] = typer.Option(None, help="study methods: held-out pairs per variant in the ID→OOD part"),
+    n_neutral: Optional[int] = typer.Option(None, help="study methods: neutral passages for the KL side effect"),
     data_dir: Optional[Path] = data_dir_option(),
     device: str = device_option(),
 ) -> None:
@@ -60,10 +66,7 @@ def study(
     if dirs:
         raise ConfigError(f"study tan2024 takes no directory arguments (got {len(dirs)}); use --out")
     if report_only:
-        from interp_steer.runs.study_rebuild import rebuild_study_report
-
-        headline, figures = rebuild_study_report(out, data_dir=data_dir)
-        typer.echo(f"report rebuilt: {out / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers")
+        _report_only(name, out, data_dir)
         return
     for value, option in ((workers, "--workers"), (threads, "--threads")):  # options of the executor, no config's
         if value is not None:
@@ -71,14 +74,16 @@ def study(
     check_device_option(device)
     if data_dir is not None and not data_dir.is_dir():
         raise ConfigError(f"--data-dir {data_dir}: no such directory")
-    layers = None
-    if scan_layers is not None:
-        layers = parse_layers(scan_layers, None, "--scan-layers")  # 'all' → [] = every layer of the model
+    # 'all' → [] = every layer of the model
+    layers = parse_layers(scan_layers, None, "--scan-layers") if scan_layers is not None else None
     mults = parse_float_list(multipliers, "--multipliers") if multipliers is not None else None
     if name == "methods":
-        _study_methods(out, model, datasets, layer, methods, mults, n_train, n_test, n_boot, seed, data_dir, device,
-                       lambda: make_executor(executor, address=ray_address, workers=workers,
-                                             gpus_per_worker=gpus_per_worker, torch_threads=threads))
+        _study_methods(out, lambda: make_executor(executor, address=ray_address, workers=workers,
+                                                  gpus_per_worker=gpus_per_worker, torch_threads=threads),
+                       data_dir, model=model, datasets=datasets, layer=layer, methods=methods, multipliers=mults,
+                       n_train=n_train, n_test=n_test, n_boot=n_boot, seed=seed, device=device,
+                       trained_datasets=trained_datasets, trained_steps=trained_steps, ood_datasets=ood_datasets,
+                       ood_methods=ood_methods, ood_n_test=ood_n_test, n_neutral=n_neutral)
         return
     config = preset_config(preset, model=model, data_dir=data_dir, seed=seed, n_train=n_train, n_test=n_test,
                            scan_layers=layers, multipliers=mults, n_boot=n_boot, device=device)  # checks them all
@@ -88,6 +93,24 @@ def study(
     check_study_start(config, out, data_dir)  # missing data sets, a busy --out or other settings: before the model
     result = run_study(config, out, data_dir=data_dir, executor=executor_obj, echo=typer.echo)
     typer.echo(f"chosen layer {result.layer['layer']}; report: {out / 'report.md'}")
+
+
+def _report_only(name: str, out: Path, data_dir: Optional[Path]) -> None:
+    """``--report-only``: rebuild the finished study's report in ``out`` from its unit files (no forward pass)."""
+    if name == "methods":
+        from interp_steer.runs.method_study import MethodStudyConfig, combine_method_study, describe
+        from interp_steer.runs.method_study_report import write_method_report
+
+        if not (out / "config.json").is_file():
+            raise ConfigError(f"--report-only: {out / 'config.json'} does not exist (no method study in --out)")
+        config = MethodStudyConfig.from_json((out / "config.json").read_text())
+        path = write_method_report(combine_method_study(out, config), out / "report", describe(config))
+        typer.echo(f"report rebuilt: {path}")
+        return
+    from interp_steer.runs.study_rebuild import rebuild_study_report
+
+    headline, figures = rebuild_study_report(out, data_dir=data_dir)
+    typer.echo(f"report rebuilt: {out / 'report.md'}: {len(figures)} figures, {len(headline)} headline numbers")
 
 
 def _compare(dirs: list[Path], out: Path, data_dir: Optional[Path], n_boot: Optional[int], seed: int) -> None:
@@ -105,23 +128,23 @@ def _compare(dirs: list[Path], out: Path, data_dir: Optional[Path], n_boot: Opti
     typer.echo(f"compare report: {out / 'report.md'} ({len(tables['correlations'])} correlations)")
 
 
-def _study_methods(out: Path, model: str, datasets: str | None, layer: int | None, methods: str | None,
-                   mults: list[float] | None, n_train: int | None, n_test: int | None, n_boot: int | None, seed: int,
-                   data_dir: Path | None, device: str, executor: Callable[[], Any]) -> None:
-    """``study methods``: the method study job (:mod:`interp_steer.runs.method_study`), config checked first."""
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list (``None`` when not given)."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _study_methods(out: Path, executor: Callable[[], Any], data_dir: Path | None, **given) -> None:
+    """``study methods``: the method study job (:mod:`interp_steer.runs.method_study`), config checked first (the
+    executor is made after it). ``given``: the command's options by config field name (``None``: not given; lists as
+    comma-separated text)."""
     from interp_steer.runs.method_study import MethodStudyConfig, run_method_study
     from interp_steer.runs.runner import preflight
 
-    if not datasets or layer is None:
+    if not given.get("datasets") or given.get("layer") is None:
         raise ConfigError("study methods needs --datasets (comma-separated specs) and --layer")
-    options: dict = {"datasets": [d.strip() for d in datasets.split(",") if d.strip()], "layer": layer, "model": model,
-                     "seed": seed, "device": device}
-    for key, value in (("multipliers", mults), ("n_train", n_train), ("n_test", n_test), ("n_boot", n_boot)):
-        if value is not None:
-            options[key] = value
-    if methods:
-        options["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
-    config = MethodStudyConfig(**options)  # checks every option it holds
+    lists = ("datasets", "methods", "trained_datasets", "ood_datasets", "ood_methods")
+    options: dict[str, Any] = {k: (_names(v) if k in lists else v) for k, v in given.items() if v is not None}
+    config = MethodStudyConfig(**options)
     prepare_out_dir(out)
     preflight(config, out)
     run_method_study(config, out, executor=executor(), data_dir=data_dir)

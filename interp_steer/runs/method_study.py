@@ -1,21 +1,36 @@
 """Which extraction method steers most reliably? Every registered pair method at one fixed layer, per dataset,
-compared per sample (issue 28, the job skeleton of ``interp-steer study methods``).
+compared per sample (issue 28, ``interp-steer study methods``).
 
-One work unit per (dataset, method), independent and resumable on the runner::
+Independent, resumable units on the runner (Ray-ready: the job is picklable and every unit loads its own data)::
 
-    units/<method>__<dataset>.safetensors      the vector (extracted on the train part of the split)
-    units/<method>__<dataset>.propensity.csv   propensities of the held-out pairs at every multiplier
+    units/<method>__<dataset>.safetensors            the vector (extracted on the train part of the split)
+    units/<method>__<dataset>.kl.csv                 neutral-corpus KL per passage at each of ``kl_multipliers``
+    units/<method>__<dataset>.propensity.csv         propensities of the held-out pairs at every multiplier
+    units/prompting__<dataset>.baseline.csv          the prompting baseline (``prompting``)
+    units/<method>__<dataset>__variants.csv          the method on the 5 prompt variants (``ood_datasets`` only)
 
 **Matched norm.** Every method's vector is rescaled to the norm of the CAA vector extracted from the same train
 pairs at the same layer (``|d̄|``), so a multiplier ``m`` moves the residual stream by the same length for every
 method and the comparison is of directions, not of lengths (each unit re-extracts CAA, a cheap deterministic
 pass, so units need not share files). The method's own norm is kept in the table (``own_norm``).
 
-:func:`combine_method_study` gives per-sample steerability (slope of propensity on multiplier), per
-method × dataset the mean slope (bootstrap CI) and the anti-steerable fraction (bootstrap CI), and per dataset the
-paired difference of each method's per-sample slopes against CAA's on the same held-out samples (bootstrap CI of
-the mean difference). :func:`write_method_report` writes the tables, two method × dataset heat maps and a
-markdown summary.
+**Side effects at matched shift.** Equal norms do not give equal effects, so the neutral-corpus KL is compared
+at the *matched shift*: per dataset, each method's multiplier ``m*`` at which its mean fitted propensity shift
+equals CAA's at ``reference_multiplier`` (``m* = m_ref · s̄_CAA / s̄_method``; KL interpolated between the measured
+``kl_multipliers``; :mod:`interp_steer.analysis.method_comparison`). The KL at matched norm (``m_ref``) is
+reported beside it.
+
+**Prompting baseline.** Per dataset, :func:`~interp_steer.evaluation.baseline.prompting_baseline` with the CAA
+vector at ``±reference_multiplier``: the SYS_POS / SYS_NEG persona prompts' contrast and KL beside each method's
+contrast at the same multipliers.
+
+**ID→OOD.** For ``ood_datasets`` and ``ood_methods``, the method's vector is extracted on each of the 5 prompt
+variants of the train pairs (rescaled to the BASE CAA norm); the BASE vector is evaluated on every variant and each
+variant's vector on its own prompts, which is what the relative steerability ``slope(BASE→Y)/|slope(Y→Y)|`` needs.
+
+The trained methods (``bipo``, ``reps``) run only on ``trained_datasets`` (all datasets when unset).
+:meth:`MethodStudyJob.combine` reads the unit files into tables and :func:`method_tables` derives every reported
+table; :func:`~interp_steer.runs.method_study_report.write_method_report` writes them (it takes the tables).
 """
 
 from __future__ import annotations
@@ -24,11 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import pandas as pd
 
 from interp_steer.config import (
-    HALF_STEP_MULTIPLIERS,
+    TAN_MULTIPLIERS,
     JobConfig,
     device_field,
     model_field,
@@ -44,15 +58,20 @@ from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 from interp_steer.runs.scan import RegistryPairs
 
 DEFAULT_METHODS = ("caa", "pca_diff", "pca_centred", "probe", "mean_centring", "bipo", "reps")
+TRAINED_METHODS = ("bipo", "reps")
+PARTS = ("steer", "prompting", "variants")
 
 
 @dataclass
 class MethodStudyConfig(JobConfig):
     """What the method study computes: ``methods`` (registry names, CAA first as the reference) at ``layer`` on
-    each of ``datasets`` (specs), extracted from ``n_train`` pairs and evaluated on ``n_test`` held-out pairs."""
+    each of ``datasets`` (specs), extracted from ``n_train`` pairs and evaluated on ``n_test`` held-out pairs
+    (see the module docstring for the parts)."""
 
     RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
         "model", "layer", "methods", "multipliers", "n_train", "n_test", "seed", "trained_steps",
+        "reference_multiplier", "kl_multipliers", "n_neutral", "trained_datasets", "ood_datasets", "ood_methods",
+        "ood_n_test", "prompting",
     )
     JOB: ClassVar[str] = "method study"
 
@@ -60,19 +79,30 @@ class MethodStudyConfig(JobConfig):
     layer: int
     model: str = model_field()
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    multipliers: list[float] = multipliers_field(HALF_STEP_MULTIPLIERS,
+    multipliers: list[float] = multipliers_field(TAN_MULTIPLIERS,
                                                  help="comma-separated steering multipliers (of the CAA-norm vector)")
     n_train: int | None = option_field(40, help="train pairs per dataset")
     n_test: int | None = option_field(50, help="held-out pairs per dataset")
     seed: int = option_field(0, help="seed of the stratified train/test split and the bootstrap")
     trained_steps: int = 30
     n_boot: int = 2000
+    reference_multiplier: float = 1.0
+    kl_multipliers: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 3.0])
+    n_neutral: int = 16
+    trained_datasets: list[str] | None = None
+    ood_datasets: list[str] = field(default_factory=list)
+    ood_methods: list[str] | None = None
+    ood_n_test: int | None = 20
+    prompting: bool = True
     device: str = device_field()
 
     def __post_init__(self) -> None:
         from interp_steer.methods.registry import EXTRACTION_METHODS
 
         self.datasets, self.methods = list(self.datasets), list(self.methods)
+        self.kl_multipliers = sorted(float(m) for m in self.kl_multipliers)
+        self.reference_multiplier = float(self.reference_multiplier)
+        self.ood_datasets = list(self.ood_datasets)
         if not self.datasets or len(set(self.datasets)) != len(self.datasets):
             raise ConfigError(f"MethodStudyConfig.datasets must name each dataset once, got {self.datasets}")
         unknown = [m for m in self.methods if m not in EXTRACTION_METHODS or EXTRACTION_METHODS[m].from_pairs is None]
@@ -82,13 +112,30 @@ class MethodStudyConfig(JobConfig):
             raise ConfigError(f"MethodStudyConfig.methods must start with 'caa' (the reference) and name each method "
                               f"once, got {self.methods}")
         require_multipliers(self)
-        for name in ("n_train", "n_test"):
+        for name in ("n_train", "n_test", "ood_n_test"):
             require_int(self, name, optional=True)
         require_int(self, "trained_steps")
         require_int(self, "n_boot", 100)
+        m = self.reference_multiplier
+        if not m > 0 or not {m, -m, 0.0} <= set(self.multipliers):
+            raise ConfigError(f"MethodStudyConfig.reference_multiplier {m:g} must be > 0 with -{m:g}, 0 and {m:g} among "
+                              f"the multipliers {self.multipliers}")
+        if not self.kl_multipliers or min(self.kl_multipliers) <= 0 or m > max(self.kl_multipliers):
+            raise ConfigError(f"MethodStudyConfig.kl_multipliers must be > 0 and reach reference_multiplier {m:g}, "
+                              f"got {self.kl_multipliers}")
+        require_int(self, "n_neutral")
+        for name in ("trained_datasets", "ood_datasets"):
+            subset = getattr(self, name) or []
+            if [d for d in subset if d not in self.datasets]:
+                raise ConfigError(f"MethodStudyConfig.{name} {[d for d in subset if d not in self.datasets]}: not "
+                                  "among the datasets")
+        if self.ood_methods is not None and [x for x in self.ood_methods if x not in self.methods]:
+            raise ConfigError(f"MethodStudyConfig.ood_methods {[x for x in self.ood_methods if x not in self.methods]}: "
+                              "not among the methods")
 
     def method_config(self, method: str):
-        """The registry config of ``method`` (trained methods get ``trained_steps`` steps and the study's seed)."""
+        """The registry config of ``method`` (trained methods get ``trained_steps`` steps and the study's seed;
+        mean-centring averages ``n_neutral`` neutral passages)."""
         from interp_steer.methods.registry import EXTRACTION_METHODS
 
         config_class = EXTRACTION_METHODS[method].config_class
@@ -96,17 +143,34 @@ class MethodStudyConfig(JobConfig):
             return config_class(layer=self.layer, max_steps=self.trained_steps, lr=0.03, seed=self.seed)
         if method == "reps":
             return config_class(layer=self.layer, max_steps=self.trained_steps, seed=self.seed)
+        if method == "mean_centring":
+            return config_class(n_neutral=self.n_neutral)
         return config_class()
+
+    def runs(self, method: str, dataset: str) -> bool:
+        """Whether the steering unit of ``method`` on ``dataset`` is part of the study."""
+        return method not in TRAINED_METHODS or self.trained_datasets is None or dataset in self.trained_datasets
+
+    def variant_methods(self) -> list[str]:
+        """The methods of the ID→OOD part (default: every method that is not trained)."""
+        return list(self.ood_methods) if self.ood_methods is not None else [
+            m for m in self.methods if m not in TRAINED_METHODS]
 
 
 @dataclass(frozen=True)
 class MethodUnit:
+    """One unit: ``part`` ``steer`` (a method on a dataset), ``prompting`` (the baseline of a dataset; method
+    ``caa``) or ``variants`` (a method on the 5 prompt variants of a dataset)."""
+
     dataset: str
     method: str
+    part: str = "steer"
 
     @property
     def key(self) -> str:
-        return f"{self.method}__{dataset_stem(self.dataset)}"
+        stem = dataset_stem(self.dataset)
+        return {"steer": f"{self.method}__{stem}", "prompting": f"prompting__{stem}",
+                "variants": f"{self.method}__{stem}__variants"}[self.part]
 
 
 class MethodStudyJob(Job):
@@ -116,32 +180,38 @@ class MethodStudyJob(Job):
 
     def __init__(self, config: MethodStudyConfig, data_dir: str | Path | None = None) -> None:
         self.config = config
-        self.data = RegistryPairs(None, 0.5, config.seed, config.n_train, config.n_test,
-                                  None if data_dir is None else str(data_dir))
+        self.data_dir = None if data_dir is None else str(data_dir)
+        self.data = RegistryPairs(None, 0.5, config.seed, config.n_train, config.n_test, self.data_dir)
 
     def units(self) -> list[MethodUnit]:
-        return [MethodUnit(d, m) for d in self.config.datasets for m in self.config.methods]
+        """Dataset by dataset, every part of a dataset together (so a stopped run leaves whole datasets)."""
+        cfg = self.config
+        units: list[MethodUnit] = []
+        for d in cfg.datasets:
+            units += [MethodUnit(d, m) for m in cfg.methods if cfg.runs(m, d)]
+            units += [MethodUnit(d, "caa", "prompting")] if cfg.prompting else []
+            units += [MethodUnit(d, m, "variants") for m in cfg.variant_methods() if d in cfg.ood_datasets]
+        return units
 
     def unit_files(self, unit: MethodUnit) -> list[str]:
-        return [f"units/{unit.key}.safetensors", f"units/{unit.key}.propensity.csv"]
+        if unit.part == "prompting":
+            return [f"units/{unit.key}.baseline.csv"]
+        if unit.part == "variants":
+            return [f"units/{unit.key}.csv"]
+        return [f"units/{unit.key}.safetensors", f"units/{unit.key}.kl.csv", f"units/{unit.key}.propensity.csv"]
 
     def compute(self, unit: MethodUnit, model) -> UnitFiles:
-        from interp_steer.evaluation.fast_engine import fast_propensities
-        from interp_steer.methods import extract, extract_caa
+        from interp_steer.runs import method_study_units as parts
 
-        cfg = self.config
         train, test = self.data(unit.dataset)
-        caa = extract_caa(model, train, [cfg.layer], progress=False, dataset=unit.dataset)
-        caa_norm = caa.norms()[caa.hook_names[0]]
-        own = caa if unit.method == "caa" else extract(unit.method, model, train, [cfg.layer],
-                                                       cfg.method_config(unit.method), progress=False, dataset=unit.dataset)
-        own_norm = own.norms()[own.hook_names[0]]
-        vector = own.normalize(caa_norm)
-        table = fast_propensities(model, test, vector, cfg.multipliers, progress=False, vector_name=unit.method)
-        table = table.assign(method=unit.method, spec=unit.dataset, own_norm=own_norm, vector_norm=caa_norm,
-                             n_train=len(train))
         files = self.unit_files(unit)
-        return [(files[0], vector), (files[1], table)]
+        if unit.part == "prompting":
+            return [(files[0], parts.prompting_unit(model, self.config, unit.dataset, train, test))]
+        if unit.part == "variants":
+            return [(files[0], parts.variants_unit(model, self.config, unit.method, unit.dataset, train,
+                                                   test[: self.config.ood_n_test]))]
+        vector, kl, table = parts.steer_unit(model, self.config, unit.method, unit.dataset, train, test)
+        return [(files[0], vector), (files[1], kl), (files[2], table)]
 
     def combine(self, out_dir: Path) -> dict[str, pd.DataFrame]:
         return combine_method_study(out_dir, self.config)
@@ -149,107 +219,77 @@ class MethodStudyJob(Job):
 
 def run_method_study(config: MethodStudyConfig, out_dir: str | Path, *, model=None, executor=None,
                      data_dir: str | Path | None = None, progress: bool = True) -> RunReport:
-    """Run (or resume) the study into ``out_dir`` and write its report (:func:`write_method_report`)."""
+    """Run (or resume) the study into ``out_dir`` and write its report into ``out_dir/report``."""
+    from interp_steer.runs.method_study_report import write_method_report
+
     report = run_job(MethodStudyJob(config, data_dir), out_dir, model=model, executor=executor, progress=progress)
-    write_method_report(Path(out_dir), config)
+    write_method_report(report.tables, Path(out_dir) / "report", describe(config))
     return report
 
 
-# ------------------------------------------------------------------------------------------ combining
-def _bootstrap_mean(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
-    from interp_steer.stats.intervals import mean_interval
+def describe(config: MethodStudyConfig) -> dict:
+    """What the report says about the run (model, layer, sizes, multipliers)."""
+    return {"model": config.model, "layer": config.layer, "multipliers": config.multipliers, "n_train": config.n_train,
+            "n_test": config.n_test, "reference_multiplier": config.reference_multiplier,
+            "kl_multipliers": config.kl_multipliers, "n_neutral": config.n_neutral, "methods": config.methods,
+            "trained_steps": config.trained_steps, "ood_n_test": config.ood_n_test}
 
-    return mean_interval(values, n_boot=n_boot, seed=seed)[1:]
+
+# ------------------------------------------------------------------------------------------ combining
+def read_unit_tables(out_dir: str | Path, config: MethodStudyConfig) -> dict[str, pd.DataFrame]:
+    """The finished units' raw tables: ``propensities``, ``kl``, ``baseline`` and ``variant_propensities``."""
+    out_dir = Path(out_dir)
+    job = MethodStudyJob(config)
+    found: dict[str, list[pd.DataFrame]] = {"propensities": [], "kl": [], "baseline": [], "variant_propensities": []}
+    for unit in job.units():
+        files = job.unit_files(unit)
+        if not (out_dir / files[-1]).exists():
+            continue
+        if unit.part == "steer":
+            found["propensities"].append(read_table(out_dir / files[2]))
+            found["kl"].append(read_table(out_dir / files[1]))
+        elif unit.part == "prompting":
+            found["baseline"].append(read_table(out_dir / files[0]).assign(spec=unit.dataset))
+        else:
+            found["variant_propensities"].append(read_table(out_dir / files[0]))
+    return {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in found.items()}
 
 
 def combine_method_study(out_dir: str | Path, config: MethodStudyConfig) -> dict[str, pd.DataFrame]:
-    """``per_sample`` slopes, ``summary`` (method × dataset with CIs) and ``paired`` (method − CAA per dataset)."""
+    """Every table of the report (:func:`method_tables`) from the finished units in ``out_dir``."""
+    raw = read_unit_tables(out_dir, config)
+    return method_tables(raw, methods=config.methods, reference_multiplier=config.reference_multiplier,
+                         n_boot=config.n_boot, seed=config.seed)
+
+
+def method_tables(raw: dict[str, pd.DataFrame], *, methods: list[str], reference_multiplier: float, n_boot: int = 2000,
+                  seed: int = 0) -> dict[str, pd.DataFrame]:
+    """From the raw tables (:func:`read_unit_tables`): ``per_sample`` slopes, ``summary`` (method × dataset with
+    CIs), ``paired`` (method − CAA per dataset), ``matched_kl``, ``contrast`` (methods beside prompting), ``ood``
+    (relative steerability BASE→variant), ``correlation`` / ``variance`` (dataset or method?) and ``ranking``."""
+    from interp_steer.analysis.method_comparison import (
+        contrast_table,
+        matched_shift_kl,
+        method_summary,
+        paired_against_reference,
+    )
+    from interp_steer.analysis.method_ranking import dataset_or_method, method_ranking, ood_relative
     from interp_steer.evaluation.metrics import steerability
-    from interp_steer.stats.intervals import anti_steerable_interval, paired_difference_interval
 
-    out_dir = Path(out_dir)
-    job = MethodStudyJob(config)
-    frames = [read_table(out_dir / job.unit_files(u)[1]) for u in job.units() if (out_dir / job.unit_files(u)[1]).exists()]
-    if not frames:
-        empty = pd.DataFrame()
-        return {"per_sample": empty, "summary": empty, "paired": empty}
-    props = pd.concat(frames, ignore_index=True)
+    props = raw["propensities"]
+    names = ["per_sample", "summary", "paired", "matched_kl", "contrast", "ood", "correlation", "variance", "ranking"]
+    if props.empty:
+        return {name: pd.DataFrame() for name in names}
     per_sample = steerability(props, keys=["spec", "method", "sample_id"])
-    rows, paired = [], []
-    for (spec, method), group in per_sample.groupby(["spec", "method"], sort=False):
-        slopes = group["slope"].to_numpy(float)
-        n_anti = int((slopes < 0).sum())
-        low, high = _bootstrap_mean(slopes, config.n_boot, config.seed)
-        a_low, a_high = anti_steerable_interval(slopes, n_boot=config.n_boot, seed=config.seed)[1:]
-        rows.append({"spec": spec, "method": method, "n_samples": len(slopes), "mean_slope": float(slopes.mean()),
-                     "mean_slope_ci_low": low, "mean_slope_ci_high": high, "anti_steerable_fraction": n_anti / len(slopes),
-                     "anti_ci_low": a_low, "anti_ci_high": a_high})
-    wide = per_sample.pivot_table(index=["spec", "sample_id"], columns="method", values="slope")
-    for method in [m for m in config.methods if m != "caa" and m in wide.columns and "caa" in wide.columns]:
-        for spec, block in wide.groupby(level="spec", sort=False):
-            both = block[[method, "caa"]].dropna()
-            if len(both):
-                mean, low, high = paired_difference_interval(both[method], both["caa"], n_boot=config.n_boot,
-                                                             seed=config.seed)
-                paired.append({"spec": spec, "method": method, "n_samples": len(both),
-                               "mean_slope_difference": mean, "ci_low": low, "ci_high": high})
-    return {"per_sample": per_sample, "summary": pd.DataFrame(rows), "paired": pd.DataFrame(paired)}
-
-
-# ------------------------------------------------------------------------------------------ report
-def write_method_report(out_dir: str | Path, config: MethodStudyConfig) -> Path:
-    """``report/``: the three tables (CSV), heat maps of anti-steerable fraction and mean slope (method × dataset)
-    and ``report.md`` with the tables and the matched-norm statement."""
-    from interp_steer.analysis.markdown_tables import markdown_table
-    from interp_steer.viz.plots import save_figure
-
-    out_dir = Path(out_dir)
-    tables = combine_method_study(out_dir, config)
-    report = out_dir / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_csv(report / f"{name}.csv", index=False)
-    summary = tables["summary"]
-    lines = [f"# Method study: {config.model}, layer {config.layer}", "",
-             "Every vector rescaled to the norm of the CAA vector from the same train pairs (matched norm); "
-             f"multipliers {config.multipliers}; {config.n_test} held-out pairs per dataset at most.", ""]
-    if summary.empty:
-        (report / "report.md").write_text("\n".join(lines + ["No finished units yet."]) + "\n")
-        return report / "report.md"
-    for column, title, unit in (("anti_steerable_fraction", "Anti-steerable fraction", "fraction of samples"),
-                                ("mean_slope", "Mean steerability slope", "propensity per unit multiplier")):
-        grid = summary.pivot(index="method", columns="spec", values=column).reindex(
-            [m for m in config.methods if m in set(summary["method"])])
-        save_figure(_heat_map(grid, title, unit, config), report / f"heatmap_{column}.png")
-        lines += [f"![{title}](heatmap_{column}.png)", ""]
-    shown = summary.assign(
-        mean_slope=summary.apply(lambda r: f"{r.mean_slope:.3g} [{r.mean_slope_ci_low:.3g}, {r.mean_slope_ci_high:.3g}]", axis=1),
-        anti=summary.apply(lambda r: f"{r.anti_steerable_fraction:.2f} [{r.anti_ci_low:.2f}, {r.anti_ci_high:.2f}]", axis=1),
-    )[["spec", "method", "n_samples", "mean_slope", "anti"]]
-    lines += ["## Per method and dataset (95% percentile-bootstrap CIs over samples)", "",
-              markdown_table(shown), ""]
-    if not tables["paired"].empty:
-        lines += ["## Paired per-sample slope differences against CAA (95% bootstrap CIs)", "",
-                  markdown_table(tables["paired"]), ""]
-    (report / "report.md").write_text("\n".join(lines) + "\n")
-    return report / "report.md"
-
-
-def _heat_map(grid: pd.DataFrame, title: str, unit: str, config: MethodStudyConfig):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * grid.shape[1], 1.0 + 0.5 * grid.shape[0]))
-    image = ax.imshow(grid.to_numpy(float), aspect="auto", cmap="viridis")
-    ax.set_xticks(range(grid.shape[1]), [str(c)[:24] for c in grid.columns], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(grid.shape[0]), list(grid.index), fontsize=8)
-    for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
-        ax.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=7, color="white")
-    fig.colorbar(image, ax=ax, label=unit)
-    ax.set_title(f"{title} — {config.model}, layer {config.layer}, matched CAA norm", fontsize=9)
-    ax.set_xlabel("dataset")
-    ax.set_ylabel("method")
-    fig.tight_layout()
-    return fig
+    summary = method_summary(per_sample, n_boot=n_boot, seed=seed)
+    order = {m: i for i, m in enumerate(methods)}
+    summary = summary.sort_values("method", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    matched = (matched_shift_kl(per_sample, raw["kl"], reference_multiplier, n_boot=n_boot, seed=seed)
+               if not raw["kl"].empty else pd.DataFrame())
+    ood = ood_relative(raw["variant_propensities"], n_boot=n_boot, seed=seed)
+    split = dataset_or_method(summary, methods, n_boot=n_boot, seed=seed)
+    return {"per_sample": per_sample, "summary": summary,
+            "paired": paired_against_reference(per_sample, n_boot=n_boot, seed=seed), "matched_kl": matched,
+            "contrast": contrast_table(props, raw["baseline"], raw["kl"], reference_multiplier, n_boot=n_boot, seed=seed),
+            "ood": ood, "correlation": split["correlation"], "variance": split["variance"],
+            "ranking": method_ranking(summary, matched, ood, n_boot=n_boot, seed=seed)}
