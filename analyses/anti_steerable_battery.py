@@ -33,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_plan_lock(PLAN, args.out_dir, record=args.stage != "features")
         if args.stage in ("features", "all"):
+            from interp_steer.analysis.battery_heldout import battery_vectors_dir
             from interp_steer.models import load_model
 
             cfg = json.loads((args.study_dir / "config.json").read_text(encoding="utf-8"))
             model = load_model(cfg["model"])
-            vectors = args.vectors_dir or Path.home() / ".cache" / "interp_steer" / "anti_steerable" / cfg["model"]
+            vectors = args.vectors_dir or battery_vectors_dir(cfg["model"])
             compute_features(model, args.study_dir, args.out_dir, vectors, limit=args.limit,
                              echo=lambda m: print(m, flush=True))
         if args.stage in ("tests", "all"):

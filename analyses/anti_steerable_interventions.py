@@ -8,7 +8,6 @@ slopes on datasets of the held-out half (seed-0 dataset split) whose vectors are
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import pandas as pd
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from interp_steer.analysis.battery import free_text_specs, study_split
-    from interp_steer.analysis.battery_heldout import dataset_halves
+    from interp_steer.analysis.battery import study_split
+    from interp_steer.analysis.battery_heldout import held_out_vector_datasets
     from interp_steer.analysis.interventions import project_off_logit_lens, project_off_random, steered_slopes
     from interp_steer.models import load_model
     from interp_steer.runs.keys import dataset_stem
@@ -38,12 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summarize(args.out_dir / "interventions").to_string(index=False))
         print(summarize_negation(args.out_dir / "interventions").to_string(index=False))
         return 0
-    cfg = json.loads((args.study_dir / "steerability" / "config.json").read_text(encoding="utf-8"))
-    top = json.loads((args.study_dir / "config.json").read_text(encoding="utf-8"))
-    vectors = Path.home() / ".cache" / "interp_steer" / "anti_steerable" / top["model"]
-    specs = free_text_specs(args.study_dir)
-    _, held = dataset_halves(specs, 0)
-    chosen = [s for s in specs if s in held and (vectors / f"{dataset_stem(s)}.pt").exists()][: args.n_datasets]
+    cfg, top, vectors, chosen = held_out_vector_datasets(args.study_dir, args.n_datasets)
     model = load_model(top["model"])
     out = args.out_dir / "interventions"
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,6 @@ Resumable: one CSV per dataset under OUT_DIR/interventions/patching/.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -36,8 +35,8 @@ def choose(study: pd.DataFrame, test: list, seed: int = 0) -> list:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from interp_steer.analysis.battery import free_text_specs, study_split
-    from interp_steer.analysis.battery_heldout import dataset_halves
+    from interp_steer.analysis.battery import study_split
+    from interp_steer.analysis.battery_heldout import held_out_vector_datasets
     from interp_steer.analysis.completion_patching import completion_patch_slopes, standard_patches
     from interp_steer.models import load_model
     from interp_steer.runs.keys import dataset_stem
@@ -53,12 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarize:
         print(summarize(out).to_string(index=False))
         return 0
-    cfg = json.loads((args.study_dir / "steerability" / "config.json").read_text(encoding="utf-8"))
-    top = json.loads((args.study_dir / "config.json").read_text(encoding="utf-8"))
-    vectors = Path.home() / ".cache" / "interp_steer" / "anti_steerable" / top["model"]
-    specs = free_text_specs(args.study_dir)
-    _, held = dataset_halves(specs, 0)
-    chosen = [s for s in specs if s in held and (vectors / f"{dataset_stem(s)}.pt").exists()][: args.n_datasets]
+    cfg, top, vectors, chosen = held_out_vector_datasets(args.study_dir, args.n_datasets)
     model = load_model(top["model"])
     out.mkdir(parents=True, exist_ok=True)
     layer = cfg["layer"]

@@ -3,6 +3,8 @@ scored on the other half, against the baseline-propensity-only model and the bas
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -62,3 +64,27 @@ def heldout_summary(table: pd.DataFrame, feature_sets: dict[str, list[str]], see
                          within_auc_mean_over_seeds=float(np.mean(per_seed)), within_auc_min=float(np.min(per_seed)),
                          within_auc_max=float(np.max(per_seed)), n_seeds=len(per_seed)))
     return pd.DataFrame(rows)
+
+
+def battery_vectors_dir(model: str) -> Path:
+    """Where the battery caches each dataset's study vector (``<stem>.pt``) for the given model spec."""
+    return Path.home() / ".cache" / "interp_steer" / "anti_steerable" / model
+
+
+def held_out_vector_datasets(study_dir: Path, n_datasets: int, seed: int = 0) -> tuple[dict, dict, Path, list[str]]:
+    """``(steerability config, study config, vectors folder, datasets)`` for the intervention scripts: the first
+    ``n_datasets`` free-text datasets (study order) of the held-out half of the seeded dataset split that have a
+    cached battery vector."""
+    import json
+
+    from interp_steer.analysis.battery import free_text_specs
+    from interp_steer.runs.keys import dataset_stem
+
+    study_dir = Path(study_dir)
+    steer_cfg = json.loads((study_dir / "steerability" / "config.json").read_text(encoding="utf-8"))
+    top = json.loads((study_dir / "config.json").read_text(encoding="utf-8"))
+    vectors = battery_vectors_dir(top["model"])
+    specs = free_text_specs(study_dir)
+    _, held = dataset_halves(specs, seed)
+    chosen = [s for s in specs if s in held and (vectors / f"{dataset_stem(s)}.pt").exists()][:n_datasets]
+    return steer_cfg, top, vectors, chosen

@@ -13,6 +13,7 @@ from interp_steer.runs.ab_task import AbTaskConfig
 from interp_steer.runs.analysis_configs import EvaluateConfig, ExplainConfig, WhyConfig
 from interp_steer.runs.id_ood import IdOodConfig
 from interp_steer.runs.job_configs import CompareConfig, ScanConfig, TuneConfig
+from interp_steer.runs.method_study import MethodStudyConfig
 from interp_steer.runs.steerability import SteerabilityConfig
 from interp_steer.runs.study_config import StudyConfig
 
@@ -22,6 +23,7 @@ BY_FOLDER = {
     "scan": ScanConfig, "scan_cli": ScanConfig, "steerability": SteerabilityConfig, "id_ood": IdOodConfig,
     "ab_task": AbTaskConfig, "tune": TuneConfig, "sae_vs_caa": CompareConfig, "evaluate_capability": EvaluateConfig,
     "explain": ExplainConfig, "anti_steerable": WhyConfig, "tan2024_full": StudyConfig, "tan2024_gemma": StudyConfig,
+    "methods_smollm2_pilot": MethodStudyConfig, "compare": CompareConfig, "why": WhyConfig,
 }
 FILES = sorted(RESULTS.glob("**/config.json"))
 

@@ -176,7 +176,7 @@ def test_report_has_every_section_and_both_heat_maps(study):
     ({"ood_datasets": ["builtin:nope"]}, "ood_datasets ['builtin:nope']"),
     ({"trained_datasets": ["x"]}, "trained_datasets ['x']"),
     ({"ood_methods": ["reps"]}, "ood_methods ['reps']"),
-    ({"n_neutral": 0}, "n_neutral"),
+    ({"n_neutral": 0}, "--n-neutral must be an integer ≥ 1"),
     ({"methods": ["probe", "caa"]}, "must start with 'caa'"),
     ({"methods": ["caa", "nope"]}, "not pair-based registry methods"),
 ])
