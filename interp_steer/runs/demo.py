@@ -109,12 +109,11 @@ class DemoJob(Job):
     def split(self):
         """``(train, test)``: the seeded split's first ``n_train`` training pairs and its held-out pairs."""
         if self._split is None:
-            from interp_steer.data import load_dataset, train_test_split
+            from interp_steer.data import DataSplit, load_dataset
 
             cfg = self.config
             pairs = load_dataset(cfg.dataset, data_dir=cfg.data_dir, framing=cfg.framing)
-            train, test = train_test_split(pairs, test_fraction=min(0.5, cfg.n_test / len(pairs)), seed=cfg.seed)
-            self._split = (train[: cfg.n_train], test)
+            self._split = DataSplit.capped(cfg.n_test, len(pairs), cfg.seed, n_train=cfg.n_train).split(pairs)
         return self._split
 
     def vectors(self, model) -> dict:

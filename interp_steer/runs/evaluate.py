@@ -249,12 +249,12 @@ class EvaluateJob(Job):
     def pairs(self):
         """The evaluated pairs: the test part of the seeded split (or all pairs), first ``n``."""
         if self._pairs is None:
-            from interp_steer.data import load_dataset, train_test_split
+            from interp_steer.data import DataSplit, load_dataset
 
             cfg = self.config
             pairs = load_dataset(cfg.dataset, data_dir=self.data_dir, framing=cfg.framing)
             if cfg.split == "test":
-                pairs = train_test_split(pairs, test_fraction=cfg.test_fraction, seed=cfg.seed)[1]
+                pairs = DataSplit(cfg.test_fraction, cfg.seed).test(pairs)
             self._pairs = pairs[: cfg.n]
         return self._pairs
 
@@ -493,7 +493,7 @@ def run_evaluate(config: EvaluateConfig, vector: SteeringVector, out_dir: str | 
 
 def _baseline(job: EvaluateJob, model, steered: SteeringVector, m: float, result: EvaluateResult) -> pd.DataFrame | None:
     """The prompting baseline at multiplier ``m``: a resumable file ``units/baseline.m<m>.<fmt>``."""
-    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.data import DataSplit, load_dataset
     from interp_steer.evaluation.baseline import baseline_sentences, prompting_baseline
 
     cfg = job.config
@@ -504,8 +504,7 @@ def _baseline(job: EvaluateJob, model, steered: SteeringVector, m: float, result
         train = None
         if not cfg.dataset.startswith("builtin:"):
             pairs = load_dataset(cfg.dataset, data_dir=job.data_dir, framing=cfg.framing)
-            train = train_test_split(pairs, test_fraction=cfg.test_fraction, seed=cfg.seed)[0] if cfg.split == "test" \
-                else pairs
+            train = DataSplit(cfg.test_fraction, cfg.seed).train(pairs) if cfg.split == "test" else pairs
         try:
             sentences = baseline_sentences(cfg.dataset, train)
         except InterpSteerError as exc:

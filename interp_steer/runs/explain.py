@@ -76,7 +76,7 @@ class ExplainUnit:
 
 
 def heldout_disjointness(provenance, dataset: str, test_fraction: float, seed: int) -> tuple[bool | None, str]:
-    """Whether the held-out samples of ``train_test_split(pairs, test_fraction, seed)`` are disjoint from the
+    """Whether the held-out samples of ``DataSplit(test_fraction, seed)`` are disjoint from the
     vector's training pairs, read from its provenance: ``(True | False | None (unknown), one sentence)``.
     ``dataset``: the pairs' own data set name (framing included, e.g. ``persona:narcissism@free_text``).
 
@@ -168,7 +168,7 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     from interp_steer.analysis.direct_effect import direct_effects, logit_lens
     from interp_steer.analysis.markdown_tables import markdown_table
     from interp_steer.analysis.patching import compare_samples
-    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.data import DataSplit, load_dataset
     from interp_steer.evaluation import compute_propensities, steerability
     from interp_steer.steering import SteeringVector
     from interp_steer.steering.hook_names import layer_of
@@ -182,8 +182,7 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     vector.check_fits(model)
     layer = layer_of(vector.hook_names[0])
     pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)
-    _, test = train_test_split(pairs, test_fraction=config.test_fraction, seed=config.seed)
-    test = test[: config.n]
+    test = DataSplit(config.test_fraction, config.seed, n_test=config.n).test(pairs)
     echo(f"{config.dataset}: {len(test)} held-out samples; vector {vector.hook_names[0]} (norm {float(vector.directions[vector.hook_names[0]].norm()):.2f})")
     disjoint, disjoint_note = heldout_disjointness(vector.provenance, ",".join(sorted({p.dataset for p in pairs})),
                                                          config.test_fraction, config.seed)

@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from interp_steer.data.pairs import ContrastivePair
+from interp_steer.data.splits import DataSplit
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.metrics import steerability, summarize_steerability
 from interp_steer.evaluation.propensity import compute_propensities
@@ -80,7 +81,7 @@ PairSource = Callable[[str], tuple[Sequence[ContrastivePair], Sequence[Contrasti
 @dataclass(frozen=True)
 class RegistryPairs:
     """Data provider backed by the dataset registry: ``load_dataset(spec, framing)``, a stratified
-    ``train_test_split(test_fraction, seed)``, then the first ``n_train`` / ``n_test`` of each part.
+    ``DataSplit(test_fraction, seed, n_train, n_test)`` (the first ``n_train`` / ``n_test`` of each part).
     Picklable, so Ray workers load their datasets themselves."""
 
     framing: str | None
@@ -91,11 +92,14 @@ class RegistryPairs:
     data_dir: str | None = None
 
     def __call__(self, spec: str):
-        from interp_steer.data import load_dataset, train_test_split
+        from interp_steer.data import load_dataset
 
-        pairs = load_dataset(spec, data_dir=self.data_dir, framing=self.framing)
-        train, test = train_test_split(pairs, test_fraction=self.test_fraction, seed=self.seed)
-        return train[: self.n_train], test[: self.n_test]
+        return self.split.split(load_dataset(spec, data_dir=self.data_dir, framing=self.framing))
+
+    @property
+    def split(self) -> DataSplit:
+        """The :class:`~interp_steer.data.DataSplit` every dataset is cut with."""
+        return DataSplit(self.test_fraction, self.seed, self.n_train, self.n_test)
 
 
 def registry_pairs(config: ScanConfig, data_dir: str | Path | None = None) -> RegistryPairs:

@@ -272,7 +272,7 @@ def why_case_files(config: WhyConfig, case: str, model) -> list[tuple[str, Any]]
     from interp_steer.analysis.predictor import evaluate_predictors, fixed_plus_top_correlated
     from interp_steer.analysis.prefix_patching import patching_speedup, prefix_patching, region_summary
     from interp_steer.analysis.slope_groups import group_sizes, slope_intervals
-    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.data import DataSplit, load_dataset
     from interp_steer.evaluation.fast_engine import fast_propensities
     from interp_steer.methods.caa import extract_caa
     from interp_steer.viz.anti_steerable_plots import (
@@ -297,8 +297,7 @@ def why_case_files(config: WhyConfig, case: str, model) -> list[tuple[str, Any]]
     pairs = load_dataset(spec, data_dir=config.data_dir)
     if any(p.kind != "free_text" for p in pairs):
         raise ConfigError(f"case {case!r}: the dataset is not free text; use <spec>@free_text")
-    train, test = train_test_split(pairs, test_fraction=config.test_fraction, seed=config.seed)
-    train, test = train[: config.n_train], test[: config.n_test]
+    train, test = DataSplit(config.test_fraction, config.seed, config.n_train, config.n_test).split(pairs)
     if len(test) < 2 * config.n_folds:
         raise ConfigError(f"case {case!r}: only {len(test)} held-out samples")
     vector = extract_caa(model, train, [layer], progress=False, dataset=spec)
