@@ -15,7 +15,7 @@ messages, the generation metrics. Means carry percentile-bootstrap 95% intervals
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from transformer_lens import HookedTransformer
 from interp_steer.data.pairs import BASE_SYSTEM_PROMPT, ContrastivePair
 from interp_steer.data.tokenization import encode_text
 from interp_steer.errors import ConfigError, DataFormatError
-from interp_steer.evaluation.propensity import compute_propensities
+from interp_steer.evaluation.engines import PropensityEngine, resolve_engine
 from interp_steer.evaluation.side_effects import (
     NeutralSet,
     answer_scores,
@@ -105,7 +105,7 @@ def prompting_baseline(
     max_new_tokens: int = 32,
     units: str = "raw",
     raw_multiplier: float | None = None,
-    engine: Callable = compute_propensities,
+    engine: str | PropensityEngine = "batched",
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
@@ -118,7 +118,7 @@ def prompting_baseline(
     ``vector`` is the (single-hook) vector as steered, ``multiplier`` in ``units`` (recorded; ``raw_multiplier``
     is the factor on the original vector, default ``multiplier``). ``neutral``: the neutral set for ``kl`` /
     ``dnll`` (omitted: NaN). ``generation_messages``: user messages to generate from under each arm (omitted:
-    no generation metrics). ``engine`` has :func:`compute_propensities`' signature.
+    no generation metrics). ``engine``: a registered engine name or an engine (:mod:`~interp_steer.evaluation.engines`).
 
     ``steered`` / ``steered_neutral`` reuse work already done by the caller (e.g. the demo's propensity and
     side-effect steps): propensity rows of ``pairs`` under the BASE prompt steered by ``vector`` at ``-m``, ``0``
@@ -128,6 +128,7 @@ def prompting_baseline(
     """
     if not pairs:
         raise ConfigError("prompting_baseline: no pairs")
+    engine = resolve_engine(engine)
     if not np.isfinite(multiplier) or multiplier == 0:
         raise ConfigError(f"prompting_baseline: multiplier must be finite and non-zero, got {multiplier}")
     vector = vector.select()

@@ -45,6 +45,7 @@ import pandas as pd
 
 from interp_steer.data.pairs import BASE_SYSTEM_PROMPT, ContrastivePair
 from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.evaluation.engines import PropensityEngine
 from interp_steer.steering.vector import SteeringVector
 
 VARIANTS = ("BASE", "SYS_POS", "SYS_NEG", "USER_POS", "USER_NEG")
@@ -174,7 +175,7 @@ def cross_variant_steerability(
     variants: Sequence[str] = VARIANTS,
     sentences: PersonaSentences | None = None,
     extract: Callable | None = None,
-    engine: Callable | None = None,
+    engine: str | PropensityEngine | None = None,
     batch_size: int = 32,
     progress: bool = False,
     rescale_to_base: bool = True,
@@ -191,12 +192,12 @@ def cross_variant_steerability(
     (:func:`own_slope_cutoff`, or ``min_own_slope``). For intervals and the propensity difference pass
     ``propensities`` and ``per_sample`` to :func:`relative_steerability_table`.
     """
+    from interp_steer.evaluation.engines import resolve_engine
     from interp_steer.evaluation.metrics import steerability
-    from interp_steer.evaluation.propensity import compute_propensities
     from interp_steer.methods.caa import extract_caa
 
     extract = extract or extract_caa
-    engine = engine or compute_propensities
+    engine = resolve_engine(engine)
     if any(v != "BASE" for v in variants) and sentences is None:
         sentences = persona_sentences(train_pairs)
     vectors = {v: extract(model, apply_variant(train_pairs, v, sentences), [layer], progress=False) for v in variants}

@@ -64,15 +64,6 @@ class DemoUnit:
         return self.kind
 
 
-def _fast_engine(model, pairs, vector, multipliers, *, batch_size: int | None = None, progress: bool = False):
-    """:func:`~interp_steer.evaluation.fast_engine.fast_propensities` with ``compute_propensities``' signature (the
-    ``engine`` argument of :func:`~interp_steer.evaluation.baseline.prompting_baseline`); ``batch_size`` is left to
-    the engine's memory budget."""
-    from interp_steer.evaluation.fast_engine import fast_propensities
-
-    return fast_propensities(model, pairs, vector, multipliers, progress=progress)
-
-
 class DemoJob(Job):
     """The demo's units for a model with the given resolved ``layers``."""
 
@@ -154,7 +145,10 @@ class DemoJob(Job):
         if unit.kind == "generations":
             return [(files[0], demo_generations(model, main, cfg.generation_multipliers, cfg.max_new_tokens))]
         if unit.kind == "propensity":
-            self._computed["propensity"] = _fast_engine(model, self.split()[1], vectors, cfg.multipliers)
+            from interp_steer.evaluation.fast_engine import fast_propensities
+
+            self._computed["propensity"] = fast_propensities(model, self.split()[1], vectors, cfg.multipliers,
+                                                             progress=False)
             return [(files[0], self._computed["propensity"])]
         if unit.kind == "side_effects":
             from interp_steer.evaluation.side_effects import neutral_side_effects
@@ -181,7 +175,7 @@ class DemoJob(Job):
             return pd.DataFrame([{"note": f"no prompting baseline: {exc}"}], columns=[*BASELINE_COLUMNS, "note"])
         # the steered arms at ±m are rows the propensity and side-effect steps of this run already computed
         table = prompting_baseline(model, test, vector, m, sentences=sentences, neutral=self.neutral(model),
-                                   engine=_fast_engine, n_boot=cfg.n_boot, seed=cfg.seed,
+                                   engine="fast", n_boot=cfg.n_boot, seed=cfg.seed,
                                    steered=self._computed.get("propensity"),
                                    steered_neutral=self._computed.get("side_effects"))
         return table.dropna(axis=1, how="all").assign(note="")

@@ -24,6 +24,7 @@ import pandas as pd
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.splits import DataSplit
 from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.evaluation.engines import PropensityEngine, resolve_engine
 from interp_steer.evaluation.metrics import steerability, summarize_steerability
 from interp_steer.evaluation.propensity import compute_propensities
 from interp_steer.runs.files import read_table, write_table_atomic
@@ -49,7 +50,7 @@ def run_scan_unit(
     dataset: str | None = None,
     batch_size: int = 32,
     read_position: str | None = None,
-    engine: Callable = compute_propensities,
+    engine: str | PropensityEngine = "batched",
 ):
     """CAA at ``layer`` on ``train_pairs``, propensities on ``test_pairs``.
 
@@ -61,7 +62,7 @@ def run_scan_unit(
     _check_split(dataset, train_pairs, test_pairs)
     vector = extract_caa(model, train_pairs, [layer], read_position=read_position, batch_size=batch_size,  # type: ignore[arg-type]
                          progress=False, dataset=dataset)
-    propensities = engine(model, test_pairs, vector, multipliers, batch_size=batch_size, progress=False,
+    propensities = resolve_engine(engine)(model, test_pairs, vector, multipliers, batch_size=batch_size, progress=False,
                           vector_name=f"caa:{dataset}" if dataset else None)
     if dataset is not None:
         propensities["dataset"] = dataset
