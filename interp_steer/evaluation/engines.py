@@ -86,9 +86,7 @@ def answers_engine(model: HookedTransformer, pairs: Sequence[ContrastivePair], v
     """The ``answers`` engine, A/B pairs only: :func:`~interp_steer.evaluation.side_effects.answer_scores` (the
     answer letters' log-probabilities under the full softmax, ``batch_size`` rows per forward, default 16) as a
     propensity table (``propensity = logit_diff = logprob_diff``). ``device`` must be the model's own."""
-    from interp_steer.evaluation.propensity import _check_inputs, propensity_frame, vector_label
-    from interp_steer.evaluation.side_effects import answer_scores
-    from interp_steer.scoring import LetterScore
+    from interp_steer.evaluation.propensity import _check_inputs, vector_label
 
     del progress
     rows = 16 if batch_size is None else batch_size
@@ -99,11 +97,42 @@ def answers_engine(model: HookedTransformer, pairs: Sequence[ContrastivePair], v
     if device is not None and torch.device(device) != torch.device(str(model.cfg.device)):
         raise ConfigError(f"engine 'answers' runs on the model's device {model.cfg.device}, not {device}")
     vector = vector.select()
-    mults = [float(m) for m in multipliers]
-    table = answer_scores(model, pairs, vector, mults, batch_size=rows)
-    scores = {(k // len(mults), "ab", mults[k % len(mults)]): LetterScore(float(d), float(d), float(p))
-              for k, (d, p) in enumerate(zip(table["logit_diff"], table["pos_prob"]))}
-    return propensity_frame(pairs, vector, mults, scores, vector_name or vector_label(vector))
+    return scored_propensities(model, pairs, vector, multipliers, batch_size=rows,
+                               vector_name=vector_name or vector_label(vector))[0]
+
+
+ANSWER_COLUMNS = ["sample_id", "dataset", "multiplier", "is_A", "logit_diff", "correct", "pos_prob", "format_mass"]
+"""Columns of :func:`~interp_steer.evaluation.side_effects.answer_scores` (and of an empty answers table)."""
+
+
+def _empty_answers() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in ANSWER_COLUMNS})
+
+
+def scored_propensities(model, pairs, vector: SteeringVector, multipliers: Sequence[float], *, batch_size: int,
+                        vector_name: str, device=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(propensities, answers)`` of ``vector`` on ``pairs``. All-A/B pairs: one
+    :func:`~interp_steer.evaluation.side_effects.answer_scores` pass gives the answer-format mass and the
+    propensity table (built by :func:`~interp_steer.evaluation.propensity.propensity_frame` from the same letter
+    log-probabilities). Otherwise :func:`compute_propensities` and an empty answers table."""
+    from interp_steer.evaluation.propensity import compute_propensities, propensity_frame
+    from interp_steer.evaluation.side_effects import answer_scores
+    from interp_steer.scoring import LetterScore
+
+    if not all(p.kind == "ab" for p in pairs):
+        props = compute_propensities(model, pairs, vector, multipliers, batch_size=batch_size, device=device,
+                                     progress=False, vector_name=vector_name)
+        return props, _empty_answers()
+    # compute_propensities' input checks (ids unique, finite multipliers), on zero-cost inputs
+    ids = [p.id or str(i) for i, p in enumerate(pairs)]
+    if len(set(ids)) != len(ids):
+        raise DataFormatError("pair ids must be unique within a work unit")
+    answers = answer_scores(model, pairs, vector, [float(m) for m in multipliers], batch_size=batch_size)
+    index = {sid: i for i, sid in enumerate(ids)}
+    scores = {(index[r.sample_id], "ab", float(r.multiplier)): LetterScore(r.logit_diff, r.logit_diff, r.pos_prob)
+              for r in answers.itertuples()}
+    props = propensity_frame(pairs, vector.select(), [float(m) for m in multipliers], scores, vector_name)
+    return props, answers
 
 
 ENGINES: dict[str, PropensityEngine] = {
