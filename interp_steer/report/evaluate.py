@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import pandas as pd
 
 from interp_steer.steering.vector import SteeringVector
 
-if TYPE_CHECKING:
-    from interp_steer.runs.evaluate import EvaluateConfig
+
+class EvaluateCardConfig(Protocol):
+    """The config fields the evaluate card shows (an :class:`~interp_steer.runs.evaluate.EvaluateConfig` has them)."""
+
+    vector: str
+    vector_name: str
+    vector_sha1: str
+    dataset: str
+    model: str
+    units: str
 
 
 class EvaluateTables(Protocol):
@@ -25,7 +33,7 @@ class EvaluateTables(Protocol):
     notes: list[str]
 
 
-def write_evaluate_card(config: EvaluateConfig, result: EvaluateTables, projection: Any = None,
+def write_evaluate_card(config: EvaluateCardConfig, result: EvaluateTables, projection: Any = None,
                         card_notes: Sequence[str] = ()) -> Path:
     """The plots (``propensity_curves.png``, ``steerability_distribution.png``, ``spurious_variance.png`` for A/B)
     and the steering card ``steering_card.html`` of an evaluate run, from its tables and config; ``projection``: the
