@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import pandas as pd
 
 from interp_steer.steering.vector import SteeringVector
 
 
+@runtime_checkable
 class EvaluateCardConfig(Protocol):
     """The config fields the evaluate card shows (an :class:`~interp_steer.runs.evaluate.EvaluateConfig` has them)."""
 
@@ -22,6 +23,7 @@ class EvaluateCardConfig(Protocol):
     units: str
 
 
+@runtime_checkable
 class EvaluateTables(Protocol):
     """What the evaluate writer reads: the run's tables, recommendation, baseline and notes (an
     :class:`~interp_steer.runs.evaluate.EvaluateResult`)."""

@@ -4,7 +4,7 @@ from a tune run's tables and config (the run itself is :func:`interp_steer.runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -12,10 +12,22 @@ import pandas as pd
 from interp_steer.analysis.markdown_tables import markdown_table
 from interp_steer.steering.vector import SteeringVector
 
-if TYPE_CHECKING:
-    from interp_steer.runs.job_configs import TuneConfig
+
+@runtime_checkable
+class TuneConfig(Protocol):
+    """The config fields the tune report shows (a :class:`~interp_steer.runs.job_configs.TuneConfig` has them)."""
+
+    model: str
+    dataset: str
+    units: str
+    kl_budget: float
+    vector: str | None
+    test_fraction: float
+    seed: int
+    n_boot: int
 
 
+@runtime_checkable
 class TuneTables(Protocol):
     """What the tune writers read: the run's tables, recommendation and notes (a
     :class:`~interp_steer.runs.tune.TuneResult`)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from interp_steer.evaluation.units import UNIT_COLUMNS
 from interp_steer.runs.files import read_table, write_table_atomic
 
 
+@runtime_checkable
 class EvaluateSettings(Protocol):
     """The config fields that define an evaluate run's units and tables."""
 
