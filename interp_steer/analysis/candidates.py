@@ -45,8 +45,8 @@ from interp_steer.analysis.readout import sample_sequences
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import pad_token_id
 from interp_steer.errors import ConfigError
-from interp_steer.methods.caa import collect_contrastive_activations
 from interp_steer.scoring import completion_logprobs
+from interp_steer.steering.activations import collect_contrastive_activations
 from interp_steer.steering.apply import steer
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector

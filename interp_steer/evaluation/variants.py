@@ -156,7 +156,7 @@ def own_slope_cutoff(kind: str, min_own_slope: float | None = None) -> float:
 def match_base_norm(vectors: Mapping[str, SteeringVector], base: str = "BASE") -> dict[str, SteeringVector]:
     """Each vector rescaled, hook by hook, to the norm of ``vectors[base]`` at that hook (Tan et al.: variant vectors
     differ from the BASE vector in direction only)."""
-    from interp_steer.methods.caa import norm_relative
+    from interp_steer.steering.activations import norm_relative
 
     if base not in vectors:
         raise ConfigError(f"match_base_norm needs the {base} vector among the variants (got {sorted(vectors)}); "
