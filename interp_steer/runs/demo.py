@@ -242,7 +242,7 @@ def combine_demo(out_dir: Path, config: DemoConfig) -> dict[str, pd.DataFrame]:
     ``per_sample`` (steerability.csv), ``summary`` (layer_summary.csv), ``distribution``
     (steerability_distribution.csv), ``side_effects`` (side_effects.csv) and ``baseline`` (baseline.csv)."""
     from interp_steer.evaluation import steerability
-    from interp_steer.runs.tune import tune_summary
+    from interp_steer.evaluation.settings import tune_summary
 
     files = DemoJob.UNIT_FILES
     out: dict[str, pd.DataFrame] = {}

@@ -113,7 +113,7 @@ def combine_evaluation(out_dir: str | Path, config: EvaluateSettings) -> dict[st
     """The finished units' tables (see the module docstring), written into ``out_dir``; ``{}`` while no
     propensity unit is finished."""
     from interp_steer.evaluation import spurious_factor_variance, steerability, summarize_steerability
-    from interp_steer.runs.tune import tune_summary
+    from interp_steer.evaluation.settings import tune_summary
 
     out_dir = Path(out_dir)
     props = _read_units(out_dir, config, "vector")

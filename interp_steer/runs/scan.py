@@ -15,14 +15,13 @@ any point (even ``kill -9``) resumes with a result equal to an uninterrupted run
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
 from interp_steer.data.pairs import ContrastivePair
-from interp_steer.data.splits import DataSplit
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.engines import PropensityEngine, resolve_engine
 from interp_steer.evaluation.metrics import steerability, summarize_steerability
@@ -37,6 +36,7 @@ from interp_steer.runs.job_configs import (  # noqa: F401  (the scan config live
     ScanUnit,
     VectorScale,
 )
+from interp_steer.runs.registry_pairs import PairSource, RegistryPairs  # noqa: F401  (re-exported)
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 
 
@@ -74,33 +74,6 @@ def _check_split(dataset, train, test) -> None:
     if not train or not test:
         raise ConfigError(f"dataset {dataset!r}: scan unit needs non-empty train and test splits "
                           f"(got {len(train)} train, {len(test)} test)")
-
-
-PairSource = Callable[[str], tuple[Sequence[ContrastivePair], Sequence[ContrastivePair]]]
-
-
-@dataclass(frozen=True)
-class RegistryPairs:
-    """Data provider backed by the dataset registry: ``load_dataset(spec, framing)``, a stratified
-    ``DataSplit(test_fraction, seed, n_train, n_test)`` (the first ``n_train`` / ``n_test`` of each part).
-    Picklable, so Ray workers load their datasets themselves."""
-
-    framing: str | None
-    test_fraction: float
-    seed: int
-    n_train: int | None
-    n_test: int | None
-    data_dir: str | None = None
-
-    def __call__(self, spec: str):
-        from interp_steer.data import load_dataset
-
-        return self.split.split(load_dataset(spec, data_dir=self.data_dir, framing=self.framing))
-
-    @property
-    def split(self) -> DataSplit:
-        """The :class:`~interp_steer.data.DataSplit` every dataset is cut with."""
-        return DataSplit(self.test_fraction, self.seed, self.n_train, self.n_test)
 
 
 def registry_pairs(config: ScanConfig, data_dir: str | Path | None = None) -> RegistryPairs:

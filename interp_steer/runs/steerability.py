@@ -28,9 +28,10 @@ import pandas as pd
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.runs.config import JobConfig, device_field, model_field, option_field
 from interp_steer.runs.files import read_table, write_table_atomic
+from interp_steer.runs.job_configs import DEFAULT_MULTIPLIERS
 from interp_steer.runs.keys import dataset_stem
+from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import DEFAULT_MULTIPLIERS, RegistryPairs
 
 SUMMARY_BY = ["source", "framing", "dataset", "layer"]
 

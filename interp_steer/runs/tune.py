@@ -38,8 +38,8 @@ from interp_steer.evaluation.units import in_units, mean_residual_norm, with_uni
 from interp_steer.runs.config import JobConfig  # noqa: F401
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
 from interp_steer.runs.job_configs import DEFAULT_TUNE_MULTIPLIERS, TuneConfig  # noqa: F401
+from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import RegistryPairs
 from interp_steer.steering.hook_names import DEFAULT_SITE
 from interp_steer.steering.vector import SteeringVector
 
