@@ -31,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table  # noqa: E402  (analyses/common.py)
 
-from interp_steer.evaluation.uncertainty import Resample, bootstrap  # noqa: E402
+from interp_steer.stats.bootstrap import Resample, bootstrap  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -2,7 +2,7 @@
 
 The runner's combine step (:func:`interp_steer.runs.tune.combine_tune`) re-reads ``units/`` and rewrites the
 combined tables and ``recommendation.json``; the baseline, generations and capability tables are read back from
-their CSV / parquet files; then :func:`interp_steer.tune.write_tune_card` writes ``steering_card.html``. Only the
+their CSV / parquet files; then :func:`interp_steer.runs.tune.write_run_card` writes ``steering_card.html``. Only the
 card's projection view runs the model (one forward pass of one held-out prompt, clean and steered).
 
     python analyses/tune_card.py analyses/results/tune/sentiment
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from interp_steer.evaluation.settings import chosen_setting
 from interp_steer.models import load_model
 from interp_steer.runs.files import read_table
 from interp_steer.runs.runner import RunReport
-from interp_steer.runs.tune import TuneConfig, TuneJob, combine_tune
-from interp_steer.tune import TuneResult, _chosen_setting, write_tune_card
+from interp_steer.runs.tune import TuneConfig, TuneJob, TuneResult, combine_tune, write_run_card
 
 
 def rebuild_card(out_dir: Path, data_dir: str | None = None) -> Path:
@@ -35,7 +35,7 @@ def rebuild_card(out_dir: Path, data_dir: str | None = None) -> Path:
     result = TuneResult(out_dir, report, tables["summary"], rec, **optional)
     model = load_model(config.model, device=config.device)
     job = TuneJob(config, data_dir=data_dir)
-    return write_tune_card(config, result, model, _chosen_setting(tables["summary"], rec), job)
+    return write_run_card(config, result, model, chosen_setting(tables["summary"], rec), job)
 
 
 def main() -> None:

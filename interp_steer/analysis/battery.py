@@ -50,13 +50,12 @@ def study_split(spec: str, n_train: int, n_test: int, test_fraction: float, seed
     """``(all_pairs, train[:n_train], test[:n_test])`` exactly as the steerability study split ``spec``."""
     import warnings
 
-    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.data import DataSplit, load_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pairs = load_dataset(spec, data_dir=data_dir)
-    train, test = train_test_split(pairs, test_fraction=test_fraction, seed=seed)
-    return pairs, train[:n_train], test[:n_test]
+    return (pairs, *DataSplit(test_fraction, seed, n_train, n_test).split(pairs))
 
 
 def dataset_features(model, spec: str, layer: int, *, n_train: int, n_test: int, test_fraction: float, seed: int,

@@ -81,7 +81,7 @@ def completion_activations(model: HookedTransformer, pairs: Sequence[Contrastive
 
     Prefix-cached: each distinct prompt runs once (:func:`~interp_steer.evaluation.prefix_cache.build_prefix_cache`)
     and the completions run on top of it, stopped after the hook's block; equal to a full forward to float
-    precision (tested against :func:`~interp_steer.methods.caa.collect_contrastive_activations`).
+    precision (tested against :func:`~interp_steer.steering.activations.collect_contrastive_activations`).
     """
     from interp_steer.evaluation.prefix_cache import build_prefix_cache, right_pad
 

@@ -31,7 +31,7 @@ from interp_steer.analysis.readout import answer_readout, single_batch
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import encode_pair
 from interp_steer.errors import ConfigError
-from interp_steer.methods.caa import collect_contrastive_activations
+from interp_steer.steering.activations import collect_contrastive_activations
 from interp_steer.steering.vector import SteeringVector
 
 GROUPS = ("steerable", "anti-steerable", "insensitive")

@@ -44,9 +44,9 @@ from interp_steer.analysis.readout import sample_sequences
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.data.tokenization import pad_token_id
 from interp_steer.errors import ConfigError
-from interp_steer.methods.caa import collect_contrastive_activations
 from interp_steer.scoring import completion_logprobs
 from interp_steer.stats.intervals import metric_interval
+from interp_steer.steering.activations import collect_contrastive_activations
 from interp_steer.steering.apply import steer
 from interp_steer.steering.hook_names import layer_of
 from interp_steer.steering.vector import SteeringVector
@@ -139,55 +139,78 @@ def candidate_features(
         off0 = int(batch.offsets[0])
         prompt = slice(off0, off0 + seqs.steer_from + 1)
         proj = (clean[hook][0, prompt].double().cpu() @ unit).numpy()
-        attention = {}
-        for condition, cache in (("clean", clean), ("steered", steered)):
-            masses = []
-            for side in range(2):
-                off = int(batch.offsets[side])
-                first = off + int(seqs.rows[side].score_from or 0)
-                queries = slice(first, min(first + attention_tokens, batch.width))
-                keys = slice(off + 1, off + seqs.steer_from + 1)
-                for name in pattern_names:
-                    masses.append(float(cache[name][side, :, queries, keys].sum(-1).mean()))
-            attention[condition] = float(np.mean(masses)) if masses else float("nan")
-        n_prompt = seqs.steer_from + 1
-        records.append({
-            "sample_id": pair.id, "baseline_propensity": float(base[pair.id]),
-            "diff_projection": float(diffs[index] @ unit),
-            "diff_cosine": float(torch.nn.functional.cosine_similarity(diffs[index], unit, dim=0)),
-            "diff_norm": float(diffs[index].norm()),
-            "prompt_tokens": n_prompt, "pos_tokens": len(seqs.rows[0].ids) - n_prompt,
-            "neg_tokens": len(seqs.rows[1].ids) - n_prompt,
-            "completion_token_diff": len(seqs.rows[0].ids) - len(seqs.rows[1].ids),
-            "proj_mean": float(proj.mean()), "proj_max": float(proj.max()), "proj_min": float(proj.min()),
-            "proj_std": float(proj.std()), "proj_last": float(proj[-1]),
-            "attn_prompt_clean": attention["clean"], "attn_prompt_steered": attention["steered"],
-            "attn_prompt_delta": attention["steered"] - attention["clean"], **metrics,
-        })
+        attention = {condition: _prompt_attention(cache, batch, seqs, pattern_names, attention_tokens)
+                     for condition, cache in (("clean", clean), ("steered", steered))}
+        records.append(_pair_record(pair, seqs, float(base[pair.id]), diffs[index], unit, proj, attention, metrics))
         if sae is not None:
-            # the positive sequence in full, then the negative completion's own tokens
-            resid = clean[sae_hook_name].float()
-            pos_part = resid[0, off0:]
-            off1 = int(batch.offsets[1])
-            neg_part = resid[1, off1 + n_prompt:]
-            latents = sae.encode(torch.cat([pos_part, neg_part]).to(getattr(sae, "device", "cpu"))).float().cpu().numpy()
+            latents = _sae_latents(sae, clean[sae_hook_name], batch, seqs)
+            n_prompt, n_pos = seqs.steer_from + 1, len(seqs.rows[0].ids)
             last_latents.append(latents[seqs.steer_from])
-            n_pos = len(seqs.rows[0].ids)
             contrast_latents.append(latents[n_prompt:n_pos].mean(0) - latents[n_pos:].mean(0))
             token_latents.append(latents.astype(np.float32))
-            ids = list(seqs.rows[0].ids) + list(seqs.rows[1].ids[n_prompt:])
-            sides = ["prompt"] * n_prompt + ["pos"] * (len(seqs.rows[0].ids) - n_prompt) + ["neg"] * (len(ids) - len(seqs.rows[0].ids))
-            for position, (token, part) in enumerate(zip(ids, sides)):
-                where = position if position < len(seqs.rows[0].ids) else n_prompt + position - len(seqs.rows[0].ids)
-                context_ids = (seqs.rows[0].ids if part != "neg" else seqs.rows[1].ids)[max(0, where - 6): where + 1]
-                token_rows.append({"sample_id": pair.id, "part": part, "position": where,
-                                   "token": str(tokenizer.decode([token])), "context": str(tokenizer.decode(list(context_ids)))})
+            token_rows += _token_rows(tokenizer, pair, seqs)
     table = pd.DataFrame.from_records(records)
     if sae is None:
         return CandidateFeatures(table)
     return CandidateFeatures(table, np.stack(last_latents), np.concatenate(token_latents), pd.DataFrame(token_rows),
                              np.stack(contrast_latents))
 
+
+
+def _prompt_attention(cache, batch, seqs, pattern_names: set[str], attention_tokens: int) -> float:
+    """Mean attention mass from the first ``attention_tokens`` completion tokens (both sides) onto the prompt, over
+    the heads of the layers in ``pattern_names`` (NaN without any)."""
+    masses = []
+    for side in range(2):
+        off = int(batch.offsets[side])
+        first = off + int(seqs.rows[side].score_from or 0)
+        queries = slice(first, min(first + attention_tokens, batch.width))
+        keys = slice(off + 1, off + seqs.steer_from + 1)
+        for name in pattern_names:
+            masses.append(float(cache[name][side, :, queries, keys].sum(-1).mean()))
+    return float(np.mean(masses)) if masses else float("nan")
+
+
+def _pair_record(pair: ContrastivePair, seqs, baseline: float, diff: torch.Tensor, unit: torch.Tensor,
+                 proj: np.ndarray, attention: dict[str, float], metrics: dict) -> dict:
+    """One row of the features table (see the module doc)."""
+    n_prompt = seqs.steer_from + 1
+    return {
+        "sample_id": pair.id, "baseline_propensity": baseline,
+        "diff_projection": float(diff @ unit),
+        "diff_cosine": float(torch.nn.functional.cosine_similarity(diff, unit, dim=0)),
+        "diff_norm": float(diff.norm()),
+        "prompt_tokens": n_prompt, "pos_tokens": len(seqs.rows[0].ids) - n_prompt,
+        "neg_tokens": len(seqs.rows[1].ids) - n_prompt,
+        "completion_token_diff": len(seqs.rows[0].ids) - len(seqs.rows[1].ids),
+        "proj_mean": float(proj.mean()), "proj_max": float(proj.max()), "proj_min": float(proj.min()),
+        "proj_std": float(proj.std()), "proj_last": float(proj[-1]),
+        "attn_prompt_clean": attention["clean"], "attn_prompt_steered": attention["steered"],
+        "attn_prompt_delta": attention["steered"] - attention["clean"], **metrics,
+    }
+
+
+def _sae_latents(sae: Any, resid: torch.Tensor, batch, seqs) -> np.ndarray:
+    """SAE latents of the positive sequence in full, then of the negative completion's own tokens."""
+    resid = resid.float()
+    n_prompt = seqs.steer_from + 1
+    pos_part = resid[0, int(batch.offsets[0]):]
+    neg_part = resid[1, int(batch.offsets[1]) + n_prompt:]
+    return sae.encode(torch.cat([pos_part, neg_part]).to(getattr(sae, "device", "cpu"))).float().cpu().numpy()
+
+
+def _token_rows(tokenizer: Any, pair: ContrastivePair, seqs) -> list[dict]:
+    """One row per token of :func:`_sae_latents` (part, position, token and its preceding context)."""
+    n_prompt = seqs.steer_from + 1
+    ids = list(seqs.rows[0].ids) + list(seqs.rows[1].ids[n_prompt:])
+    sides = ["prompt"] * n_prompt + ["pos"] * (len(seqs.rows[0].ids) - n_prompt) + ["neg"] * (len(ids) - len(seqs.rows[0].ids))
+    rows = []
+    for position, (token, part) in enumerate(zip(ids, sides)):
+        where = position if position < len(seqs.rows[0].ids) else n_prompt + position - len(seqs.rows[0].ids)
+        context_ids = (seqs.rows[0].ids if part != "neg" else seqs.rows[1].ids)[max(0, where - 6): where + 1]
+        rows.append({"sample_id": pair.id, "part": part, "position": where,
+                     "token": str(tokenizer.decode([token])), "context": str(tokenizer.decode(list(context_ids)))})
+    return rows
 
 def _direct_metrics(model: HookedTransformer, vector: SteeringVector, batch, seqs, start: torch.Tensor,
                     clean_final: torch.Tensor, steered_final: torch.Tensor, multiplier: float) -> dict[str, float]:

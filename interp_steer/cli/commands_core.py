@@ -83,11 +83,11 @@ def extract(
 ) -> None:
     """Extract a steering vector from a contrastive dataset and save it with provenance.
 
-    With ``--holdout F`` the vector sees only the train part of the split ``train_test_split(pairs, F, seed)``
+    With ``--holdout F`` the vector sees only the train part of the split ``DataSplit(F, seed)``
     (then its first ``--n-train`` pairs); the split is recorded in the provenance (``extra.split``), so
     ``explain`` can confirm that its held-out samples were not used for training.
     """
-    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.data import DataSplit, load_dataset
     from interp_steer.methods.registry import method_entry
     from interp_steer.models import load_model
     from interp_steer.steering import SteeringVector
@@ -108,10 +108,9 @@ def extract(
                            force=force, sidecar_suffixes=(".json",))
     extra: dict = {}
     if holdout:
-        pairs, _ = train_test_split(load_dataset(dataset, data_dir=data_dir, framing=framing), test_fraction=holdout,
-                                    seed=seed)
-        pairs = pairs[:n_train] if n_train else pairs
-        extra = {"split": {"part": "train", "test_fraction": holdout, "seed": seed, "n_train": len(pairs)}}
+        split = DataSplit(holdout, seed, n_train=n_train or None)
+        pairs = split.train(load_dataset(dataset, data_dir=data_dir, framing=framing))
+        extra = {"split": {"part": "train", **split.to_dict(), "n_train": len(pairs)}}
     else:
         pairs = load_dataset(dataset, data_dir=data_dir, framing=framing, limit=n_train or None)
     hooked = load_model(model, device=device)

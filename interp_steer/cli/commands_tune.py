@@ -73,7 +73,7 @@ def tune(
     preflight(config, out)
     from interp_steer.data import load_dataset
     from interp_steer.models import load_model
-    from interp_steer.tune import run_tune
+    from interp_steer.runs.tune import run_tune
 
     load_dataset(dataset, data_dir=data_dir, framing=framing, limit=1)  # a bad spec fails before the model loads
     hooked = hooked or load_model(model, device=device)

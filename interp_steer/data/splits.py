@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numbers
 import random
 from collections import Counter, defaultdict, deque
-from typing import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Hashable, Mapping, Sequence
 
 from interp_steer.data.pairs import ContrastivePair, check_unique_ids
 from interp_steer.errors import ConfigError
@@ -106,3 +108,81 @@ def train_test_split(pairs: Sequence[ContrastivePair], test_fraction: float = 0.
     """
     train, test = train_test_indices(pairs, test_fraction, seed, stratify)
     return [pairs[i] for i in train], [pairs[i] for i in test]
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """The one train/test split of the package: :func:`train_test_split` (one test-size rule, seeded, stratified),
+    then the first ``n_train`` / ``n_test`` pairs of each half (``None``: the whole half).
+
+    The test half holds ``round(test_fraction · n)`` pairs (at least 1, at most n − 1). Jobs that size their split
+    from counts instead of a fraction build it with :meth:`from_counts` (test fraction ``n_test / (n_train +
+    n_test)``) or :meth:`capped` (test fraction ``min(cap, n_test / n_pairs)``), so the rule stays the same.
+    :meth:`to_dict` is what vectors' provenance and job records store about the split; equal dicts give equal halves.
+    """
+
+    test_fraction: float = 0.5
+    seed: int = 0
+    n_train: int | None = None
+    n_test: int | None = None
+    stratify: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.test_fraction) < 1.0:
+            raise ConfigError(f"DataSplit.test_fraction={self.test_fraction}: must be strictly between 0 and 1")
+        for name in ("n_train", "n_test"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, numbers.Integral) or value < 0):
+                raise ConfigError(f"DataSplit.{name}={value!r}: must be a count ≥ 0 or None (the whole half)")
+
+    @classmethod
+    def from_counts(cls, n_train: int, n_test: int, seed: int = 0) -> DataSplit:
+        """The split whose test fraction is ``n_test / (n_train + n_test)``, cut to ``n_train`` / ``n_test``."""
+        if n_train < 1 or n_test < 1:
+            raise ConfigError(f"DataSplit.from_counts: n_train={n_train}, n_test={n_test}; need at least 1 each")
+        return cls(n_test / (n_train + n_test), seed, n_train, n_test)
+
+    @classmethod
+    def capped(cls, n_test: int, n_pairs: int, seed: int = 0, n_train: int | None = None,
+               cap: float = 0.5) -> DataSplit:
+        """The split whose test fraction is ``min(cap, n_test / n_pairs)``: about ``n_test`` held-out pairs, never
+        more than ``cap`` of the set; the test half is kept whole."""
+        if n_pairs < 2 or n_test < 1:
+            raise ConfigError(f"DataSplit.capped: n_test={n_test} of {n_pairs} pairs; need n_test ≥ 1 and ≥ 2 pairs")
+        return cls(min(cap, n_test / n_pairs), seed, n_train, None)
+
+    def indices(self, pairs: Sequence[ContrastivePair]) -> tuple[list[int], list[int]]:
+        """Train and test indices into ``pairs`` (each half cut to its count), in :meth:`split`'s order."""
+        train, test = train_test_indices(pairs, self.test_fraction, self.seed, self.stratify)
+        return train[: self.n_train], test[: self.n_test]
+
+    def split(self, pairs: Sequence[ContrastivePair]) -> tuple[list[ContrastivePair], list[ContrastivePair]]:
+        """``(train, test)`` pairs: :func:`train_test_split`'s halves, cut to ``n_train`` / ``n_test``."""
+        train, test = self.indices(pairs)
+        return [pairs[i] for i in train], [pairs[i] for i in test]
+
+    def train(self, pairs: Sequence[ContrastivePair]) -> list[ContrastivePair]:
+        """The train half (first ``n_train``)."""
+        return self.split(pairs)[0]
+
+    def test(self, pairs: Sequence[ContrastivePair]) -> list[ContrastivePair]:
+        """The test half (first ``n_test``)."""
+        return self.split(pairs)[1]
+
+    def to_dict(self) -> dict:
+        """What provenance and records store: ``test_fraction`` and ``seed``, then ``n_train`` / ``n_test`` where set
+        and ``stratify`` only when off (so records written before this class existed read the same)."""
+        record: dict = {"test_fraction": float(self.test_fraction), "seed": int(self.seed)}
+        record.update({name: int(getattr(self, name)) for name in ("n_train", "n_test") if getattr(self, name) is not None})
+        if not self.stratify:
+            record["stratify"] = False
+        return record
+
+    @classmethod
+    def from_dict(cls, record: Mapping) -> DataSplit:
+        """The split :meth:`to_dict` recorded (other keys, e.g. a provenance's ``part``, are ignored)."""
+        try:
+            return cls(float(record["test_fraction"]), int(record["seed"]), record.get("n_train"), record.get("n_test"),
+                       bool(record.get("stratify", True)))
+        except KeyError as exc:
+            raise ConfigError(f"split record {dict(record)!r} lacks {exc.args[0]!r}") from None

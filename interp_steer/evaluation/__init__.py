@@ -2,6 +2,7 @@
 prompt variants, the unsteered A/B baseline and bootstrap intervals (the layer scan job lives in :mod:`interp_steer.runs.scan`)."""
 
 from interp_steer.evaluation.ab_baseline import ab_baseline
+from interp_steer.evaluation.engines import ENGINES, PropensityEngine, get_engine, resolve_engine
 from interp_steer.evaluation.generalisation import generalisation_correlation
 from interp_steer.evaluation.metrics import (
     random_baseline,
@@ -28,7 +29,7 @@ from interp_steer.evaluation.variants import (
 from interp_steer.stats.bootstrap import bootstrap
 
 __all__ = [
-    "ab_baseline", "bootstrap", "bootstrap_ci", "correlation_ci", "spurious_cis", "steerability_cis",
+    "ENGINES", "PropensityEngine", "get_engine", "resolve_engine", "ab_baseline", "bootstrap", "bootstrap_ci", "correlation_ci", "spurious_cis", "steerability_cis",
     "generalisation_correlation", "match_base_norm", "relative_steerability_table",
     "VARIANTS", "PersonaSentences", "apply_variant", "cross_variant_steerability",
     "persona_sentences", "relative_steerability", "steerability_matrix",

@@ -15,7 +15,7 @@ messages, the generation metrics. Means carry percentile-bootstrap 95% intervals
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from transformer_lens import HookedTransformer
 from interp_steer.data.pairs import BASE_SYSTEM_PROMPT, ContrastivePair
 from interp_steer.data.tokenization import encode_text
 from interp_steer.errors import ConfigError, DataFormatError
-from interp_steer.evaluation.propensity import compute_propensities
+from interp_steer.evaluation.engines import PropensityEngine, resolve_engine
 from interp_steer.evaluation.side_effects import (
     NeutralSet,
     answer_scores,
@@ -105,7 +105,7 @@ def prompting_baseline(
     max_new_tokens: int = 32,
     units: str = "raw",
     raw_multiplier: float | None = None,
-    engine: Callable = compute_propensities,
+    engine: str | PropensityEngine = "batched",
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
@@ -118,7 +118,7 @@ def prompting_baseline(
     ``vector`` is the (single-hook) vector as steered, ``multiplier`` in ``units`` (recorded; ``raw_multiplier``
     is the factor on the original vector, default ``multiplier``). ``neutral``: the neutral set for ``kl`` /
     ``dnll`` (omitted: NaN). ``generation_messages``: user messages to generate from under each arm (omitted:
-    no generation metrics). ``engine`` has :func:`compute_propensities`' signature.
+    no generation metrics). ``engine``: a registered engine name or an engine (:mod:`~interp_steer.evaluation.engines`).
 
     ``steered`` / ``steered_neutral`` reuse work already done by the caller (e.g. the demo's propensity and
     side-effect steps): propensity rows of ``pairs`` under the BASE prompt steered by ``vector`` at ``-m``, ``0``
@@ -128,24 +128,75 @@ def prompting_baseline(
     """
     if not pairs:
         raise ConfigError("prompting_baseline: no pairs")
+    engine = resolve_engine(engine)
     if not np.isfinite(multiplier) or multiplier == 0:
         raise ConfigError(f"prompting_baseline: multiplier must be finite and non-zero, got {multiplier}")
     vector = vector.select()
     layer = layer_of(vector.hook_names[0])
     dataset = pairs[0].dataset
     base = apply_variant(pairs, "BASE")
-    base_ids = [p.id for p in base]
     m = float(multiplier)
+    steered_neutral = _reused_neutral(steered_neutral, neutral, layer, m)
+    reference, arms = _reference_and_arms(model, engine, pairs, base, vector, m, sentences, steered, layer, units,
+                                          batch_size)
+    is_ab = all(p.kind == "ab" for p in pairs)
+    raw = float(raw_multiplier) if raw_multiplier is not None else m
+    records = []
+    for (method, arm), (prop, setting) in arms.items():
+        signed = m if arm == "pos" else -m
+        steering = method == "steering"
+        rec = {"dataset": dataset, "method": method, "arm": arm, "setting": setting, "layer": layer,
+               "multiplier": signed if steering else 0.0, "units": units,
+               "raw_multiplier": (raw if arm == "pos" else -raw) if steering else 0.0,
+               "n_samples": int(prop.notna().sum())}
+        for name, values in (("mean_propensity", prop), ("shift", prop - reference)):
+            rec.update(zip((name, f"{name}_lo", f"{name}_hi"), _ci(values, n_boot, seed)))
+        sentence = sentences.positive if arm == "pos" else sentences.negative
+        if neutral is not None:
+            side = _neutral_rows(model, neutral, vector if steering else None, signed, sentence, steered_neutral,
+                                 batch_size)
+            for name in ("kl", "dnll"):
+                rec.update(zip((name, f"{name}_lo", f"{name}_hi"), _ci(side[name], n_boot, seed)))
+        if is_ab:
+            if steering:
+                answers = answer_scores(model, base, vector, [signed], batch_size=batch_size)
+            else:
+                variant = "SYS_POS" if arm == "pos" else "SYS_NEG"
+                answers = answer_scores(model, apply_variant(pairs, variant, sentences), None, [0.0], batch_size=batch_size)
+            rec.update(zip(("format_mass", "format_mass_lo", "format_mass_hi"), _ci(answers["format_mass"], n_boot, seed)))
+        if generation_messages:
+            gens = _arm_generations(model, generation_messages, vector if steering else None, signed,
+                                    BASE_SYSTEM_PROMPT if steering else sentence, max_new_tokens, batch_size)
+            for name in GENERATION_METRICS:
+                rec.update(zip((name, f"{name}_lo", f"{name}_hi"), _ci(gens[name], n_boot, seed)))
+        records.append(rec)
+    records += _contrast_records(arms, dataset, layer, units, n_boot, seed)
+    return pd.DataFrame.from_records(records).reindex(columns=BASELINE_COLUMNS)
+
+
+def _reused_neutral(steered_neutral: pd.DataFrame | None, neutral: NeutralSet | None, layer: int,
+                    m: float) -> pd.DataFrame | None:
+    """The caller's neutral side-effect rows at ±m, checked complete (ConfigError naming what is missing)."""
+    if steered_neutral is None:
+        return None
+    if neutral is None:
+        raise ConfigError("prompting_baseline: steered_neutral given without the neutral set it was computed on")
+    return _reused_rows(steered_neutral, "steered_neutral", layer, [-m, m], "passage_id", list(neutral.passage_ids),
+                        ("kl", "dnll"))
+
+
+def _reference_and_arms(model, engine: PropensityEngine, pairs: Sequence[ContrastivePair],
+                        base: Sequence[ContrastivePair], vector: SteeringVector, m: float, sentences: PersonaSentences,
+                        steered: pd.DataFrame | None, layer: int, units: str, batch_size: int) -> tuple[pd.Series, dict]:
+    """The unsteered BASE propensities (``reference``, pair order) and the four arms ``{(method, arm): (per-sample
+    propensities, setting label)}``: steering at ±m (``steered`` rows reused when given) and the SYS_POS / SYS_NEG
+    persona prompts, unsteered."""
+    base_ids = [p.id for p in base]
     if steered is None:
         steered = engine(model, base, vector, [-m, 0.0, m], batch_size=batch_size, progress=False)
     else:
         steered = _reused_rows(steered, "steered", layer, [-m, 0.0, m], "sample_id", base_ids,
                                ("propensity",))
-    if steered_neutral is not None:
-        if neutral is None:
-            raise ConfigError("prompting_baseline: steered_neutral given without the neutral set it was computed on")
-        steered_neutral = _reused_rows(steered_neutral, "steered_neutral", layer, [-m, m], "passage_id",
-                                       list(neutral.passage_ids), ("kl", "dnll"))
     by_m = {mult: frame.set_index("sample_id")["propensity"] for mult, frame in steered.groupby("multiplier")}
     reference = by_m[0.0].reindex(base_ids)  # pair order, whichever table the rows came from
     prompted = {}
@@ -158,49 +209,37 @@ def prompting_baseline(
         ("prompting", "pos"): (prompted["SYS_POS"], "SYS_POS persona prompt"),
         ("prompting", "neg"): (prompted["SYS_NEG"], "SYS_NEG persona prompt"),
     }
-    is_ab = all(p.kind == "ab" for p in pairs)
-    tok = model.tokenizer
-    raw = float(raw_multiplier) if raw_multiplier is not None else m
+    return reference, arms
+
+
+def _neutral_rows(model, neutral: NeutralSet, vector: SteeringVector | None, signed: float, sentence: str,
+                  steered_neutral: pd.DataFrame | None, batch_size: int) -> pd.DataFrame:
+    """The neutral-corpus KL / ΔNLL rows of one arm: steering at ``signed`` (reused from ``steered_neutral`` when
+    given), or (``vector`` None) the persona ``sentence`` prefixed, unsteered."""
+    if vector is not None and steered_neutral is not None:
+        return steered_neutral[steered_neutral["multiplier"] == signed]
+    if vector is not None:
+        return neutral_side_effects(model, neutral, vector, [signed], batch_size=batch_size)
+    prefix = encode_text(model.tokenizer, sentence + "\n\n")
+    return neutral_side_effects(model, neutral, None, [0.0], prefix_ids=prefix, batch_size=batch_size)
+
+
+def _arm_generations(model, messages: Sequence[str], vector: SteeringVector | None, signed: float, system: str,
+                     max_new_tokens: int, batch_size: int) -> pd.DataFrame:
+    """Generations of one arm: steered at ``signed`` under the base system prompt, or (``vector`` None) unsteered
+    under the persona ``system`` prompt."""
+    prompts = [chat_prompt(model, msg, system_prompt=system) for msg in messages]
+    return generation_side_effects(model, prompts, vector, [signed if vector is not None else 0.0],
+                                   max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+
+def _contrast_records(arms: dict, dataset: str, layer: int, units: str, n_boot: int, seed: int) -> list[dict]:
+    """Per method, the pos − neg contrast of the per-sample propensities with its interval."""
     records = []
-    for (method, arm), (prop, setting) in arms.items():
-        signed = m if arm == "pos" else -m
-        rec = {"dataset": dataset, "method": method, "arm": arm, "setting": setting, "layer": layer,
-               "multiplier": signed if method == "steering" else 0.0, "units": units,
-               "raw_multiplier": (raw if arm == "pos" else -raw) if method == "steering" else 0.0,
-               "n_samples": int(prop.notna().sum())}
-        for name, values in (("mean_propensity", prop), ("shift", prop - reference)):
-            rec.update(zip((name, f"{name}_lo", f"{name}_hi"), _ci(values, n_boot, seed)))
-        sentence = sentences.positive if arm == "pos" else sentences.negative
-        if neutral is not None:
-            if method == "steering" and steered_neutral is not None:
-                side = steered_neutral[steered_neutral["multiplier"] == signed]
-            elif method == "steering":
-                side = neutral_side_effects(model, neutral, vector, [signed], batch_size=batch_size)
-            else:
-                prefix = encode_text(tok, sentence + "\n\n")
-                side = neutral_side_effects(model, neutral, None, [0.0], prefix_ids=prefix, batch_size=batch_size)
-            for name in ("kl", "dnll"):
-                rec.update(zip((name, f"{name}_lo", f"{name}_hi"), _ci(side[name], n_boot, seed)))
-        if is_ab:
-            if method == "steering":
-                answers = answer_scores(model, base, vector, [signed], batch_size=batch_size)
-            else:
-                variant = "SYS_POS" if arm == "pos" else "SYS_NEG"
-                answers = answer_scores(model, apply_variant(pairs, variant, sentences), None, [0.0], batch_size=batch_size)
-            rec.update(zip(("format_mass", "format_mass_lo", "format_mass_hi"), _ci(answers["format_mass"], n_boot, seed)))
-        if generation_messages:
-            system = BASE_SYSTEM_PROMPT if method == "steering" else sentence
-            prompts = [chat_prompt(model, msg, system_prompt=system) for msg in generation_messages]
-            gens = generation_side_effects(model, prompts, vector if method == "steering" else None,
-                                           [signed if method == "steering" else 0.0], max_new_tokens=max_new_tokens,
-                                           batch_size=batch_size)
-            for name in GENERATION_METRICS:
-                rec.update(zip((name, f"{name}_lo", f"{name}_hi"), _ci(gens[name], n_boot, seed)))
-        records.append(rec)
     for method in ("steering", "prompting"):
         contrast = arms[(method, "pos")][0] - arms[(method, "neg")][0]
         rec = {"dataset": dataset, "method": method, "arm": "contrast", "setting": "pos − neg", "layer": layer,
                "multiplier": np.nan, "units": units, "raw_multiplier": np.nan, "n_samples": int(contrast.notna().sum())}
         rec.update(zip(("shift", "shift_lo", "shift_hi"), _ci(contrast, n_boot, seed)))
         records.append(rec)
-    return pd.DataFrame.from_records(records).reindex(columns=BASELINE_COLUMNS)
+    return records

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from interp_steer.errors import ConfigError
+from interp_steer.evaluation.engines import PropensityEngine
 from interp_steer.evaluation.tables import require_columns
 from interp_steer.steering.vector import SteeringVector
 
@@ -157,19 +158,20 @@ def random_baseline(
     multipliers: Sequence[float],
     *,
     seeds: Sequence[int] = (0,),
-    engine=None,
+    engine: str | PropensityEngine | None = None,
     **engine_kwargs,
 ) -> pd.DataFrame:
     """Propensities under norm-matched random vectors (``vector`` column ``random:<seed>``), one block per seed.
 
-    ``engine`` defaults to :func:`~interp_steer.evaluation.propensity.compute_propensities`.
+    ``engine``: a registered engine name or an engine (:mod:`interp_steer.evaluation.engines`; default ``batched``).
     """
+    from interp_steer.evaluation.engines import resolve_engine
+
     if not seeds:
         raise ConfigError("random_baseline needs at least one seed")
-    if engine is None:
-        from interp_steer.evaluation.propensity import compute_propensities as engine
+    run = resolve_engine(engine)
     frames = [
-        engine(model, pairs, random_like(vector, seed), multipliers, vector_name=f"random:{seed}", **engine_kwargs)
+        run(model, pairs, random_like(vector, seed), multipliers, vector_name=f"random:{seed}", **engine_kwargs)
         for seed in seeds
     ]
     return pd.concat(frames, ignore_index=True)

@@ -22,7 +22,7 @@ from transformer_lens import HookedTransformer
 
 from interp_steer.data.tokenization import left_pad, pad_token_id
 from interp_steer.errors import ConfigError
-from interp_steer.methods.caa import norm_relative
+from interp_steer.steering.activations import norm_relative
 from interp_steer.steering.vector import SteeringVector
 
 Units = Literal["raw", "norm"]

@@ -1,28 +1,7 @@
 """Prompt variants and cross-variant steerability (Tan et al. 2024, Sec. 6: generalisation across prompts).
 
-Variants of a pair:
-
-* ``BASE``: system prompt :data:`~interp_steer.data.pairs.BASE_SYSTEM_PROMPT`, user turn unchanged;
-* ``SYS_POS`` / ``SYS_NEG``: the system prompt is replaced by a persona sentence for / against the behaviour;
-* ``USER_POS`` / ``USER_NEG``: the base system prompt is kept and the persona sentence is prepended to the user
-  turn (separated by a blank line).
-
-Persona sentences can be given explicitly (:class:`PersonaSentences`) or derived from an MWE persona dataset by
-:func:`persona_sentences`, in either framing, with this deterministic rule. Each pair contributes the persona
-statements it knows, sorted into those the behaviour **agrees** with (the behaviour-matching persona would say
-them) and those it **disagrees** with:
-
-* A/B pairs (``persona:<name>``): ``meta["statement"]`` agrees if ``meta["positive_is_yes"]`` is true (the
-  matching answer is "Yes"), else disagrees; its confidence is ``meta["label_confidence"]``;
-* free-text pairs (``persona:<name>@free_text``): the positive completion's ``meta["statement"]`` agrees
-  (confidence ``meta["label_confidence"]``) and the negative completion's ``meta["negative_statement"]``
-  disagrees (confidence ``meta["negative_label_confidence"]``).
-
-The **positive** sentence quotes the agreeing statement with the highest confidence, the **negative** sentence
-the disagreeing statement with the highest confidence (so the opposite persona would say it). Ties (or missing
-confidences, counted as 0) are broken by the statement text (the smallest first). The sentence is
-``You are someone who would say: "<statement>"``. Both framings of one dataset give the same sentences from the
-same statements. Derive the sentences from the *training* pairs so the quoted statements are not evaluation items.
+The variants of a pair and their persona sentences are in :mod:`interp_steer.evaluation.prompt_variants`
+(re-exported here).
 
 **The generalisation study as Tan et al. run it** (:func:`cross_variant_steerability`, :func:`relative_steerability_table`):
 a CAA vector per variant, each variant's vector rescaled to the BASE vector's norm (``match_base_norm``, so rows of
@@ -38,17 +17,23 @@ difference in unsteered propensity (multiplier 0) between the test and the train
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from interp_steer.data.pairs import BASE_SYSTEM_PROMPT, ContrastivePair
-from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.data.pairs import ContrastivePair
+from interp_steer.errors import ConfigError
+from interp_steer.evaluation.engines import PropensityEngine
+from interp_steer.evaluation.prompt_variants import (  # noqa: F401  (re-exported)
+    PERSONA_TEMPLATE,
+    VARIANTS,
+    PersonaSentences,
+    apply_variant,
+    persona_sentences,
+)
 from interp_steer.steering.vector import SteeringVector
 
-VARIANTS = ("BASE", "SYS_POS", "SYS_NEG", "USER_POS", "USER_NEG")
-PERSONA_TEMPLATE = 'You are someone who would say: "{statement}"'
 MIN_OWN_SLOPE = 0.25
 """Tan et al.'s rule: relative steerability on variant Y is only reported if Y's own vector has |slope| > 0.25
 (A/B: logit difference per unit multiplier)."""
@@ -57,68 +42,6 @@ MIN_OWN_SLOPE_BY_KIND = {"ab": MIN_OWN_SLOPE, "free_text": 0.25}
 logit difference of the two letters, i.e. nats of letter log-odds), ``free_text`` in nats (summed log-probability
 difference of the two completions). The free-text completions are several tokens long, so the same 0.25 is a
 weaker requirement per token there; pass ``min_own_slope`` to use another."""
-
-
-@dataclass(frozen=True)
-class PersonaSentences:
-    """A persona sentence for (``positive``) and against (``negative``) the behaviour."""
-
-    positive: str
-    negative: str
-
-    def __post_init__(self) -> None:
-        if not self.positive.strip() or not self.negative.strip():
-            raise ConfigError("PersonaSentences needs two non-empty sentences")
-
-
-def _statement_candidates(pair: ContrastivePair) -> list[tuple[bool, float, str]]:
-    """``(agrees, confidence, statement)`` for each persona statement ``pair`` knows (see the module rule)."""
-    meta = pair.meta
-    sides: tuple[tuple[bool, Any, Any], ...]
-    if pair.kind == "free_text":
-        sides = ((True, meta.get("statement"), meta.get("label_confidence")),
-                 (False, meta.get("negative_statement"), meta.get("negative_label_confidence")))
-    else:
-        is_yes = pair.is_Yes
-        sides = () if is_yes is None else ((bool(is_yes), meta.get("statement"), meta.get("label_confidence")),)
-    return [(agrees, float(conf or 0.0), str(st)) for agrees, st, conf in sides if st]
-
-
-def persona_sentences(pairs: Sequence[ContrastivePair], template: str = PERSONA_TEMPLATE) -> PersonaSentences:
-    """Persona sentences derived from persona pairs (A/B or free text) by the module's documented rule."""
-    candidates: dict[bool, list[tuple[float, str]]] = {True: [], False: []}
-    for pair in pairs:
-        for agrees, confidence, statement in _statement_candidates(pair):
-            candidates[agrees].append((-confidence, statement))
-    if not candidates[True] or not candidates[False]:
-        dataset = pairs[0].dataset if pairs else "?"
-        raise DataFormatError(
-            f"dataset {dataset!r}: cannot derive persona sentences (need statements the behaviour agrees and disagrees "
-            "with: A/B pairs with meta['statement'] and meta['positive_is_yes'] of both values, or free-text pairs with "
-            "meta['statement'] and meta['negative_statement']); pass PersonaSentences(positive=…, negative=…) explicitly"
-        )
-    best = {side: min(items)[1] for side, items in candidates.items()}
-    return PersonaSentences(template.format(statement=best[True]), template.format(statement=best[False]))
-
-
-def apply_variant(pairs: Sequence[ContrastivePair], variant: str, sentences: PersonaSentences | None = None) -> list[ContrastivePair]:
-    """Copies of ``pairs`` rendered as ``variant`` (see the module docstring); ``variant`` column set accordingly."""
-    if variant not in VARIANTS:
-        raise ConfigError(f"unknown prompt variant {variant!r}; use one of {', '.join(VARIANTS)}")
-    if variant != "BASE" and sentences is None:
-        raise ConfigError(f"variant {variant!r} needs persona sentences (PersonaSentences or persona_sentences(train_pairs))")
-    out = []
-    for pair in pairs:
-        if variant == "BASE":
-            out.append(pair.with_(system_prompt=BASE_SYSTEM_PROMPT, variant=variant))
-            continue
-        assert sentences is not None  # checked above
-        sentence = sentences.positive if variant.endswith("_POS") else sentences.negative
-        if variant.startswith("SYS_"):
-            out.append(pair.with_(system_prompt=sentence, variant=variant))
-        else:
-            out.append(pair.with_(system_prompt=BASE_SYSTEM_PROMPT, prompt=f"{sentence}\n\n{pair.prompt}", variant=variant))
-    return out
 
 
 def steerability_matrix(per_sample: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +78,7 @@ def own_slope_cutoff(kind: str, min_own_slope: float | None = None) -> float:
 def match_base_norm(vectors: Mapping[str, SteeringVector], base: str = "BASE") -> dict[str, SteeringVector]:
     """Each vector rescaled, hook by hook, to the norm of ``vectors[base]`` at that hook (Tan et al.: variant vectors
     differ from the BASE vector in direction only)."""
-    from interp_steer.methods.caa import norm_relative
+    from interp_steer.steering.activations import norm_relative
 
     if base not in vectors:
         raise ConfigError(f"match_base_norm needs the {base} vector among the variants (got {sorted(vectors)}); "
@@ -174,7 +97,7 @@ def cross_variant_steerability(
     variants: Sequence[str] = VARIANTS,
     sentences: PersonaSentences | None = None,
     extract: Callable | None = None,
-    engine: Callable | None = None,
+    engine: str | PropensityEngine | None = None,
     batch_size: int = 32,
     progress: bool = False,
     rescale_to_base: bool = True,
@@ -191,12 +114,12 @@ def cross_variant_steerability(
     (:func:`own_slope_cutoff`, or ``min_own_slope``). For intervals and the propensity difference pass
     ``propensities`` and ``per_sample`` to :func:`relative_steerability_table`.
     """
+    from interp_steer.evaluation.engines import resolve_engine
     from interp_steer.evaluation.metrics import steerability
-    from interp_steer.evaluation.propensity import compute_propensities
     from interp_steer.methods.caa import extract_caa
 
     extract = extract or extract_caa
-    engine = engine or compute_propensities
+    engine = resolve_engine(engine)
     if any(v != "BASE" for v in variants) and sentences is None:
         sentences = persona_sentences(train_pairs)
     vectors = {v: extract(model, apply_variant(train_pairs, v, sentences), [layer], progress=False) for v in variants}
@@ -272,8 +195,46 @@ def relative_steerability_table(
     of that dataset (relative to its ID slope, so the rule means the same in logits and in summed nats) instead of
     the absolute :func:`own_slope_cutoff`.
     """
-    from interp_steer.stats.bootstrap import RESULT_COLUMNS, bootstrap
+    from interp_steer.stats.bootstrap import bootstrap
 
+    grid = _cell_grid(per_sample, propensities, min_own_slope, relative_cutoff)
+    keep = _cutoff_rule(grid)
+    cells, order, k = grid.cells, grid.order, len(grid.datasets)
+    cell_index = {c: i for i, c in enumerate(cells)}
+
+    def within(r, d):  # the distinct quantities per dataset: each cell's slope, relative and difference, each
+        parts = _cell_means(r, d, keep, cells)  # variant's unsteered mean, each cell's absolute difference
+        return np.concatenate([p[m] for m in ("slope", "relative", "propensity_difference") for p in parts]
+                              + [parts[cell_index[(v, v)]]["unsteered_test"] if (v, v) in cell_index
+                                 else _nan_cluster_mean(r, d[f"u|{v}"]) for v in order]
+                              + [p["abs_propensity_difference"] for p in parts], axis=1)
+
+    res = bootstrap(grid.data, within, clusters=grid.labels, n_boot=n_boot, confidence=confidence, method=method,
+                    seed=seed, resample_clusters=False, names=[str(i) for i in range((4 * len(cells) + len(order)) * k)])
+    per_dataset = _per_dataset_rows(grid, res).assign(n_boot=int(n_boot), method=f"iid-{method}", confidence=confidence)
+    across_table = _across_datasets(grid, keep, per_dataset, n_boot=n_boot, confidence=confidence, method=method,
+                                    seed=seed)
+    return {"per_dataset": per_dataset, "across_datasets": across_table}
+
+
+@dataclass
+class _CellGrid:
+    """The inputs of :func:`relative_steerability_table`, as arrays: per-sample columns ``s|X|Y`` (slope of X's
+    vector on Y), ``u|V`` (unsteered propensity on V prompts), ``a|X|Y`` (``|u_Y − u_X|``), the sample's dataset
+    (``labels``, sorted by dataset), the (X, Y) ``cells``, the variant ``order`` and each dataset's own-slope cutoff."""
+
+    data: dict[str, np.ndarray]
+    labels: np.ndarray
+    cells: list[tuple[str, str]]
+    order: list[str]
+    datasets: list[str]
+    kinds: pd.Series
+    cutoffs: np.ndarray
+
+
+def _cell_grid(per_sample: pd.DataFrame, propensities: pd.DataFrame, min_own_slope: float | None,
+               relative_cutoff: float | None) -> _CellGrid:
+    """The per-sample arrays of :func:`relative_steerability_table` and each dataset's cutoff."""
     missing = [c for c in ("dataset", "train_variant", "variant", "sample_id", "slope") if c not in per_sample.columns]
     if missing:
         raise ConfigError(f"relative_steerability_table needs per-sample columns {missing}")
@@ -299,55 +260,56 @@ def relative_steerability_table(
                             else np.full(len(slopes), np.nan)) for v in order})
     data.update({f"a|{x}|{y}": np.abs(data[f"u|{y}"] - data[f"u|{x}"]) for x, y in cells})
     labels = slopes.index.get_level_values(0).to_numpy(dtype=object)
+    return _CellGrid(data, labels, cells, order, datasets, kinds, cutoffs)
 
-    def per_cluster(r, d, keep):
-        columns = list(d)
-        stacked = r.cluster_nanmeans(np.column_stack([d[c] for c in columns]))  # [b, K, columns]
-        means = {c: stacked[:, :, i] for i, c in enumerate(columns)}
-        out = []
-        for x, y in cells:
-            own = means.get(f"s|{y}|{y}", np.full_like(means[f"s|{x}|{y}"], np.nan))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rel = means[f"s|{x}|{y}"] / np.abs(own)
-            out.append({"slope": means[f"s|{x}|{y}"], "own_slope": own,
-                        "relative": np.where(keep[(x, y)][None, :], rel, np.nan),
-                        "unsteered_train": means[f"u|{x}"], "unsteered_test": means[f"u|{y}"],
-                        "propensity_difference": means[f"u|{y}"] - means[f"u|{x}"],
-                        "abs_propensity_difference": means[f"a|{x}|{y}"]})
-        return out
 
-    # the cutoff rule from the full-sample estimate
+def _cell_means(r, d: dict[str, np.ndarray], keep: dict, cells: list[tuple[str, str]]) -> list[dict[str, np.ndarray]]:
+    """Per cell, the per-dataset means of one resample ``r`` (``[b, K]`` each); ``relative`` is NaN where ``keep``
+    (the cutoff rule) fails."""
+    columns = list(d)
+    stacked = r.cluster_nanmeans(np.column_stack([d[c] for c in columns]))  # [b, K, columns]
+    means = {c: stacked[:, :, i] for i, c in enumerate(columns)}
+    out = []
+    for x, y in cells:
+        own = means.get(f"s|{y}|{y}", np.full_like(means[f"s|{x}|{y}"], np.nan))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = means[f"s|{x}|{y}"] / np.abs(own)
+        out.append({"slope": means[f"s|{x}|{y}"], "own_slope": own,
+                    "relative": np.where(keep[(x, y)][None, :], rel, np.nan),
+                    "unsteered_train": means[f"u|{x}"], "unsteered_test": means[f"u|{y}"],
+                    "propensity_difference": means[f"u|{y}"] - means[f"u|{x}"],
+                    "abs_propensity_difference": means[f"a|{x}|{y}"]})
+    return out
+
+
+def _cutoff_rule(grid: _CellGrid) -> dict[tuple[str, str], np.ndarray]:
+    """Per cell, which datasets pass the own-slope cutoff, decided on the full-sample estimate."""
     from interp_steer.stats.bootstrap import Resample
-    n, k = len(labels), len(datasets)
-    codes = pd.Index(datasets).get_indexer(labels)
+
+    n, k = len(grid.labels), len(grid.datasets)
+    codes = pd.Index(grid.datasets).get_indexer(grid.labels)
     if (np.diff(codes) < 0).any():
         raise ConfigError("relative_steerability_table: internal ordering error")  # pivot_table sorts by dataset
     starts = np.searchsorted(codes, np.arange(k))
-    full = per_cluster(Resample(np.ones((1, n)), np.ones((1, k)), starts), data,
-                       {c: np.ones(k, dtype=bool) for c in cells})
-    keep = {c: np.abs(full[i]["own_slope"][0]) > cutoffs for i, c in enumerate(cells)}
-    # the distinct quantities per dataset: each cell's slope, relative and difference, each variant's unsteered mean
+    full = _cell_means(Resample(np.ones((1, n)), np.ones((1, k)), starts), grid.data,
+                       {c: np.ones(k, dtype=bool) for c in grid.cells}, grid.cells)
+    return {c: np.abs(full[i]["own_slope"][0]) > grid.cutoffs for i, c in enumerate(grid.cells)}
+
+
+def _per_dataset_rows(grid: _CellGrid, res) -> pd.DataFrame:
+    """One row per (dataset, X, Y) from the within-dataset bootstrap ``res`` (blocks laid out as in ``within``)."""
+    cells, order, datasets, k = grid.cells, grid.order, grid.datasets, len(grid.datasets)
     cell_index = {c: i for i, c in enumerate(cells)}
-
-    def within(r, d):
-        parts = per_cluster(r, d, keep)
-        return np.concatenate([p[m] for m in ("slope", "relative", "propensity_difference") for p in parts]
-                              + [parts[cell_index[(v, v)]]["unsteered_test"] if (v, v) in cell_index
-                                 else _nan_cluster_mean(r, d[f"u|{v}"]) for v in order]
-                              + [p["abs_propensity_difference"] for p in parts], axis=1)
-
-    res = bootstrap(data, within, clusters=labels, n_boot=n_boot, confidence=confidence, method=method, seed=seed,
-                    resample_clusters=False, names=[str(i) for i in range((4 * len(cells) + len(order)) * k)])
 
     def at(block: int, j: int) -> tuple[float, float, float]:
         return res.estimate[block * k + j], res.ci_low[block * k + j], res.ci_high[block * k + j]
 
-    sizes = pd.Series(labels).value_counts()
+    sizes = pd.Series(grid.labels).value_counts()
     records = []
     for i, (x, y) in enumerate(cells):
         for j, name in enumerate(datasets):
-            row: dict[str, object] = {"dataset": name, "kind": kinds.get(name, "ab"), "train_variant": x, "variant": y,
-                                      "n_samples": int(sizes[name]), "cutoff": cutoffs[j]}
+            row: dict[str, object] = {"dataset": name, "kind": grid.kinds.get(name, "ab"), "train_variant": x,
+                                      "variant": y, "n_samples": int(sizes[name]), "cutoff": grid.cutoffs[j]}
             blocks = {"slope": i, "own_slope": cell_index.get((y, y)), "relative": len(cells) + i,
                       "unsteered_train": 3 * len(cells) + order.index(x), "unsteered_test": 3 * len(cells) + order.index(y),
                       "propensity_difference": 2 * len(cells) + i,
@@ -356,27 +318,33 @@ def relative_steerability_table(
                 value = at(block, j) if block is not None else (np.nan, np.nan, np.nan)
                 row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = value
             records.append(row)
-    per_dataset = pd.DataFrame.from_records(records).assign(n_boot=int(n_boot), method=f"iid-{method}", confidence=confidence)
+    return pd.DataFrame.from_records(records)
 
-    frames = []
-    if k > 1:
-        def across(r, d):
-            parts = per_cluster(r, d, keep)
-            return np.column_stack([r.across_clusters(parts[i][m.replace("_median", "")],
-                                                      "median" if m.endswith("_median") else "mean")
-                                    for i in range(len(cells)) for m in ACROSS_MEASURES])
 
-        res = bootstrap(data, across, clusters=labels, n_boot=n_boot, confidence=confidence, method=method, seed=seed,
-                        names=[f"{i}|{m}" for i in range(len(cells)) for m in ACROSS_MEASURES])
-        table = res.to_frame()
-        cell = table["statistic"].str.split("|", expand=True)
-        table["train_variant"] = [cells[int(c)][0] for c in cell[0]]
-        table["variant"] = [cells[int(c)][1] for c in cell[0]]
-        table["statistic"] = cell[1].replace({"relative": "relative_steerability",
-                                              "relative_median": "relative_steerability_median"})
-        passed = per_dataset.groupby(["train_variant", "variant"])["relative"].apply(lambda s: int(s.notna().sum()))
-        table["n_datasets"] = [int(passed.get((a, b), 0)) if s.startswith("relative_steerability") else k
-                               for a, b, s in zip(table["train_variant"], table["variant"], table["statistic"])]
-        frames.append(table[["train_variant", "variant"] + RESULT_COLUMNS])
-    across_table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["train_variant", "variant"] + RESULT_COLUMNS)
-    return {"per_dataset": per_dataset, "across_datasets": across_table}
+def _across_datasets(grid: _CellGrid, keep: dict, per_dataset: pd.DataFrame, *, n_boot: int, confidence: float,
+                     method: str, seed: int) -> pd.DataFrame:
+    """Per (X, Y), the two-level bootstrap of :data:`ACROSS_MEASURES` over datasets (empty with one dataset)."""
+    from interp_steer.stats.bootstrap import RESULT_COLUMNS, bootstrap
+
+    cells, k = grid.cells, len(grid.datasets)
+    if k <= 1:
+        return pd.DataFrame(columns=["train_variant", "variant"] + RESULT_COLUMNS)
+
+    def across(r, d):
+        parts = _cell_means(r, d, keep, cells)
+        return np.column_stack([r.across_clusters(parts[i][m.replace("_median", "")],
+                                                  "median" if m.endswith("_median") else "mean")
+                                for i in range(len(cells)) for m in ACROSS_MEASURES])
+
+    res = bootstrap(grid.data, across, clusters=grid.labels, n_boot=n_boot, confidence=confidence, method=method,
+                    seed=seed, names=[f"{i}|{m}" for i in range(len(cells)) for m in ACROSS_MEASURES])
+    table = res.to_frame()
+    cell = table["statistic"].str.split("|", expand=True)
+    table["train_variant"] = [cells[int(c)][0] for c in cell[0]]
+    table["variant"] = [cells[int(c)][1] for c in cell[0]]
+    table["statistic"] = cell[1].replace({"relative": "relative_steerability",
+                                          "relative_median": "relative_steerability_median"})
+    passed = per_dataset.groupby(["train_variant", "variant"])["relative"].apply(lambda s: int(s.notna().sum()))
+    table["n_datasets"] = [int(passed.get((a, b), 0)) if s.startswith("relative_steerability") else k
+                           for a, b, s in zip(table["train_variant"], table["variant"], table["statistic"])]
+    return pd.concat([table[["train_variant", "variant"] + RESULT_COLUMNS]], ignore_index=True)

@@ -196,18 +196,8 @@ def train_bipo(
     fields); ``stop_after_steps`` ends this call after that many optimiser steps (writing a checkpoint if
     ``config.checkpoint_path`` is set), e.g. to split a long run into time-limited jobs.
     """
-    if not pairs:
-        raise ConfigError("BiPO needs at least one contrastive pair")
-    if stop_after_steps is not None and (not isinstance(stop_after_steps, int) or stop_after_steps < 1):
-        raise ConfigError(f"stop_after_steps must be a positive int or None, got {stop_after_steps!r}")
+    total_steps, steps_per_epoch = _check_bipo_run(model, pairs, config, stop_after_steps)
     hook_name = config.hook_name
-    if hook_name not in model.hook_dict:
-        raise ConfigError(f"hook {hook_name!r} does not exist on {model.cfg.model_name} ({model.cfg.n_layers} layers)")
-    total_steps = config.total_steps(len(pairs))
-    if config.warmup_steps >= total_steps:
-        raise ConfigError(f"BiPOConfig.warmup_steps={config.warmup_steps} must be below the run's {total_steps} steps")
-    steps_per_epoch = config.steps_per_epoch(len(pairs))
-
     encoded = [encode_pair(model.tokenizer, p, n_ctx=model.cfg.n_ctx) for p in pairs]
     fingerprint = data_fingerprint(encoded)
     reference = compute_reference_logprobs(model, encoded, batch_size=config.batch_size)
@@ -219,18 +209,7 @@ def train_bipo(
     generator = torch.Generator().manual_seed(config.seed)
     state = BiPOState()
     if resume_from is not None:
-        checkpoint = load_checkpoint(resume_from)
-        changed = config.differences(BiPOConfig.from_json(checkpoint["config"]))
-        if changed:
-            raise ConfigError(f"cannot resume from {resume_from}: config field(s) {changed} differ from the checkpoint's")
-        if checkpoint["data_fingerprint"] != fingerprint:
-            raise ConfigError(f"cannot resume from {resume_from}: the pairs differ from those the checkpoint was trained on")
-        with torch.no_grad():
-            vector.copy_(checkpoint["vector"].to(vector.device))
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["rng_state"])
-        state = BiPOState(**checkpoint["state"])
+        state = _resume(resume_from, config, fingerprint, vector, optimizer, scheduler, generator)
 
     def checkpoint_now() -> None:
         if config.checkpoint_path:
@@ -246,21 +225,14 @@ def train_bipo(
             epoch, group = divmod(state.step, steps_per_epoch)
             batches = epoch_batches(len(pairs), config.batch_size, config.seed, epoch)
             micro_batches = batches[group * config.grad_accumulation:(group + 1) * config.grad_accumulation]
-            n_in_step = sum(len(b) for b in micro_batches)
             optimizer.zero_grad(set_to_none=True)
-            step_loss, directions = 0.0, []
-            for indices in micro_batches:
-                direction = 1 if int(torch.randint(0, 2, (1,), generator=generator)) == 1 else -1
-                batch = preference_batch([encoded[i] for i in indices], pad).to(model.cfg.device)
-                losses = bipo_loss(model, hook_name, vector, batch, reference[indices], float(direction), config.beta)
-                (losses.sum() / n_in_step).backward()
-                step_loss += float(losses.detach().sum())
-                directions.append(direction)
+            step_loss, directions = _accumulate_step(model, config, vector, encoded, reference, micro_batches, pad,
+                                                     generator)
             optimizer.step()
             scheduler.step()
             state.step += 1
             steps_this_call += 1
-            state.loss_history.append(step_loss / n_in_step)
+            state.loss_history.append(step_loss)
             state.direction_history.append(directions)
             bar.update(1)
             bar.set_postfix(loss=f"{state.loss_history[-1]:.4f}", norm=f"{float(vector.detach().norm()):.3g}")
@@ -270,19 +242,75 @@ def train_bipo(
                 checkpoint_now()
     bar.close()
     checkpoint_now()
+    return SteeringVector({hook_name: vector.detach().clone()},
+                          _bipo_provenance(model, pairs, config, state, total_steps, dataset))
 
-    provenance = Provenance(
+
+def _check_bipo_run(model: HookedTransformer, pairs: Sequence[ContrastivePair], config: BiPOConfig,
+                    stop_after_steps: int | None) -> tuple[int, int]:
+    """``(total steps, steps per epoch)`` of the run; one-line ConfigErrors before anything is computed."""
+    if not pairs:
+        raise ConfigError("BiPO needs at least one contrastive pair")
+    if stop_after_steps is not None and (not isinstance(stop_after_steps, int) or stop_after_steps < 1):
+        raise ConfigError(f"stop_after_steps must be a positive int or None, got {stop_after_steps!r}")
+    hook_name = config.hook_name
+    if hook_name not in model.hook_dict:
+        raise ConfigError(f"hook {hook_name!r} does not exist on {model.cfg.model_name} ({model.cfg.n_layers} layers)")
+    total_steps = config.total_steps(len(pairs))
+    if config.warmup_steps >= total_steps:
+        raise ConfigError(f"BiPOConfig.warmup_steps={config.warmup_steps} must be below the run's {total_steps} steps")
+    return total_steps, config.steps_per_epoch(len(pairs))
+
+
+def _resume(resume_from: str | Path, config: BiPOConfig, fingerprint: str, vector: torch.nn.Parameter, optimizer,
+            scheduler, generator: torch.Generator) -> BiPOState:
+    """Load the checkpoint into the vector, optimiser, schedule and generator; its training state (ConfigError when
+    the config or the pairs differ from the checkpoint's)."""
+    checkpoint = load_checkpoint(resume_from)
+    changed = config.differences(BiPOConfig.from_json(checkpoint["config"]))
+    if changed:
+        raise ConfigError(f"cannot resume from {resume_from}: config field(s) {changed} differ from the checkpoint's")
+    if checkpoint["data_fingerprint"] != fingerprint:
+        raise ConfigError(f"cannot resume from {resume_from}: the pairs differ from those the checkpoint was trained on")
+    with torch.no_grad():
+        vector.copy_(checkpoint["vector"].to(vector.device))
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    generator.set_state(checkpoint["rng_state"])
+    return BiPOState(**checkpoint["state"])
+
+
+def _accumulate_step(model: HookedTransformer, config: BiPOConfig, vector: torch.nn.Parameter, encoded, reference,
+                     micro_batches, pad: int, generator: torch.Generator) -> tuple[float, list[int]]:
+    """Gradients of one optimiser step, accumulated over its micro-batches (each with a random direction ±1 drawn
+    from ``generator``); returns the step's mean loss and the directions."""
+    n_in_step = sum(len(b) for b in micro_batches)
+    step_loss, directions = 0.0, []
+    for indices in micro_batches:
+        direction = 1 if int(torch.randint(0, 2, (1,), generator=generator)) == 1 else -1
+        batch = preference_batch([encoded[i] for i in indices], pad).to(model.cfg.device)
+        losses = bipo_loss(model, config.hook_name, vector, batch, reference[indices], float(direction), config.beta)
+        (losses.sum() / n_in_step).backward()
+        step_loss += float(losses.detach().sum())
+        directions.append(direction)
+    return step_loss / n_in_step, directions
+
+
+def _bipo_provenance(model: HookedTransformer, pairs: Sequence[ContrastivePair], config: BiPOConfig, state: BiPOState,
+                     total_steps: int, dataset: str | None) -> Provenance:
+    """The trained vector's provenance: config, loss and direction history, progress."""
+    return Provenance(
         model=model.cfg.model_name,
         method="bipo",
         dataset=dataset or ",".join(sorted({p.dataset for p in pairs})),
         n_pairs=len(pairs),
         read_position="all",
-        layers=[layer_of(hook_name)],
+        layers=[layer_of(config.hook_name)],
         model_processing=describe_processing(model),
         extra={
             # the checkpoint's file name only: a machine-local directory has no place in a vector's provenance
             "config": {**config.to_dict(), "checkpoint_path": Path(config.checkpoint_path).name if config.checkpoint_path else None},
-            "hook_name": hook_name,
+            "hook_name": config.hook_name,
             "loss_history": list(state.loss_history),
             "direction_history": [list(d) for d in state.direction_history],
             "steps": state.step,
@@ -292,7 +320,6 @@ def train_bipo(
             "variants": sorted({p.variant for p in pairs}),
         },
     )
-    return SteeringVector({hook_name: vector.detach().clone()}, provenance)
 
 
 def _update_early_stopping(state: BiPOState, config: BiPOConfig, steps_per_epoch: int) -> None:

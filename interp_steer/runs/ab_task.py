@@ -24,8 +24,8 @@ from interp_steer.config import JobConfig, device_field, model_field
 from interp_steer.errors import ConfigError
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.keys import dataset_stem
+from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, UnitFiles
-from interp_steer.runs.scan import RegistryPairs
 
 AB_TASK_COLUMNS = ["dataset", "sample_id", "format_mass", "pos_prob", "logit_diff", "is_A"]
 

@@ -196,7 +196,7 @@ def compare_files(config: CompareConfig, model) -> UnitFiles:
     import torch
 
     from interp_steer.analysis.sae_comparison import compare_vectors
-    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.data import DataSplit, load_dataset
     from interp_steer.evaluation import random_like
     from interp_steer.methods.caa import extract_caa
     from interp_steer.methods.sae_targeted import build_sae_targeted_vector, decoder_direction_vector
@@ -217,9 +217,7 @@ def compare_files(config: CompareConfig, model) -> UnitFiles:
     pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)
     if len(pairs) < 4:
         raise ConfigError(f"dataset {config.dataset!r} has {len(pairs)} pairs; need at least 4")
-    fraction = config.n_test / (config.n_train + config.n_test)
-    train, test = train_test_split(pairs, test_fraction=fraction, seed=config.seed)
-    train, test = train[:config.n_train], test[:config.n_test]
+    train, test = DataSplit.from_counts(config.n_train, config.n_test, config.seed).split(pairs)
     echo(f"{len(train)} train / {len(test)} test pairs of {config.dataset}")
     caa = extract_caa(model, train, [config.layer], progress=False)
     norm = float(caa[hook].norm())

@@ -64,15 +64,6 @@ class DemoUnit:
         return self.kind
 
 
-def _fast_engine(model, pairs, vector, multipliers, *, batch_size: int | None = None, progress: bool = False):
-    """:func:`~interp_steer.evaluation.fast_engine.fast_propensities` with ``compute_propensities``' signature (the
-    ``engine`` argument of :func:`~interp_steer.evaluation.baseline.prompting_baseline`); ``batch_size`` is left to
-    the engine's memory budget."""
-    from interp_steer.evaluation.fast_engine import fast_propensities
-
-    return fast_propensities(model, pairs, vector, multipliers, progress=progress)
-
-
 class DemoJob(Job):
     """The demo's units for a model with the given resolved ``layers``."""
 
@@ -109,12 +100,11 @@ class DemoJob(Job):
     def split(self):
         """``(train, test)``: the seeded split's first ``n_train`` training pairs and its held-out pairs."""
         if self._split is None:
-            from interp_steer.data import load_dataset, train_test_split
+            from interp_steer.data import DataSplit, load_dataset
 
             cfg = self.config
             pairs = load_dataset(cfg.dataset, data_dir=cfg.data_dir, framing=cfg.framing)
-            train, test = train_test_split(pairs, test_fraction=min(0.5, cfg.n_test / len(pairs)), seed=cfg.seed)
-            self._split = (train[: cfg.n_train], test)
+            self._split = DataSplit.capped(cfg.n_test, len(pairs), cfg.seed, n_train=cfg.n_train).split(pairs)
         return self._split
 
     def vectors(self, model) -> dict:
@@ -155,7 +145,10 @@ class DemoJob(Job):
         if unit.kind == "generations":
             return [(files[0], demo_generations(model, main, cfg.generation_multipliers, cfg.max_new_tokens))]
         if unit.kind == "propensity":
-            self._computed["propensity"] = _fast_engine(model, self.split()[1], vectors, cfg.multipliers)
+            from interp_steer.evaluation.fast_engine import fast_propensities
+
+            self._computed["propensity"] = fast_propensities(model, self.split()[1], vectors, cfg.multipliers,
+                                                             progress=False)
             return [(files[0], self._computed["propensity"])]
         if unit.kind == "side_effects":
             from interp_steer.evaluation.side_effects import neutral_side_effects
@@ -182,7 +175,7 @@ class DemoJob(Job):
             return pd.DataFrame([{"note": f"no prompting baseline: {exc}"}], columns=[*BASELINE_COLUMNS, "note"])
         # the steered arms at ±m are rows the propensity and side-effect steps of this run already computed
         table = prompting_baseline(model, test, vector, m, sentences=sentences, neutral=self.neutral(model),
-                                   engine=_fast_engine, n_boot=cfg.n_boot, seed=cfg.seed,
+                                   engine="fast", n_boot=cfg.n_boot, seed=cfg.seed,
                                    steered=self._computed.get("propensity"),
                                    steered_neutral=self._computed.get("side_effects"))
         return table.dropna(axis=1, how="all").assign(note="")
@@ -246,7 +239,7 @@ def combine_demo(out_dir: Path, config: DemoConfig) -> dict[str, pd.DataFrame]:
     ``per_sample`` (steerability.csv), ``summary`` (layer_summary.csv), ``distribution``
     (steerability_distribution.csv), ``side_effects`` (side_effects.csv) and ``baseline`` (baseline.csv)."""
     from interp_steer.evaluation import steerability
-    from interp_steer.runs.tune import tune_summary
+    from interp_steer.evaluation.settings import tune_summary
 
     files = DemoJob.UNIT_FILES
     out: dict[str, pd.DataFrame] = {}

@@ -29,8 +29,10 @@ The combined tables (:func:`combine_evaluation`)::
     out/capability, out/generations, out/answers, out/neutral          when those units ran
 
 :func:`run_evaluate` runs the job and then, at the recommended multiplier (the largest positive shift whose KL
-upper 95% limit is within ``kl_budget``, :func:`~interp_steer.runs.tune.recommend`), the prompting baseline
-(kept as ``units/baseline.m<m>.<fmt>``, reused on resume), the plots and ``steering_card.html``.
+upper 95% limit is within ``kl_budget``, :func:`~interp_steer.evaluation.settings.recommend`), the post-run phase
+shared with ``tune`` (:mod:`interp_steer.runs.post_run`): the prompting baseline (kept as
+``units/baseline.m<m>.<fmt>``, reused on resume), then the plots and ``steering_card.html``
+(:mod:`interp_steer.report.evaluate`).
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
-from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError
+from interp_steer.errors import ConfigError
+from interp_steer.evaluation.engines import scored_propensities
 from interp_steer.evaluation.side_effects import NeutralSet
-from interp_steer.evaluation.units import UNIT_COLUMNS, ScaledVector
+from interp_steer.evaluation.units import ScaledVector
 from interp_steer.runs.analysis_configs import CAPABILITY_SPECS, EvaluateConfig, parse_capability  # noqa: F401
+from interp_steer.runs.evaluate_units import EvaluateUnit, combine_evaluation, evaluate_unit_files, evaluate_units
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
 from interp_steer.runs.records import intact_or_warn
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
@@ -54,77 +57,6 @@ from interp_steer.steering.vector import SteeringVector
 
 REFERENCE_PASSAGES = 64
 """Neutral passages the norm-units reference is measured on when no neutral side effects are computed."""
-ANSWER_COLUMNS = ["sample_id", "dataset", "multiplier", "is_A", "logit_diff", "correct", "pos_prob", "format_mass"]
-
-
-@dataclass(frozen=True)
-class EvaluateUnit:
-    """The evaluated vector (``kind="vector"``), the norm-matched random vector of one seed (``"random"``), the
-    neutral-corpus side effects (``"neutral"``), one capability set (``"capability"``, ``name`` mmlu /
-    truthfulqa) or the generations (``"generations"``)."""
-
-    seed: int | None = None
-    kind: str = "vector"
-    name: str = ""
-
-    @property
-    def key(self) -> str:
-        if self.kind == "vector" and self.seed is not None:
-            return f"random-{self.seed:03d}"
-        if self.kind == "capability":
-            return f"capability-{self.name}"
-        return self.kind
-
-
-def _empty_answers() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="float64") for c in ANSWER_COLUMNS})
-
-
-def scored_propensities(model, pairs, vector: SteeringVector, multipliers: Sequence[float], *, batch_size: int,
-                        vector_name: str, device=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(propensities, answers)`` of ``vector`` on ``pairs``. All-A/B pairs: one
-    :func:`~interp_steer.evaluation.side_effects.answer_scores` pass gives the answer-format mass and the
-    propensity table (built by :func:`~interp_steer.evaluation.propensity.propensity_frame` from the same letter
-    log-probabilities). Otherwise :func:`compute_propensities` and an empty answers table."""
-    from interp_steer.evaluation.propensity import compute_propensities, propensity_frame
-    from interp_steer.evaluation.side_effects import answer_scores
-    from interp_steer.scoring import LetterScore
-
-    if not all(p.kind == "ab" for p in pairs):
-        props = compute_propensities(model, pairs, vector, multipliers, batch_size=batch_size, device=device,
-                                     progress=False, vector_name=vector_name)
-        return props, _empty_answers()
-    # compute_propensities' input checks (ids unique, finite multipliers), on zero-cost inputs
-    ids = [p.id or str(i) for i, p in enumerate(pairs)]
-    if len(set(ids)) != len(ids):
-        raise DataFormatError("pair ids must be unique within a work unit")
-    answers = answer_scores(model, pairs, vector, [float(m) for m in multipliers], batch_size=batch_size)
-    index = {sid: i for i, sid in enumerate(ids)}
-    scores = {(index[r.sample_id], "ab", float(r.multiplier)): LetterScore(r.logit_diff, r.logit_diff, r.pos_prob)
-              for r in answers.itertuples()}
-    props = propensity_frame(pairs, vector.select(), [float(m) for m in multipliers], scores, vector_name)
-    return props, answers
-
-
-def evaluate_units(config: EvaluateConfig) -> list[EvaluateUnit]:
-    """Every unit of an evaluate run, in report order."""
-    units = [EvaluateUnit(None), *(EvaluateUnit(s) for s in range(config.random_baselines))]
-    if config.neutral_n:
-        units.append(EvaluateUnit(kind="neutral"))
-    units += [EvaluateUnit(kind="capability", name=name) for name in config.capability]
-    if config.n_generations:
-        units.append(EvaluateUnit(kind="generations"))
-    return units
-
-
-def evaluate_unit_files(config: EvaluateConfig, unit: EvaluateUnit) -> list[str]:
-    """A unit's files relative to the output directory (the last one marks it done)."""
-    fmt = config.table_format
-    if unit.kind == "vector" and unit.seed is None:
-        return ["units/vector.steered.safetensors", f"units/vector.answers.{fmt}", f"units/vector.propensity.{fmt}"]
-    if unit.kind == "vector":
-        return [f"units/{unit.key}.propensity.{fmt}"]
-    return [f"units/{unit.key}.{fmt}"]
 
 
 class EvaluateJob(Job):
@@ -155,12 +87,12 @@ class EvaluateJob(Job):
     def pairs(self):
         """The evaluated pairs: the test part of the seeded split (or all pairs), first ``n``."""
         if self._pairs is None:
-            from interp_steer.data import load_dataset, train_test_split
+            from interp_steer.data import DataSplit, load_dataset
 
             cfg = self.config
             pairs = load_dataset(cfg.dataset, data_dir=self.data_dir, framing=cfg.framing)
             if cfg.split == "test":
-                pairs = train_test_split(pairs, test_fraction=cfg.test_fraction, seed=cfg.seed)[1]
+                pairs = DataSplit(cfg.test_fraction, cfg.seed).test(pairs)
             self._pairs = pairs[: cfg.n]
         return self._pairs
 
@@ -252,85 +184,6 @@ def _layer(vector: SteeringVector) -> int:
     return layer_of(vector.select().hook_names[0])
 
 
-def _with_unit_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Tables written before multiplier units existed are raw."""
-    if "units" in frame.columns or "multiplier" not in frame.columns:
-        return frame
-    return frame.assign(units="raw", reference_norm=np.nan, vector_norm=np.nan, raw_multiplier=frame["multiplier"])
-
-
-def _read_units(out_dir: Path, config: EvaluateConfig, kind: str) -> pd.DataFrame | None:
-    done = [out_dir / evaluate_unit_files(config, u)[-1] for u in evaluate_units(config) if u.kind == kind]
-    frames = [read_table(p) for p in done if p.exists()]
-    frames = [f for f in frames if len(f.columns)]
-    return pd.concat(frames, ignore_index=True) if frames else None
-
-
-def capability_summary(scores: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per (capability set, multiplier): ``accuracy`` and ``format_mass`` with bootstrap 95% intervals over items
-    (as :func:`~interp_steer.evaluation.capability.capability_table`), plus the unit columns."""
-    from interp_steer.evaluation.side_effects import summarize
-
-    frame = scores.assign(accuracy=scores["correct"].astype(float))
-    by = ["dataset", "layer", "multiplier", *[c for c in UNIT_COLUMNS if c in frame.columns]]
-    return summarize(frame, ["accuracy", "format_mass"], by, n_boot=n_boot, seed=seed)
-
-
-def steerability_intervals(per_sample: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per vector: mean per-sample slope and anti-steerable fraction (share of slopes < 0), each with a
-    percentile-bootstrap 95% interval over samples."""
-    from interp_steer.evaluation.side_effects import summarize
-
-    frame = per_sample.assign(anti_steerable_fraction=(per_sample["slope"] < 0).astype(float))
-    by = [c for c in ("dataset", "layer", "vector") if c in frame.columns]
-    return summarize(frame, ["slope", "anti_steerable_fraction"], by, n_boot=n_boot, seed=seed).rename(
-        columns={"slope": "mean_slope", "slope_lo": "mean_slope_lo", "slope_hi": "mean_slope_hi", "n_items": "n_samples"})
-
-
-def combine_evaluation(out_dir: str | Path, config: EvaluateConfig) -> dict[str, pd.DataFrame]:
-    """The finished units' tables (see the module docstring), written into ``out_dir``; ``{}`` while no
-    propensity unit is finished."""
-    from interp_steer.evaluation import spurious_factor_variance, steerability, summarize_steerability
-    from interp_steer.runs.tune import tune_summary
-
-    out_dir = Path(out_dir)
-    props = _read_units(out_dir, config, "vector")
-    if props is None:  # only side-effect units finished: nothing to combine yet (the failed units say why)
-        return {}
-    props = _with_unit_columns(props)
-    per_sample = steerability(props.drop(columns=[c for c in UNIT_COLUMNS if c in props.columns]))
-    tables = {"propensities": props, "per_sample": per_sample, "summary": summarize_steerability(per_sample)}
-    own = per_sample[per_sample["vector"] == config.vector_name]
-    if len(own) and own["is_A"].notna().any():
-        tables["spurious"] = spurious_factor_variance(own)
-    if len(own):
-        tables["steerability_ci"] = steerability_intervals(own, n_boot=config.n_boot, seed=config.seed)
-    answers_path = out_dir / f"units/vector.answers.{config.table_format}"
-    answers = read_table(answers_path) if answers_path.exists() else None
-    if answers is not None and len(answers):
-        tables["answers"] = answers
-    neutral = _read_units(out_dir, config, "neutral")
-    if neutral is not None:
-        tables["neutral"] = neutral
-    own_props = props[props["vector"] == config.vector_name]
-    if len(own_props) and 0.0 in set(own_props["multiplier"]):
-        tables["side_effects"] = tune_summary(
-            own_props, neutral if neutral is not None else pd.DataFrame(columns=["layer", "multiplier", "kl", "dnll"]),
-            tables.get("answers"), n_boot=config.n_boot, seed=config.seed)
-    capability = _read_units(out_dir, config, "capability")
-    if capability is not None:
-        tables["capability_items"] = capability
-        tables["capability"] = capability_summary(capability, n_boot=config.n_boot, seed=config.seed)
-    generations = _read_units(out_dir, config, "generations")
-    if generations is not None:
-        tables["generations"] = generations
-    for name, frame in tables.items():
-        if "units" not in frame.columns:  # slopes are per unit of multiplier: every table says which unit
-            tables[name] = frame = frame.assign(units=config.units)
-        write_table_atomic(frame, out_dir / f"{name}.{config.table_format}")
-    return tables
-
-
 # ----------------------------------------------------------------------------- report
 @dataclass
 class EvaluateResult:
@@ -344,23 +197,13 @@ class EvaluateResult:
     notes: list[str] = field(default_factory=list)
 
 
-def chosen_multiplier(side_effects: pd.DataFrame | None, recommendation: dict) -> float | None:
-    """The recommended multiplier, else (said in the card) the positive multiplier with the largest shift."""
-    if recommendation.get("found"):
-        return float(recommendation["multiplier"])
-    if side_effects is None:
-        return None
-    positive = side_effects[side_effects.multiplier > 0]
-    return None if positive.empty else float(positive.loc[positive["shift"].idxmax(), "multiplier"])
-
-
 def run_evaluate(config: EvaluateConfig, vector: SteeringVector, out_dir: str | Path, *, model=None,
                  data_dir: str | Path | None = None, pairs: Sequence | None = None,
                  progress: bool = True) -> EvaluateResult:
     """Run the evaluate job into ``out_dir`` (resumable), then the recommendation, the prompting baseline (when
     ``config.baseline``), the plots and ``steering_card.html``. ``model``: an already loaded model (default
     ``load_model(config.model)``); ``pairs``: see :class:`EvaluateJob`."""
-    from interp_steer.runs.tune import recommend
+    from interp_steer.runs.post_run import recommendation
 
     out_dir = Path(out_dir)
     if model is None:
@@ -374,18 +217,9 @@ def run_evaluate(config: EvaluateConfig, vector: SteeringVector, out_dir: str | 
     report = run_job(job, out_dir, model=model, progress=progress)
     report.raise_if_failed()
     tables = report.tables
-    side = tables.get("side_effects")
-    if side is not None and "neutral" in tables:
-        rec = recommend(side, config.kl_budget)
-    else:
-        rec = {"found": False, "kl_budget": config.kl_budget, "units": config.units,
-               "reason": "no neutral side effects were computed (--neutral-n 0), so no setting can be checked "
-                         "against the KL budget"}
+    rec = recommendation(tables.get("side_effects"), config.kl_budget, config.units, has_neutral="neutral" in tables)
     result = EvaluateResult(out_dir, report, tables, rec)
-    m = chosen_multiplier(side, rec)
-    if m is not None and not rec.get("found"):
-        result.notes.append(f"No multiplier is within the KL budget; the baseline and projection use the "
-                            f"largest-shift multiplier {m:g}, which is not recommended.")
+    m = _chosen_multiplier(result)
     steered = SteeringVector.load(out_dir / "units/vector.steered.safetensors")
     if config.baseline:
         if m is None:
@@ -393,14 +227,38 @@ def run_evaluate(config: EvaluateConfig, vector: SteeringVector, out_dir: str | 
         else:
             result.baseline = _baseline(job, model, steered, m, result)
     write_text_atomic(json.dumps(rec, indent=2), out_dir / "recommendation.json")
-    write_evaluate_card(config, result, model, steered, m, job)
+    _write_card(config, result, model, steered, m, job)
     return result
+
+
+def _chosen_multiplier(result: EvaluateResult) -> float | None:
+    """The recommended multiplier, else the largest-shift positive one (with a note saying it is not recommended)."""
+    from interp_steer.evaluation.settings import chosen_setting
+
+    setting = chosen_setting(result.tables.get("side_effects"), result.recommendation)
+    if setting is not None and not result.recommendation.get("found"):
+        result.notes.append(f"No multiplier is within the KL budget; the baseline and projection use the "
+                            f"largest-shift multiplier {setting[1]:g}, which is not recommended.")
+    return None if setting is None else float(setting[1])
+
+
+def _write_card(config: EvaluateConfig, result: EvaluateResult, model, steered: SteeringVector,
+                multiplier: float | None, job: EvaluateJob) -> Path:
+    """The plots and steering card (:func:`~interp_steer.report.evaluate.write_evaluate_card`), with the projection
+    view of the first evaluated prompt at ``multiplier`` (the only step that runs the model)."""
+    from interp_steer.report.evaluate import write_evaluate_card
+    from interp_steer.runs.post_run import projection_or_note
+
+    card_notes: list[str] = []
+    projection = None if multiplier is None else projection_or_note(model, steered, job.pairs()[0], [_layer(steered)],
+                                                                     multiplier, card_notes)
+    return write_evaluate_card(config, result, projection, card_notes)
 
 
 def _baseline(job: EvaluateJob, model, steered: SteeringVector, m: float, result: EvaluateResult) -> pd.DataFrame | None:
     """The prompting baseline at multiplier ``m``: a resumable file ``units/baseline.m<m>.<fmt>``."""
-    from interp_steer.data import load_dataset, train_test_split
-    from interp_steer.evaluation.baseline import baseline_sentences, prompting_baseline
+    from interp_steer.data import DataSplit, load_dataset
+    from interp_steer.runs.post_run import persona_baseline
 
     cfg = job.config
     path = result.out_dir / f"units/baseline.m{m:g}.{cfg.table_format}"
@@ -410,82 +268,19 @@ def _baseline(job: EvaluateJob, model, steered: SteeringVector, m: float, result
         train = None
         if not cfg.dataset.startswith("builtin:"):
             pairs = load_dataset(cfg.dataset, data_dir=job.data_dir, framing=cfg.framing)
-            train = train_test_split(pairs, test_fraction=cfg.test_fraction, seed=cfg.seed)[0] if cfg.split == "test" \
-                else pairs
-        try:
-            sentences = baseline_sentences(cfg.dataset, train)
-        except InterpSteerError as exc:
-            result.notes.append(f"No prompting baseline: {exc}")
-            return None
+            train = DataSplit(cfg.test_fraction, cfg.seed).train(pairs) if cfg.split == "test" else pairs
         props = result.tables["propensities"]
         raw_m = float(props.loc[props.multiplier == m, "raw_multiplier"].iloc[0])
         messages = [p.prompt for p in job.generation_pairs()] if cfg.n_generations else []
-        table = prompting_baseline(model, job.pairs(), steered, m, sentences=sentences,
-                                   neutral=job.neutral(model) if cfg.neutral_n else None,
-                                   generation_messages=messages, max_new_tokens=cfg.max_new_tokens, units=cfg.units,
-                                   raw_multiplier=raw_m, batch_size=cfg.batch_size, n_boot=cfg.n_boot, seed=cfg.seed)
+        table = persona_baseline(model, cfg.dataset, train, job.pairs(), steered, m, notes=result.notes,
+                                 neutral=job.neutral(model) if cfg.neutral_n else None,
+                                 generation_messages=messages, max_new_tokens=cfg.max_new_tokens, units=cfg.units,
+                                 raw_multiplier=raw_m, batch_size=cfg.batch_size, n_boot=cfg.n_boot, seed=cfg.seed)
+        if table is None:
+            return None
         write_table_atomic(table, path)
     write_table_atomic(table, result.out_dir / f"baseline.{cfg.table_format}")
     return table
-
-
-def _png(fig) -> bytes:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def write_evaluate_card(config: EvaluateConfig, result: EvaluateResult, model, steered: SteeringVector,
-                        multiplier: float | None, job: EvaluateJob) -> Path:
-    """The plots (``propensity_curves.png``, ``steerability_distribution.png``, ``spurious_variance.png`` for A/B)
-    and the steering card ``steering_card.html`` of an evaluate run."""
-    from interp_steer.viz.plots import plot_propensity_curves, plot_spurious_variance, plot_steerability_distribution
-    from interp_steer.viz.steering_card import save_steering_card
-
-    out_dir, tables, name = result.out_dir, result.tables, config.vector_name
-    props = tables["propensities"]
-    own = tables["per_sample"][tables["per_sample"]["vector"] == name]
-    units = f" ({config.units} multipliers)"
-    figures = [("propensity_curves", f"Propensity vs multiplier{units}, held-out samples",
-                plot_propensity_curves(props[props["vector"] == name], title=f"{name} on {config.dataset}{units}")),
-               ("steerability_distribution", "Per-sample steerability (slope of propensity on multiplier)",
-                plot_steerability_distribution(own))]
-    if "spurious" in tables:
-        figures.append(("spurious_variance", "Spurious-factor variance of the slopes (A/B)",
-                        plot_spurious_variance(tables["spurious"])))
-    images = []
-    for stem, caption, fig in figures:
-        png = _png(fig)
-        (out_dir / f"{stem}.png").write_bytes(png)
-        images.append((caption, png))
-    notes = list(result.notes)
-    projection = None
-    if multiplier is not None:
-        try:
-            from interp_steer.viz.views import projection_view
-
-            projection = projection_view(model, steered, job.pairs()[0], [_layer(steered)], multiplier=multiplier)
-        except (InterpSteerError, ImportError) as exc:
-            notes.append(f"No projection view: {exc}")
-    summary = tables.get("side_effects")
-    if summary is None:  # no multiplier 0: the per-multiplier table is the mean propensity only
-        own_props = props[props["vector"] == name]
-        summary = own_props.groupby(["layer", "multiplier"], as_index=False).agg(
-            n_samples=("propensity", "size"), mean_propensity=("propensity", "mean"))
-    provenance = SteeringVector.load(config.vector).provenance.to_dict()
-    provenance = {**provenance, "evaluated_file": config.vector, "sha1": config.vector_sha1, "units": config.units}
-    path = out_dir / "steering_card.html"
-    save_steering_card(path, f"Steering card: {name} on {config.dataset} ({config.model})", provenance=provenance,
-                       recommendation=result.recommendation, summary=summary, images=images,
-                       steerability=tables.get("steerability_ci"),
-                       baseline=result.baseline, capability=tables.get("capability"),
-                       generations=tables.get("generations"), projection=projection, notes=notes)
-    return path
 
 
 def rebuild_evaluate_card(out_dir: str | Path, model=None) -> Path:
@@ -502,14 +297,11 @@ def rebuild_evaluate_card(out_dir: str | Path, model=None) -> Path:
         raise ConfigError(f"{out_dir}: no propensities / per_sample table; is this a finished evaluate run?")
     rec = json.loads((out_dir / "recommendation.json").read_text())
     result = EvaluateResult(out_dir, RunReport(out_dir, total=0, tables=tables), tables, rec, baseline)
-    m = chosen_multiplier(tables.get("side_effects"), rec)
-    if m is not None and not rec.get("found"):
-        result.notes.append(f"No multiplier is within the KL budget; the baseline and projection use the "
-                            f"largest-shift multiplier {m:g}, which is not recommended.")
+    m = _chosen_multiplier(result)
     if model is None:
         from interp_steer.models import load_model
 
         model = load_model(config.model, device=config.device)
     steered = SteeringVector.load(out_dir / "units/vector.steered.safetensors")
     job = EvaluateJob(config, SteeringVector.load(config.vector))
-    return write_evaluate_card(config, result, model, steered, m, job)
+    return _write_card(config, result, model, steered, m, job)

@@ -9,7 +9,6 @@ Everything here calls library functions (:mod:`interp_steer.analysis`, :mod:`int
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -22,12 +21,6 @@ from interp_steer.runs.analysis_configs import ExplainConfig
 from interp_steer.runs.runner import Job, UnitFiles, preflight, run_job
 
 
-def _top_sites(frame, k: int = 6):
-    cols = ["component", "layer", "position", "token", "head", "share"]
-    ranked = frame.reindex(frame["share"].abs().sort_values(ascending=False).index)
-    return ranked[~((ranked["component"] == "resid_pre"))][cols].head(k)
-
-
 @dataclass(frozen=True)
 class ExplainUnit:
     """The whole analysis of one vector on one dataset."""
@@ -36,7 +29,7 @@ class ExplainUnit:
 
 
 def heldout_disjointness(provenance, dataset: str, test_fraction: float, seed: int) -> tuple[bool | None, str]:
-    """Whether the held-out samples of ``train_test_split(pairs, test_fraction, seed)`` are disjoint from the
+    """Whether the held-out samples of ``DataSplit(test_fraction, seed)`` are disjoint from the
     vector's training pairs, read from its provenance: ``(True | False | None (unknown), one sentence)``.
     ``dataset``: the pairs' own data set name (framing included, e.g. ``persona:narcissism@free_text``).
 
@@ -62,12 +55,6 @@ def heldout_disjointness(provenance, dataset: str, test_fraction: float, seed: i
                        f"among its training pairs; {hint}")
     return None, (f"**caution**: the vector's provenance records no train/test split of `{dataset}`, so some of the "
                   f"held-out samples may be among its {provenance.n_pairs} training pairs; {hint}")
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 class ExplainJob(Job):
@@ -121,19 +108,18 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     from interp_steer.analysis.breakdown import (
         classify_steerability,
         compare_groups,
-        render_breakdown_markdown,
         sae_feature_differences,
         sample_features,
     )
     from interp_steer.analysis.direct_effect import direct_effects, logit_lens
-    from interp_steer.analysis.markdown_tables import markdown_table
     from interp_steer.analysis.patching import compare_samples
-    from interp_steer.data import load_dataset, train_test_split
+    from interp_steer.data import DataSplit, load_dataset
     from interp_steer.evaluation import compute_propensities, steerability
+    from interp_steer.report.explain import explain_report
+    from interp_steer.report.figures import figure_png
     from interp_steer.steering import SteeringVector
     from interp_steer.steering.hook_names import layer_of
     from interp_steer.viz.patching_plots import plot_logit_lens, plot_patching
-    from interp_steer.viz.views import attention_views, projection_view, standalone_page
 
     started, log = time.perf_counter(), list[str]()
     echo = log.append
@@ -142,8 +128,7 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     vector.check_fits(model)
     layer = layer_of(vector.hook_names[0])
     pairs = load_dataset(config.dataset, data_dir=config.data_dir, framing=config.framing)
-    _, test = train_test_split(pairs, test_fraction=config.test_fraction, seed=config.seed)
-    test = test[: config.n]
+    test = DataSplit(config.test_fraction, config.seed, n_test=config.n).test(pairs)
     echo(f"{config.dataset}: {len(test)} held-out samples; vector {vector.hook_names[0]} (norm {float(vector.directions[vector.hook_names[0]].norm()):.2f})")
     disjoint, disjoint_note = heldout_disjointness(vector.provenance, ",".join(sorted({p.dataset for p in pairs})),
                                                          config.test_fraction, config.seed)
@@ -177,54 +162,37 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
     files: UnitFiles = [("propensity.csv", props), ("sample_features.csv", features), ("direct_effect.csv", direct),
                         ("patching.csv", patching), ("logit_lens.csv", lens)]
     title = f"share of the steering effect (×{config.patch_multiplier:g}, vector at layer {layer})"
-    files += [("patching.png", _png(plot_patching(patching, title=title))),
-              ("patching_downstream.png", _png(plot_patching(patching[patching["layer"] > layer],
+    files += [("patching.png", figure_png(plot_patching(patching, title=title))),
+              ("patching_downstream.png", figure_png(plot_patching(patching[patching["layer"] > layer],
                                                              title=title + ", layers after the vector"))),
-              ("logit_lens.png", _png(plot_logit_lens(lens, title="logit lens at the answer position")))]
+              ("logit_lens.png", figure_png(plot_logit_lens(lens, title="logit lens at the answer position")))]
 
-    heads = patching[patching["component"] == "head"]
-    view_layer = int(heads.groupby("layer")["share"].apply(lambda s: s.abs().sum()).idxmax()) if not heads.empty else layer
-    html_files = {}
-    for role, sample_id in (("steerable", steer_id), ("anti-steerable", anti_id)):
-        views = attention_views(model, vector, by_id[sample_id], view_layer, multiplier=patch_multiplier)
-        views.append(projection_view(model, vector, by_id[sample_id], sorted({layer, model.cfg.n_layers - 1}),
-                                     multiplier=patch_multiplier))
-        name = f"views_{role}.html"
-        files.append((name, standalone_page(f"{role} sample {sample_id}", views)))
-        html_files[role] = name
+    view_layer, html_files, pages = _views(model, vector, by_id, {"steerable": steer_id, "anti-steerable": anti_id},
+                                           patching, layer, patch_multiplier)
+    files += pages
 
-    summary_direct = direct.groupby("group", observed=True)[["direct_raw", "direct_normed", "total_per_unit", "slope"]].mean().reset_index()
-    component_sums = (patching[(patching["layer"] > layer) & (patching["component"] != "resid_pre")].groupby(["role", "component"], sort=False)["share"].sum().unstack("component").reset_index())
-    rows = {r: patching[patching["role"] == r].iloc[0] for r in ("steerable", "anti-steerable")}
-    lines = [
-        f"# Why are some samples anti-steerable? — {config.dataset}", "",
-        f"Model `{config.model}`, vector `{Path(config.vector).name}` at `{vector.hook_names[0]}` "
-        f"({vector.provenance.method}, {vector.provenance.n_pairs} training pairs), {len(test)} held-out samples, "
-        f"multipliers {config.multipliers}; patching and direct effects at ×{config.patch_multiplier:g}. "
-        f"Runtime {time.perf_counter() - started:.0f} s.", "",
-        f"Held-out samples: {disjoint_note}.", "",
-        "## Breakdown", "", render_breakdown_markdown(comparison, sae_table, eps=eps),
-        "## Direct effect through the unembedding (mean per group)", "",
-        "`direct_raw` = v·(W_U[:,pos] − W_U[:,neg]); `direct_normed` adds the final RMSNorm (weight / clean scale); "
-        "`total_per_unit` = measured change of the answer logit diff per unit multiplier.", "",
-        markdown_table(summary_direct), "",
-        "## Activation patching: most steerable vs most anti-steerable sample", "",
-    ]
-    for role, sample_id in (("steerable", steer_id), ("anti-steerable", anti_id)):
-        row = rows[role]
-        lines += [f"**{role}** `{sample_id}`: logit diff clean {row['metric_clean']:+.3f} → steered {row['metric_steered']:+.3f} "
-                  f"(slope {float(features.set_index('sample_id').loc[sample_id, 'slope']):+.3f}). Top non-residual sites:", "",
-                  markdown_table(_top_sites(patching[patching["role"] == role])), ""]
-    lines += [
-        "Summed share per component over the layers after the vector (positions and heads summed; sites overlap, so "
-        "sums are not exact decompositions; the rest flows through the residual stream directly):", "",
-        markdown_table(component_sums), "",
-        "![patching](patching.png)", "", "![patching downstream](patching_downstream.png)", "",
-        "![logit lens](logit_lens.png)", "",
-        f"Interactive views (attention at layer {view_layer}, the layer whose heads carry the most share; "
-        "projection on the vector per token): " + ", ".join(f"[{r}]({f})" for r, f in html_files.items()), "",
-        "Tables: `propensity.csv`, `sample_features.csv`, `direct_effect.csv`, `patching.csv`, `logit_lens.csv`.", "",
-    ]
+    lines = explain_report(config, vector, len(test), time.perf_counter() - started, disjoint_note, comparison,
+                           sae_table, eps, {"direct": direct, "patching": patching, "features": features},
+                           layer=layer, chosen={"steerable": steer_id, "anti-steerable": anti_id},
+                           view_layer=view_layer, html_files=html_files)
     summary = {"groups": {str(g): int(c) for g, c in comparison.attrs["group_sizes"].items()},
                "steerable": str(steer_id), "anti": str(anti_id), "view_layer": int(view_layer), "log": log}
     return [*files, ("summary.json", summary), ("report.md", "\n".join(lines))]
+
+
+def _views(model, vector, by_id: dict, chosen: dict, patching, layer: int, multiplier: float) -> tuple[int, dict, UnitFiles]:
+    """``(view layer, {role: file name}, files)``: attention at the layer whose heads carry the most share and the
+    projection view, one offline HTML page per chosen sample."""
+    from interp_steer.viz.views import attention_views, projection_view, standalone_page
+
+    heads = patching[patching["component"] == "head"]
+    view_layer = int(heads.groupby("layer")["share"].apply(lambda s: s.abs().sum()).idxmax()) if not heads.empty else layer
+    html_files, files = {}, []
+    for role, sample_id in chosen.items():
+        views = attention_views(model, vector, by_id[sample_id], view_layer, multiplier=multiplier)
+        views.append(projection_view(model, vector, by_id[sample_id], sorted({layer, model.cfg.n_layers - 1}),
+                                     multiplier=multiplier))
+        name = f"views_{role}.html"
+        files.append((name, standalone_page(f"{role} sample {sample_id}", views)))
+        html_files[role] = name
+    return view_layer, html_files, files

@@ -15,18 +15,20 @@ variant, and each variant's vector on its own prompts); ``full_grid`` evaluates 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from interp_steer.config import COARSE_MULTIPLIERS, JobConfig, device_field, model_field, multipliers_field, option_field
 from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.evaluation.engines import PropensityEngine
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.keys import dataset_stem
+from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import RegistryPairs
 
 KEYS = ["dataset", "train_variant", "variant", "layer", "hook_name", "vector", "sample_id"]
 
@@ -108,14 +110,11 @@ class IdOodJob(Job):
         return combine_id_ood(out_dir, self.config)
 
 
-def _engine(config: IdOodConfig) -> Callable:
-    if config.engine == "batched":
-        from interp_steer.evaluation import compute_propensities
+def _engine(config: IdOodConfig) -> PropensityEngine:
+    """The config's engine, with the config's ``batch_size`` unless a call passes its own."""
+    from interp_steer.evaluation.engines import get_engine
 
-        return lambda *a, batch_size=config.batch_size, **k: compute_propensities(*a, batch_size=batch_size, **k)
-    from interp_steer.evaluation.fast_engine import fast_propensities
-
-    return lambda *a, batch_size=None, **k: fast_propensities(*a, **k)
+    return partial(get_engine(config.engine), batch_size=config.batch_size)
 
 
 def id_ood_unit(model, config: IdOodConfig, name: str, train, test) -> pd.DataFrame:

@@ -54,8 +54,8 @@ from interp_steer.config import (
 from interp_steer.errors import ConfigError
 from interp_steer.runs.files import read_table
 from interp_steer.runs.keys import dataset_stem
+from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import RegistryPairs
 
 DEFAULT_METHODS = ("caa", "pca_diff", "pca_centred", "probe", "mean_centring", "bipo", "reps")
 TRAINED_METHODS = ("bipo", "reps")

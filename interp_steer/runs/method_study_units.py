@@ -9,15 +9,8 @@ import pandas as pd
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError
+from interp_steer.evaluation.engines import fast_engine
 from interp_steer.steering.vector import SteeringVector
-
-
-def _engine(model, pairs, vector, multipliers, *, batch_size=None, progress=False, vector_name=None):
-    """The fast propensity engine with :func:`~interp_steer.evaluation.propensity.compute_propensities`' signature."""
-    from interp_steer.evaluation.fast_engine import fast_propensities
-
-    return fast_propensities(model, pairs, vector, multipliers, batch_size=batch_size, progress=progress,
-                             vector_name=vector_name)
 
 
 def matched_norm_vector(model, config, method: str, dataset: str, pairs: Sequence[ContrastivePair],
@@ -45,7 +38,7 @@ def steer_unit(model, config, method: str, dataset: str, train, test) -> tuple[S
     if not train or not test:
         raise ConfigError(f"dataset {dataset!r}: needs non-empty train and test splits")
     vector, own_norm, caa_norm = matched_norm_vector(model, config, method, dataset, train)
-    table = _engine(model, test, vector, config.multipliers, vector_name=method)
+    table = fast_engine(model, test, vector, config.multipliers, vector_name=method)
     table = table.assign(method=method, spec=dataset, own_norm=own_norm, vector_norm=caa_norm, n_train=len(train))
     neutral = prepare_neutral(model, n=config.n_neutral, continuation_tokens=0)
     kl = neutral_side_effects(model, neutral, vector, config.kl_multipliers)
@@ -65,7 +58,7 @@ def prompting_unit(model, config, dataset: str, train, test) -> pd.DataFrame:
     vector, _, _ = matched_norm_vector(model, config, "caa", dataset, train)
     neutral = prepare_neutral(model, n=config.n_neutral, continuation_tokens=0)
     return prompting_baseline(model, test, vector, config.reference_multiplier,
-                              sentences=baseline_sentences(dataset, train), neutral=neutral, engine=_engine,
+                              sentences=baseline_sentences(dataset, train), neutral=neutral, engine="fast",
                               n_boot=config.n_boot, seed=config.seed)
 
 
@@ -85,7 +78,7 @@ def variants_unit(model, config, method: str, dataset: str, train, test) -> pd.D
                for v in VARIANTS}
     evals = {"BASE": [p.with_(id=f"{p.id}|{v}") for v in VARIANTS for p in apply_variant(test, v, sentences)]}
     evals.update({v: apply_variant(test, v, sentences) for v in VARIANTS if v != "BASE"})
-    frames = [_engine(model, pairs, vectors[tv], config.multipliers, vector_name=f"{method}:{tv}").assign(train_variant=tv)
+    frames = [fast_engine(model, pairs, vectors[tv], config.multipliers, vector_name=f"{method}:{tv}").assign(train_variant=tv)
               for tv, pairs in evals.items()]
     table = pd.concat(frames, ignore_index=True)
     return table.assign(sample_id=table["sample_id"].str.split("|").str[0], method=method, spec=dataset)

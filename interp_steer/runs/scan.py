@@ -15,7 +15,7 @@ any point (even ``kill -9``) resumes with a result equal to an uninterrupted run
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -23,6 +23,7 @@ import pandas as pd
 
 from interp_steer.data.pairs import ContrastivePair
 from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.evaluation.engines import PropensityEngine, resolve_engine
 from interp_steer.evaluation.metrics import steerability, summarize_steerability
 from interp_steer.evaluation.propensity import compute_propensities
 from interp_steer.runs.files import read_table, write_table_atomic
@@ -34,6 +35,7 @@ from interp_steer.runs.job_configs import (  # noqa: F401  (the scan config live
     ScanUnit,
     VectorScale,
 )
+from interp_steer.runs.registry_pairs import PairSource, RegistryPairs  # noqa: F401  (re-exported)
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 
 
@@ -47,7 +49,7 @@ def run_scan_unit(
     dataset: str | None = None,
     batch_size: int = 32,
     read_position: str | None = None,
-    engine: Callable = compute_propensities,
+    engine: str | PropensityEngine = "batched",
 ):
     """CAA at ``layer`` on ``train_pairs``, propensities on ``test_pairs``.
 
@@ -59,7 +61,7 @@ def run_scan_unit(
     _check_split(dataset, train_pairs, test_pairs)
     vector = extract_caa(model, train_pairs, [layer], read_position=read_position, batch_size=batch_size,  # type: ignore[arg-type]
                          progress=False, dataset=dataset)
-    propensities = engine(model, test_pairs, vector, multipliers, batch_size=batch_size, progress=False,
+    propensities = resolve_engine(engine)(model, test_pairs, vector, multipliers, batch_size=batch_size, progress=False,
                           vector_name=f"caa:{dataset}" if dataset else None)
     if dataset is not None:
         propensities["dataset"] = dataset
@@ -71,30 +73,6 @@ def _check_split(dataset, train, test) -> None:
     if not train or not test:
         raise ConfigError(f"dataset {dataset!r}: scan unit needs non-empty train and test splits "
                           f"(got {len(train)} train, {len(test)} test)")
-
-
-PairSource = Callable[[str], tuple[Sequence[ContrastivePair], Sequence[ContrastivePair]]]
-
-
-@dataclass(frozen=True)
-class RegistryPairs:
-    """Data provider backed by the dataset registry: ``load_dataset(spec, framing)``, a stratified
-    ``train_test_split(test_fraction, seed)``, then the first ``n_train`` / ``n_test`` of each part.
-    Picklable, so Ray workers load their datasets themselves."""
-
-    framing: str | None
-    test_fraction: float
-    seed: int
-    n_train: int | None
-    n_test: int | None
-    data_dir: str | None = None
-
-    def __call__(self, spec: str):
-        from interp_steer.data import load_dataset, train_test_split
-
-        pairs = load_dataset(spec, data_dir=self.data_dir, framing=self.framing)
-        train, test = train_test_split(pairs, test_fraction=self.test_fraction, seed=self.seed)
-        return train[: self.n_train], test[: self.n_test]
 
 
 def registry_pairs(config: ScanConfig, data_dir: str | Path | None = None) -> RegistryPairs:

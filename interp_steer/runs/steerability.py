@@ -29,8 +29,8 @@ from interp_steer.config import TAN_MULTIPLIERS, JobConfig, device_field, model_
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.keys import dataset_stem
+from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import RegistryPairs
 
 SUMMARY_BY = ["source", "framing", "dataset", "layer"]
 
@@ -198,7 +198,8 @@ def steerability_unit(model, config: SteerabilityConfig, unit: SteerabilityUnit,
     Returns ``(propensities, per_sample)``; ``dataset`` is the unit's spec, and the per-sample rows carry
     ``source``, ``n_train``, ``vector_norm`` and ``framing`` (the columns of the study's ``per_sample`` table).
     """
-    from interp_steer.evaluation import compute_propensities, steerability
+    from interp_steer.evaluation import steerability
+    from interp_steer.evaluation.engines import get_engine
     from interp_steer.methods.caa import extract_caa
 
     if not train or not test:
@@ -207,14 +208,8 @@ def steerability_unit(model, config: SteerabilityConfig, unit: SteerabilityUnit,
     vector = extract_caa(model, train, [config.layer], read_position=config.read_position,
                          batch_size=config.batch_size, progress=False, dataset=unit.dataset)
     name = f"caa:{unit.dataset}"
-    if config.engine == "fast":
-        from interp_steer.evaluation.fast_engine import fast_propensities
-
-        propensities = fast_propensities(model, test, vector, config.multipliers, progress=False,
-                                         device=config.device, vector_name=name)
-    else:
-        propensities = compute_propensities(model, test, vector, config.multipliers, batch_size=config.batch_size,
-                                            device=config.device, progress=False, vector_name=name)
+    propensities = get_engine(config.engine)(model, test, vector, config.multipliers, batch_size=config.batch_size,
+                                             device=config.device, progress=False, vector_name=name)
     propensities["dataset"] = unit.dataset
     per_sample = steerability(propensities).assign(
         source=unit.source, n_train=len(train), vector_norm=float(next(iter(vector.directions.values())).norm()),

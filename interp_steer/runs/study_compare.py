@@ -169,7 +169,7 @@ def sample_text(spec: str, config: StudyConfig, data_dir: str | Path | None, wid
     """The first scored test pair of ``spec``: prompt and the two completions, shortened, for the report."""
     import warnings
 
-    from interp_steer.runs.scan import RegistryPairs
+    from interp_steer.runs.registry_pairs import RegistryPairs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -187,12 +187,12 @@ class ScanHoldout:
     data_dir: str | None = None
 
     def __call__(self, spec: str):
-        from interp_steer.data import load_dataset, train_test_split
+        from interp_steer.data import DataSplit, load_dataset
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the xrisk loaders warn about skipped multi-choice rows
             pairs = load_dataset(spec, data_dir=self.data_dir)
-        train, _ = train_test_split(pairs, test_fraction=self.test_fraction, seed=self.seed)
+        train = DataSplit(self.test_fraction, self.seed).train(pairs)
         n_fit = min(self.n_train, len(train) // 2)
         return train[:n_fit], train[n_fit:n_fit + self.n_test]
 

@@ -25,7 +25,7 @@ def study_completion_lengths(out_dir: str | Path, config: StudyConfig, *, tokeni
     scores (the same split and the first ``n_test`` test pairs, so the ``sample_id`` values match the unit files);
     read from ``tables/completion_lengths.csv`` when present, else computed with ``tokenizer`` (default: the study
     model's) and saved there."""
-    from interp_steer.runs.scan import RegistryPairs
+    from interp_steer.runs.registry_pairs import RegistryPairs
     from interp_steer.stats import completion_lengths
 
     out_dir = Path(out_dir)

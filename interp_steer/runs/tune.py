@@ -11,39 +11,37 @@ answer-format mass. Its files::
     units/L012.answers.<fmt>        format_mass per (A/B sample, multiplier) (no rows for free text)
     units/L012.propensity.<fmt>     propensities per (sample, multiplier)   (last: marks the unit done)
 
-:func:`tune_summary` combines them into one row per (layer, multiplier) with bootstrap 95% intervals:
-``shift`` (mean over samples of propensity(m) − propensity(0), paired), ``kl``, ``dnll``, ``format_mass``.
-:func:`recommend` picks the setting with the largest positive shift whose KL upper bound is within the budget.
+:func:`~interp_steer.evaluation.settings.tune_summary` combines them into one row per (layer, multiplier) with
+bootstrap 95% intervals; :func:`~interp_steer.evaluation.settings.recommend` picks the setting (see
+:mod:`interp_steer.evaluation.settings`). :func:`run_tune` runs the job and then the post-run phase shared with
+``evaluate`` (:mod:`interp_steer.runs.post_run`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-import numpy as np
 import pandas as pd
 
 from interp_steer.config import JobConfig  # noqa: F401
-from interp_steer.errors import ConfigError, DataFormatError
+from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError
+from interp_steer.evaluation.settings import SUMMARY_METRICS, chosen_setting, recommend, tune_summary  # noqa: F401
 from interp_steer.evaluation.side_effects import (
     NeutralSet,
     answer_scores,
     neutral_side_effects,
     prepare_neutral,
 )
-from interp_steer.evaluation.units import UNIT_COLUMNS, in_units, mean_residual_norm, with_units
+from interp_steer.evaluation.units import in_units, mean_residual_norm, with_units
 from interp_steer.runs.files import read_table, write_table_atomic, write_text_atomic
 from interp_steer.runs.job_configs import TuneConfig  # noqa: F401
+from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
-from interp_steer.runs.scan import RegistryPairs
-from interp_steer.stats.intervals import mean_interval
 from interp_steer.steering.hook_names import DEFAULT_SITE
 from interp_steer.steering.vector import SteeringVector
-
-SUMMARY_METRICS = ("shift", "mean_propensity", "kl", "dnll", "format_mass")
 
 
 @dataclass(frozen=True)
@@ -175,76 +173,150 @@ def combine_tune(out_dir: str | Path, config: TuneConfig) -> dict[str, pd.DataFr
     return combined
 
 
-def tune_summary(propensities: pd.DataFrame, neutral: pd.DataFrame, answers: pd.DataFrame | None = None, *,
-                 n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per (layer, multiplier): ``shift`` (paired: per sample propensity(m) − propensity(0), mean and
-    bootstrap interval over samples), ``mean_propensity``, ``kl`` and ``dnll`` (over neutral passages),
-    ``format_mass`` (over A/B samples; NaN for free text), each with ``_lo`` / ``_hi``, and the unit columns."""
-    if 0.0 not in set(propensities["multiplier"]):
-        raise ConfigError("tune_summary: the propensity table needs multiplier 0 (the unsteered reference)")
-    records = []
-    for (layer, m), group in propensities.groupby(["layer", "multiplier"], sort=True):
-        ref = propensities[(propensities.layer == layer) & (propensities.multiplier == 0.0)].set_index("sample_id")["propensity"]
-        prop = group.set_index("sample_id")["propensity"]
-        rec = {"layer": int(layer), "multiplier": float(m), "n_samples": len(group)}
-        rec.update({c: group[c].iloc[0] for c in UNIT_COLUMNS if c in group.columns})
-        values = {"shift": (prop - ref.reindex(prop.index)).to_numpy(), "mean_propensity": prop.to_numpy()}
-        side = neutral[(neutral.layer == layer) & (neutral.multiplier == m)]
-        values["kl"], values["dnll"] = side["kl"].to_numpy(), side["dnll"].to_numpy()
-        rec["n_passages"] = len(side)
-        if answers is not None and len(answers):
-            values["format_mass"] = answers[(answers.layer == layer) & (answers.multiplier == m)]["format_mass"].to_numpy()
-        else:
-            values["format_mass"] = np.array([])
-        for name in SUMMARY_METRICS:
-            mean, lo, hi = mean_interval(values[name], n_boot=n_boot, seed=seed)
-            rec.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
-        records.append(rec)
-    return pd.DataFrame.from_records(records)
-
-
-def recommend(summary: pd.DataFrame, kl_budget: float) -> dict:
-    """The (layer, multiplier) with the largest positive ``shift`` among the non-zero multipliers whose ``kl_hi``
-    (upper 95% limit of the mean KL) is ≤ ``kl_budget``.
-
-    Returns ``{"found": True, "layer", "multiplier", "shift", "shift_lo", "shift_hi", "kl", "kl_hi", "units",
-    "kl_budget", "reason"}``, or ``{"found": False, "reason": …}`` saying why no setting qualifies (nothing within
-    the budget, or nothing within it moves the behaviour the positive way)."""
-    missing = [c for c in ("layer", "multiplier", "shift", "kl_hi") if c not in summary.columns]
-    if missing:
-        raise ConfigError(f"recommend: the summary lacks columns {missing}")
-    steered = summary[summary.multiplier != 0]
-    within = steered[steered.kl_hi <= kl_budget]
-    units = str(summary["units"].iloc[0]) if "units" in summary.columns and len(summary) else "raw"
-    if within.empty:
-        least = steered.loc[steered.kl_hi.idxmin()] if len(steered) else None
-        reason = (f"no steered setting has its KL upper 95% limit within the budget of {kl_budget:g} nats/token"
-                  + (f" (the smallest is {least.kl_hi:.3g} at layer {int(least.layer)}, multiplier {least.multiplier:g})"
-                     if least is not None else ""))
-        return {"found": False, "kl_budget": kl_budget, "units": units, "reason": reason}
-    positive = within[within["shift"] > 0]
-    if positive.empty:
-        return {"found": False, "kl_budget": kl_budget, "units": units,
-                "reason": f"{len(within)} setting(s) are within the KL budget of {kl_budget:g}, but none shifts "
-                          "the behaviour in the positive direction"}
-    best = positive.loc[positive["shift"].idxmax()]
-    out = {"found": True, "layer": int(best.layer), "multiplier": float(best.multiplier), "units": units,
-           "kl_budget": kl_budget}
-    for name in ("shift", "shift_lo", "shift_hi", "kl", "kl_lo", "kl_hi", "dnll", "format_mass"):
-        if name in best.index:
-            out[name] = None if pd.isna(best[name]) else float(best[name])
-    shift_lo = out.get("shift_lo")
-    out["shift_excludes_zero"] = bool(isinstance(shift_lo, float) and shift_lo > 0)
-    out["reason"] = (f"largest shift ({out['shift']:.3g}) among {len(within)} steered setting(s) whose KL upper "
-                     f"95% limit is within {kl_budget:g} nats/token"
-                     + ("" if out["shift_excludes_zero"] else "; its 95% interval includes 0, so the shift is not "
-                        "distinguishable from none at this sample size"))
-    return out
-
-
 def run_tune_job(config: TuneConfig, out_dir: str | Path, *, model=None, executor=None, data=None,
                  data_dir: str | None = None, progress: bool = True) -> RunReport:
     """Run the tune scan through the runner; the report's ``tables`` are ``{"propensities", "neutral", "answers",
     "summary"}`` (and ``recommendation.json`` is written). Failed units are in ``report.failed``."""
     return run_job(TuneJob(config, data=data, data_dir=data_dir), out_dir, executor=executor, model=model,
                    progress=progress)
+
+
+# ----------------------------------------------------------------------------- the run and its post-run phase
+@dataclass
+class TuneResult:
+    """Everything a tune run produced (the same tables are in ``out_dir``)."""
+
+    out_dir: Path
+    report: RunReport
+    summary: pd.DataFrame
+    recommendation: dict
+    baseline: pd.DataFrame | None = None
+    generations: pd.DataFrame | None = None
+    capability: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def propensities(self) -> pd.DataFrame:
+        """The propensity table (of a finished run, or of a rebuilt one)."""
+        return self.report.tables["propensities"]
+
+
+def run_tune(config: TuneConfig, out_dir: str | Path, *, model=None, executor=None, data=None, data_dir=None,
+             n_generations: int = 4, max_new_tokens: int = 32, capability_n: int = 0, progress: bool = True) -> TuneResult:
+    """Run the tune job into ``out_dir``, then the post-run phase (:mod:`interp_steer.runs.post_run`) at the
+    recommended setting (or, when none qualifies, at the largest-shift setting, said so in the report):
+
+    * the prompting baseline (:func:`~interp_steer.evaluation.baseline.prompting_baseline`, SYS_POS / SYS_NEG);
+    * steered generations side by side (multipliers 0 and ±m) with repetition, distinct-n, unsteered perplexity;
+    * optionally capability under steering: accuracy on letter-balanced ``caa-test:mmlu`` / ``caa-test:truthfulqa``.
+
+    Writes ``summary``, ``baseline``, ``generations`` (and ``capability``) tables, ``tune_pareto.png``, ``report.md``
+    and ``steering_card.html`` (:mod:`interp_steer.report.tune`) beside the unit files, ``config.json`` and
+    ``recommendation.json``. ``model``: an already loaded model (default: ``load_model(config.model)``)."""
+    from interp_steer.models import load_model
+    from interp_steer.report.tune import save_tune_pareto, tune_report_markdown
+
+    out_dir = Path(out_dir)
+    if model is None and executor is None:
+        model = load_model(config.model, device=config.device)
+    report = run_tune_job(config, out_dir, model=model, executor=executor, data=data,
+                          data_dir=None if data_dir is None else str(data_dir), progress=progress)
+    report.raise_if_failed()
+    summary = report.tables["summary"]
+    result = TuneResult(out_dir, report, summary, recommend(summary, config.kl_budget))
+    if model is None:
+        model = load_model(config.model, device=config.device)
+    job = TuneJob(config, data=data, data_dir=None if data_dir is None else str(data_dir))
+    setting = chosen_setting(summary, result.recommendation)
+    if setting is not None:
+        _at_setting(result, config, job, model, setting, n_generations=n_generations, max_new_tokens=max_new_tokens,
+                    capability_n=capability_n, data_dir=data_dir)
+    else:
+        result.notes.append("No positive multiplier in the scan; nothing to compare with the prompting baseline.")
+    save_tune_pareto(config, result)
+    write_text_atomic(tune_report_markdown(config, result), out_dir / "report.md")
+    write_run_card(config, result, model, setting, job)
+    write_text_atomic(json.dumps(result.recommendation, indent=2), out_dir / "recommendation.json")
+    return result
+
+
+def _at_setting(result: TuneResult, config: TuneConfig, job: TuneJob, model, setting: tuple[int, float], *,
+                n_generations: int, max_new_tokens: int, capability_n: int, data_dir) -> None:
+    """The baseline, generations and capability of a tune run at ``setting`` (into ``result`` and ``out_dir``)."""
+    from interp_steer.evaluation.capability import capability_table
+    from interp_steer.runs.post_run import generation_prompts, persona_baseline, steered_generations
+
+    layer, m = setting
+    out_dir, fmt, summary = result.out_dir, config.table_format, result.summary
+    if not result.recommendation.get("found"):
+        result.notes.append(fallback_note(result.recommendation, layer, m))
+    vector = SteeringVector.load(out_dir / f"units/L{layer:03d}.vector.safetensors")
+    row = summary[(summary.layer == layer) & (summary.multiplier == m)].iloc[0]
+    train, test = job.pairs()
+    messages = [p.prompt for p in generation_prompts(test, n_generations)]
+    result.baseline = persona_baseline(
+        model, config.dataset, train, test, vector, m, notes=result.notes, neutral=job.neutral(model),
+        generation_messages=messages, max_new_tokens=max_new_tokens, units=config.units,
+        raw_multiplier=float(row.get("raw_multiplier", m)), batch_size=config.batch_size, n_boot=config.n_boot,
+        seed=config.seed)
+    if result.baseline is not None:
+        write_table_atomic(result.baseline, out_dir / f"baseline.{fmt}")
+    result.generations = steered_generations(model, test, vector, layer, m, n=n_generations,
+                                             max_new_tokens=max_new_tokens, batch_size=config.batch_size)
+    if result.generations is not None:
+        write_table_atomic(result.generations, out_dir / f"generations.{fmt}")
+    if capability_n:
+        result.capability = capability_table(model, vector, [0.0, m], n=capability_n, data_dir=data_dir,
+                                             batch_size=config.batch_size, n_boot=config.n_boot, seed=config.seed)
+        result.capability.insert(1, "layer", layer)
+        result.capability["units"] = config.units
+        write_table_atomic(result.capability, out_dir / f"capability.{fmt}")
+
+
+def write_run_card(config: TuneConfig, result: TuneResult, model, setting: tuple[int, float] | None,
+                job: TuneJob) -> Path:
+    """The run's ``steering_card.html`` (:func:`~interp_steer.report.tune.write_tune_card`), with the projection view
+    of the first held-out prompt at ``setting`` (the only step that runs the model)."""
+    from interp_steer.report.tune import write_tune_card
+    from interp_steer.runs.post_run import projection_or_note
+
+    projection, card_notes = None, list[str]()
+    if setting is not None:
+        vector = SteeringVector.load(result.out_dir / f"units/L{setting[0]:03d}.vector.safetensors")
+        projection = projection_or_note(model, vector, job.pairs()[1][0], [setting[0]], setting[1], card_notes)
+    return write_tune_card(config, result, setting, projection, card_notes)
+
+
+def rebuild_tune_card(out_dir: str | Path, model=None) -> Path:
+    """Rewrite ``steering_card.html`` of a finished tune run from its tables, ``config.json`` and
+    ``recommendation.json`` (nothing recomputed; ``model``, default ``load_model(config.model)``, only draws the
+    projection view of one prompt)."""
+    out_dir = Path(out_dir)
+    config = TuneConfig.from_json((out_dir / "config.json").read_text())
+    fmt = config.table_format
+
+    def table(name: str) -> pd.DataFrame | None:
+        path = out_dir / f"{name}.{fmt}"
+        return read_table(path) if path.exists() else None
+
+    summary, props = table("summary"), table("propensities")
+    if summary is None or props is None:
+        raise InterpSteerError(f"{out_dir}: no summary / propensities table; is this a finished tune run?")
+    rec = json.loads((out_dir / "recommendation.json").read_text())
+    report = RunReport(out_dir, total=0, tables={"propensities": props})
+    result = TuneResult(out_dir, report, summary, rec, table("baseline"), table("generations"), table("capability"))
+    setting = chosen_setting(summary, rec)
+    if setting is not None and not rec.get("found"):
+        result.notes.append(fallback_note(rec, *setting))
+    if model is None:
+        from interp_steer.models import load_model
+
+        model = load_model(config.model, device=config.device)
+    return write_run_card(config, result, model, setting, TuneJob(config))
+
+
+def fallback_note(rec: dict, layer: int, multiplier: float) -> str:
+    """The note shown when nothing is recommended (the reason is the recommendation's own ``reason``): which setting
+    the baseline and generations use instead."""
+    return (f"Nothing is recommended ({rec.get('reason') or 'no setting qualifies'}); the baseline and generations "
+            f"below use the largest-shift setting (layer {layer}, multiplier {multiplier:g}).")

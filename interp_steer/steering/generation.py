@@ -74,16 +74,8 @@ def generate_batch(
     check_multiplier(torch.tensor(mults, dtype=torch.float64), "multipliers")
     tokenizer = model.tokenizer
     assert tokenizer is not None  # checked above
-    ids = [list(encode_sequence(tokenizer, p)) for p in prompts]
-    for i, row in enumerate(ids):
-        if not row:
-            raise ConfigError(f"prompt {i} tokenises to no tokens; pass some text to continue")
+    ids = _prompt_ids(model, prompts, max_new_tokens)
     width = max(len(r) for r in ids)
-    if width + max_new_tokens > model.cfg.n_ctx:
-        raise ConfigError(
-            f"a prompt of {width} tokens plus max_new_tokens={max_new_tokens} exceeds the model's context of "
-            f"{model.cfg.n_ctx} tokens; shorten the prompt or lower max_new_tokens"
-        )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     device = model.cfg.device
     tokens = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=device)
@@ -122,10 +114,29 @@ def generate_batch(
             # the cache keeps the attention mask of earlier positions; a decode step passes its own token's
             logits = model(nxt[:, None], attention_mask=torch.ones(batch, 1, dtype=attention.dtype, device=device),
                            past_kv_cache=cache)[:, -1, :]
-    out = torch.stack(new_tokens, dim=1).tolist()
+    return _decode_rows(tokenizer, torch.stack(new_tokens, dim=1).tolist(), eos if stop_at_eos else None)
+
+
+
+def _prompt_ids(model: HookedTransformer, prompts: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+    """Each prompt's token ids; ConfigError for an empty prompt or one that leaves no room for ``max_new_tokens``."""
+    ids = [list(encode_sequence(model.tokenizer, p)) for p in prompts]
+    for i, row in enumerate(ids):
+        if not row:
+            raise ConfigError(f"prompt {i} tokenises to no tokens; pass some text to continue")
+    width = max(len(r) for r in ids)
+    if width + max_new_tokens > model.cfg.n_ctx:
+        raise ConfigError(
+            f"a prompt of {width} tokens plus max_new_tokens={max_new_tokens} exceeds the model's context of "
+            f"{model.cfg.n_ctx} tokens; shorten the prompt or lower max_new_tokens"
+        )
+    return ids
+
+def _decode_rows(tokenizer, rows: list[list[int]], eos: int | None) -> list[str]:
+    """Each generated row decoded (special tokens skipped), cut at its first ``eos`` when given."""
     texts = []
-    for row in out:
-        if stop_at_eos and eos is not None and eos in row:
+    for row in rows:
+        if eos is not None and eos in row:
             row = row[: row.index(eos)]
         texts.append(str(tokenizer.decode(row, skip_special_tokens=True)))
     return texts

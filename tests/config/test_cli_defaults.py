@@ -136,7 +136,7 @@ def _cases(vector_path, tmp):
                      "interp_steer.runs.evaluate", "run_evaluate",
                      EvaluateConfig(vector=vec, dataset="builtin:sentiment", model="tiny-llama",
                                     vector_sha1=file_sha1(vector_path))),
-        "tune": (["tune", "--dataset", "builtin:sentiment", "--layers", "1", "--out", f"{tmp}/t", *T], "interp_steer.tune",
+        "tune": (["tune", "--dataset", "builtin:sentiment", "--layers", "1", "--out", f"{tmp}/t", *T], "interp_steer.runs.tune",
                  "run_tune", TuneConfig(dataset="builtin:sentiment", layers=[1], model="tiny-llama")),
         "compare": (["compare", "--dataset", "builtin:sentiment", "--out", f"{tmp}/c", *T], "interp_steer.runs.compare",
                     "run_compare", CompareConfig(dataset="builtin:sentiment", model="tiny-llama")),
@@ -169,7 +169,7 @@ def test_tune_run_options_default_like_run_tune():
     """``tune``'s options that are arguments of :func:`run_tune` rather than config fields keep its defaults."""
     import inspect
 
-    from interp_steer.tune import run_tune
+    from interp_steer.runs.tune import run_tune
 
     signature, params = inspect.signature(run_tune).parameters, _params("tune")
     for option, argument in (("n_generations", "n_generations"), ("max_new_tokens", "max_new_tokens"),

@@ -27,8 +27,7 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "analyses" / "results").glob("*/*
 
 @pytest.fixture(scope="module")
 def card(tiny, tmp_path_factory):
-    from interp_steer.runs.tune import TuneConfig
-    from interp_steer.tune import run_tune
+    from interp_steer.runs.tune import TuneConfig, run_tune
 
     hostile = "<script>alert(1)</script> & <b>bold</b>"
     pairs = [ContrastivePair(prompt=f"{hostile} Do you like item {i}?", positive=" I love it, truly.",

@@ -72,7 +72,7 @@ def ab_split():
 
 @pytest.mark.slow
 def test_run_tune_end_to_end_on_tiny_model(tiny, ab_split, tmp_path):
-    from interp_steer.tune import run_tune
+    from interp_steer.runs.tune import run_tune
 
     train, test = ab_split
     cfg = TuneConfig(model="tiny-llama", dataset="builtin:sentiment@ab", layers=[0, 1], multipliers=[0, 1, 4],
