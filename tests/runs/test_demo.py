@@ -180,5 +180,5 @@ def test_rerun_reuses_every_unit(demo):
 def test_demo_config_refuses_multipliers_without_zero():
     from interp_steer.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="--multipliers must include 0"):
+    with pytest.raises(ConfigError, match="--multipliers needs values including 0"):
         DemoConfig(multipliers=[1.0, 2.0])

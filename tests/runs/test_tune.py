@@ -55,7 +55,7 @@ def test_tune_summary_shift_is_paired_difference():
 
 
 def test_config_rejects_bad_settings():
-    with pytest.raises(ConfigError, match="include 0"):
+    with pytest.raises(ConfigError, match="including 0"):
         TuneConfig(model="tiny-llama", dataset="builtin:sentiment", layers=[1], multipliers=[1, 2])
     with pytest.raises(ConfigError, match="--kl-budget"):
         TuneConfig(model="tiny-llama", dataset="builtin:sentiment", layers=[1], kl_budget=0)
