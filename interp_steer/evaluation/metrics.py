@@ -175,3 +175,20 @@ def random_baseline(
         for seed in seeds
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def per_token_steerability(propensities: pd.DataFrame, lengths: pd.DataFrame) -> pd.DataFrame:
+    """Per-sample steerability of the per-token propensity (least-squares slope on the multiplier, nats per token
+    per unit multiplier), one row per (dataset, sample), with ``length_difference`` = ``n_pos_tokens −
+    n_neg_tokens`` (the free-text spurious factor: the positive statement is the longer one)."""
+    from interp_steer.stats.per_token import per_token_propensities
+
+    frame = per_token_propensities(propensities, lengths)
+    keys = [k for k in ("dataset", "variant", "layer", "hook_name", "vector", "sample_id") if k in frame.columns]
+    per_sample = steerability(frame, keys=keys, y="per_token_propensity")
+    sizes = frame.drop_duplicates(subset=["dataset", "sample_id"]).set_index(["dataset", "sample_id"])
+    index = pd.MultiIndex.from_frame(per_sample[["dataset", "sample_id"]])
+    per_sample["n_pos_tokens"] = sizes["n_pos_tokens"].reindex(index).to_numpy(dtype=float)
+    per_sample["n_neg_tokens"] = sizes["n_neg_tokens"].reindex(index).to_numpy(dtype=float)
+    per_sample["length_difference"] = per_sample["n_pos_tokens"] - per_sample["n_neg_tokens"]
+    return per_sample

@@ -96,14 +96,15 @@ def cross_variant_steerability(
     *,
     variants: Sequence[str] = VARIANTS,
     sentences: PersonaSentences | None = None,
-    extract: Callable | None = None,
+    extract: Callable,
     engine: str | PropensityEngine | None = None,
     batch_size: int = 32,
     progress: bool = False,
     rescale_to_base: bool = True,
     min_own_slope: float | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Train a vector per variant (CAA by default) and evaluate each on each variant (all of ``variants`` ×
+    """Train a vector per variant with ``extract`` (e.g. :func:`interp_steer.methods.extract_caa`; a required
+    argument, so this floor does not import the methods above it) and evaluate each on each variant (all of ``variants`` ×
     ``variants``: the full 5 × 5 grid by default).
 
     Without ``sentences`` the persona sentences are derived from ``train_pairs`` by :func:`persona_sentences`
@@ -116,9 +117,7 @@ def cross_variant_steerability(
     """
     from interp_steer.evaluation.engines import resolve_engine
     from interp_steer.evaluation.metrics import steerability
-    from interp_steer.methods.caa import extract_caa
 
-    extract = extract or extract_caa
     engine = resolve_engine(engine)
     if any(v != "BASE" for v in variants) and sentences is None:
         sentences = persona_sentences(train_pairs)

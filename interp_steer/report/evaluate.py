@@ -42,8 +42,8 @@ def write_evaluate_card(config: EvaluateCardConfig, result: EvaluateTables, proj
     view the run drew (:func:`~interp_steer.runs.post_run.projection_or_note`), ``card_notes`` shown after the
     run's notes."""
     from interp_steer.report.figures import figure_png
+    from interp_steer.report.steering_card import save_steering_card
     from interp_steer.viz.plots import plot_propensity_curves, plot_spurious_variance, plot_steerability_distribution
-    from interp_steer.viz.steering_card import save_steering_card
 
     out_dir, tables, name = result.out_dir, result.tables, config.vector_name
     props = tables["propensities"]

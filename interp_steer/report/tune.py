@@ -125,13 +125,13 @@ def save_tune_pareto(config: TuneConfig, result: TuneTables) -> Path:
 
 def write_tune_card(config: TuneConfig, result: TuneTables, setting: tuple[int, float] | None,
                     projection: Any = None, card_notes: Sequence[str] = ()) -> Path:
-    """The run's steering card (``steering_card.html``, see :mod:`interp_steer.viz.steering_card`): provenance of
+    """The run's steering card (``steering_card.html``, see :mod:`interp_steer.report.steering_card`): provenance of
     the chosen layer's vector, recommendation, summary with the shift-vs-KL plot and the chosen layer's propensity
     curves, side effects, the prompting baseline, capability, generations and the ``projection`` view drawn by the
     run (:func:`~interp_steer.runs.post_run.projection_or_note`)."""
     from interp_steer.report.figures import figure_png
+    from interp_steer.report.steering_card import save_steering_card
     from interp_steer.viz.plots import plot_propensity_curves
-    from interp_steer.viz.steering_card import save_steering_card
 
     out_dir = result.out_dir
     images = [("Behaviour shift vs KL on neutral text, per layer (95% CIs)", (out_dir / "tune_pareto.png").read_bytes())]

@@ -32,9 +32,9 @@ from interp_steer.config import (
     multipliers_field,
     option_field,
 )
+from interp_steer.data.keys import dataset_stem
 from interp_steer.errors import ConfigError
 from interp_steer.runs.files import read_table
-from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 

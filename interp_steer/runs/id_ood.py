@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.config import COARSE_MULTIPLIERS, JobConfig, device_field, model_field, multipliers_field, option_field
+from interp_steer.data.keys import dataset_stem
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.engines import PropensityEngine
 from interp_steer.runs.files import read_table, write_table_atomic
-from interp_steer.runs.keys import dataset_stem
 from interp_steer.runs.registry_pairs import RegistryPairs
 from interp_steer.runs.runner import Job, RunReport, UnitFiles, run_job
 
@@ -129,7 +129,7 @@ def id_ood_unit(model, config: IdOodConfig, name: str, train, test) -> pd.DataFr
     sentences = persona_sentences(train)
     if config.full_grid:
         grid = cross_variant_steerability(model, train, test, config.layer, config.multipliers,
-                                          sentences=sentences, engine=engine)
+                                          sentences=sentences, extract=extract_caa, engine=engine)
         per_sample = grid["per_sample"]
         if 0.0 in config.multipliers:  # the unsteered propensity per (variant, sample), for the propensity difference
             from interp_steer.evaluation.variants import unsteered_propensity

@@ -33,8 +33,8 @@ from interp_steer.config import (
     require_multipliers,
     require_number,
 )
+from interp_steer.data.keys import dataset_stem
 from interp_steer.errors import ConfigError
-from interp_steer.runs.keys import dataset_stem
 
 RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",
                    "split_order", "table_format", "scale")

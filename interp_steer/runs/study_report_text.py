@@ -25,7 +25,7 @@ from interp_steer.runs.study_report_ab import UNINTERPRETABLE, wilson_row
 def per_token_table(ctx) -> pd.DataFrame:
     """Per-sample steerability of the per-token free-text propensity (``slope`` in nats per token per unit
     multiplier), with ``source`` and ``framing``; empty without free-text datasets or lengths."""
-    from interp_steer.stats import per_token_steerability
+    from interp_steer.evaluation.metrics import per_token_steerability
 
     if "free_text" not in ctx.framings or ctx.lengths.empty:
         return pd.DataFrame()

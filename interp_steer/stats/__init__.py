@@ -55,10 +55,10 @@ from interp_steer.stats.intervals import (
     proportion_interval,
 )
 from interp_steer.stats.multiplicity import benjamini_hochberg, holm
-from interp_steer.stats.per_token import completion_lengths, per_token_propensities, per_token_steerability
+from interp_steer.stats.per_token import completion_lengths, per_token_propensities
 
 __all__ = ["RESULT_COLUMNS", "BootstrapResult", "Interval", "Resample", "anti_steerable_interval", "auc",
            "auc_interval", "benjamini_hochberg", "bootstrap", "bootstrap_metric", "completion_lengths", "holm",
            "mean_interval", "median_interval", "metric_difference_interval", "metric_interval",
-           "paired_difference_interval", "per_token_propensities", "per_token_steerability", "proportion_interval",
+           "paired_difference_interval", "per_token_propensities", "proportion_interval",
            "within_group_auc", "within_group_auc_test"]

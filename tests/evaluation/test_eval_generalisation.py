@@ -29,7 +29,7 @@ SENTENCES = PersonaSentences("You are vain.", "You are modest.")
 @pytest.fixture(scope="module")
 def grid(tiny):
     train, test = persona_pairs(6), persona_pairs(8)[6:]
-    out = cross_variant_steerability(tiny, train, test, 1, MULTS, sentences=SENTENCES)
+    out = cross_variant_steerability(tiny, train, test, 1, MULTS, sentences=SENTENCES, extract=extract_caa)
     return train, test, out
 
 

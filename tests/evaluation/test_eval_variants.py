@@ -82,7 +82,7 @@ def test_cross_variant_on_tiny_matches_direct_computation(tiny):
     train, test = persona_pairs(6), persona_pairs(8)[6:]
     s = PersonaSentences("You are vain.", "You are modest.")
     mults = [-1.0, 0.0, 1.0]
-    out = cross_variant_steerability(tiny, train, test, 1, mults, variants=("BASE", "USER_POS"), sentences=s)
+    out = cross_variant_steerability(tiny, train, test, 1, mults, variants=("BASE", "USER_POS"), sentences=s, extract=extract_caa)
     assert out["matrix"].shape == (2, 2)
     assert len(out["per_sample"]) == 2 * 2 * len(test)
     # independent path for one cell: vector trained on USER_POS, rescaled to the BASE vector's norm, evaluated on BASE
@@ -147,10 +147,11 @@ def test_cross_variant_on_free_text_persona_pairs_derives_sentences(tiny, data_r
     train, test = train[:4], test[:2]
     mults = [-1.0, 0.0, 1.0]
     variants = ("BASE", "SYS_NEG", "USER_POS")
-    out = cross_variant_steerability(tiny, train, test, 1, mults, variants=variants)  # no sentences given
+    out = cross_variant_steerability(tiny, train, test, 1, mults, variants=variants, extract=extract_caa)  # no sentences given
     assert out["matrix"].shape == (3, 3) and np.isfinite(out["matrix"].to_numpy()).all()
     assert len(out["per_sample"]) == 3 * 3 * len(test)
-    explicit = cross_variant_steerability(tiny, train, test, 1, mults, variants=variants, sentences=persona_sentences(train))
+    explicit = cross_variant_steerability(tiny, train, test, 1, mults, variants=variants, sentences=persona_sentences(train),
+                                          extract=extract_caa)
     pd.testing.assert_frame_equal(out["matrix"], explicit["matrix"])
     # the USER_POS prompts carry the derived positive sentence
     s = persona_sentences(train)

@@ -17,7 +17,7 @@ from page_checks import assert_fits, assert_static, body_attributes, browser, ru
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.report.format import format_ci
-from interp_steer.viz.steering_card import steering_card_html
+from interp_steer.report.steering_card import steering_card_html
 
 pytestmark = pytest.mark.slow  # each runs a (tiny) tune job
 
