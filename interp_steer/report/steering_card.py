@@ -222,7 +222,7 @@ def steering_card_html(
     """The card as one HTML string (see the module docstring). ``images``: ``(caption, PNG bytes)`` shown under
     the summary; ``steerability``: per-sample steerability statistics (mean slope and anti-steerable fraction with
     their intervals); ``projection``: a ``(heading, circuitsvis view)`` such as
-    :func:`~interp_steer.viz.views.projection_view` returns; ``propensity_units``: ``"nats"`` or ``"logits"``
+    :func:`~interp_steer.viz.views.draw_view` returns for :func:`~interp_steer.analysis.view_data.projection_view`; ``propensity_units``: ``"nats"`` or ``"logits"``
     (default: logits when the summary has a format mass, i.e. A/B data, else nats)."""
     if summary is None or summary.empty:
         raise ConfigError("steering_card_html: the summary table is empty")

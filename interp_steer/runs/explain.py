@@ -183,15 +183,17 @@ def explain_files(config: ExplainConfig, model) -> UnitFiles:
 def _views(model, vector, by_id: dict, chosen: dict, patching, layer: int, multiplier: float) -> tuple[int, dict, UnitFiles]:
     """``(view layer, {role: file name}, files)``: attention at the layer whose heads carry the most share and the
     projection view, one offline HTML page per chosen sample."""
-    from interp_steer.viz.views import attention_views, projection_view, standalone_page
+    from interp_steer.analysis.view_data import attention_views, projection_view
+    from interp_steer.viz.views import draw_views, standalone_page
 
     heads = patching[patching["component"] == "head"]
     view_layer = int(heads.groupby("layer")["share"].apply(lambda s: s.abs().sum()).idxmax()) if not heads.empty else layer
     html_files, files = {}, []
     for role, sample_id in chosen.items():
-        views = attention_views(model, vector, by_id[sample_id], view_layer, multiplier=multiplier)
-        views.append(projection_view(model, vector, by_id[sample_id], sorted({layer, model.cfg.n_layers - 1}),
-                                     multiplier=multiplier))
+        data = attention_views(model, vector, by_id[sample_id], view_layer, multiplier=multiplier)
+        data.append(projection_view(model, vector, by_id[sample_id], sorted({layer, model.cfg.n_layers - 1}),
+                                    multiplier=multiplier))
+        views = draw_views(data)
         name = f"views_{role}.html"
         files.append((name, standalone_page(f"{role} sample {sample_id}", views)))
         html_files[role] = name

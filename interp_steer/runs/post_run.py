@@ -78,12 +78,13 @@ def generation_prompts(pairs: Sequence[ContrastivePair], n: int) -> list[Contras
 
 def projection_or_note(model, vector: SteeringVector, pair: ContrastivePair, layers: Sequence[int], multiplier: float,
                        notes: list[str]) -> Any:
-    """The card's projection view of ``pair`` (:func:`~interp_steer.viz.views.projection_view`), or ``None`` and a
-    note when it cannot be drawn."""
+    """The card's projection view of ``pair`` (computed by :func:`~interp_steer.analysis.view_data.projection_view`,
+    drawn by :func:`~interp_steer.viz.views.draw_view`), or ``None`` and a note when it cannot be drawn."""
     try:
-        from interp_steer.viz.views import projection_view
+        from interp_steer.analysis.view_data import projection_view
+        from interp_steer.viz.views import draw_view
 
-        return projection_view(model, vector, pair, list(layers), multiplier=multiplier)
+        return draw_view(*projection_view(model, vector, pair, list(layers), multiplier=multiplier))
     except (InterpSteerError, ImportError) as exc:
         notes.append(f"No projection view: {exc}")
         return None

@@ -154,17 +154,17 @@ def case_views(model, vector, case: str, by_id: dict, chosen: dict[str, str], pa
                head_region: str, multiplier: float) -> tuple[int, dict[str, str]]:
     """``(view layer, {role: page})``: attention at the layer whose heads carry the most |share| and the projection
     view, one offline HTML page per chosen sample."""
-    from interp_steer.viz.free_text_views import free_text_attention_views, free_text_projection_view
-    from interp_steer.viz.views import standalone_page
+    from interp_steer.analysis.view_data import free_text_attention_views, free_text_projection_view
+    from interp_steer.viz.views import draw_views, standalone_page
 
     heads = patching[(patching["component"] == "head") & (patching["region"] == head_region)]
     view_layer = int(heads.groupby("layer")["share"].apply(lambda s: s.abs().sum()).idxmax()) if not heads.empty else layer + 1
     html = {}
     for role, sid in chosen.items():
-        views = free_text_attention_views(model, vector, by_id[sid], view_layer, multiplier=multiplier)
-        views += free_text_projection_view(model, vector, by_id[sid], sorted({layer, model.cfg.n_layers - 1}),
-                                           multiplier=multiplier)
-        html[role] = standalone_page(f"{case}: {role} sample {sid}", views)
+        data = free_text_attention_views(model, vector, by_id[sid], view_layer, multiplier=multiplier)
+        data += free_text_projection_view(model, vector, by_id[sid], sorted({layer, model.cfg.n_layers - 1}),
+                                          multiplier=multiplier)
+        html[role] = standalone_page(f"{case}: {role} sample {sid}", draw_views(data))
     return view_layer, html
 
 

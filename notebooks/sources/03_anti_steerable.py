@@ -37,7 +37,7 @@ import torch
 import interp_steer
 from interp_steer.analysis.battery import free_text_specs, study_split
 from interp_steer.analysis.battery_heldout import dataset_halves
-from interp_steer.runs.keys import dataset_stem
+from interp_steer.data.keys import dataset_stem
 
 torch.set_num_threads(1)
 RESULTS = Path(interp_steer.__file__).resolve().parents[1] / "analyses" / "results"
@@ -151,10 +151,10 @@ if summary.exists():
 # %%
 from IPython.display import IFrame
 
-from interp_steer.viz.free_text_views import free_text_projection_view
-from interp_steer.viz.views import save_page
+from interp_steer.analysis.view_data import free_text_projection_view
+from interp_steer.viz.views import draw_views, save_page
 
-views = free_text_projection_view(model, vector, pair, [layer, model.cfg.n_layers - 1], multiplier=1.5)
+views = draw_views(free_text_projection_view(model, vector, pair, [layer, model.cfg.n_layers - 1], multiplier=1.5))
 page = save_page("outputs/anti_steerable_views.html", f"anti-steerable sample {pair.id}", views)
 print(page, page.stat().st_size // 1024, "KiB")
 print("\n".join(heading for heading, _ in views))

@@ -14,10 +14,11 @@ from helpers import random_vector
 
 from interp_steer.analysis.direct_effect import logit_lens
 from interp_steer.analysis.patching import compare_samples
+from interp_steer.analysis.view_data import attention_views, projection_view
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.viz.patching_plots import plot_logit_lens, plot_patching
-from interp_steer.viz.views import _library_source, attention_views, projection_view, save_page
+from interp_steer.viz.views import _library_source, draw_view, draw_views, save_page
 
 PAIR = ContrastivePair("Do you like apples?\n\nChoices:\n(A) Yes\n(B) No", "(A)", "(B)", id="ab1", dataset="t")
 OTHER = ContrastivePair("Is the sky green?\n\nChoices:\n(A) No\n(B) Yes", "(B)", "(A)", id="ab2", dataset="t")
@@ -35,8 +36,8 @@ def vector():
 
 @pytest.fixture(scope="module")
 def page(tiny, vector, tmp_path_factory) -> Path:
-    views = attention_views(tiny, vector, PAIR, layer=1, multiplier=2.0, window=30)
-    views.append(projection_view(tiny, vector, PAIR, [0, 2], multiplier=2.0))
+    views = draw_views(attention_views(tiny, vector, PAIR, layer=1, multiplier=2.0, window=30))
+    views.append(draw_view(*projection_view(tiny, vector, PAIR, [0, 2], multiplier=2.0)))
     return save_page(tmp_path_factory.mktemp("views") / "views.html", "tiny views", views)
 
 
