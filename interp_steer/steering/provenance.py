@@ -67,7 +67,28 @@ def _package_version() -> str:
     return __import__("interp_steer").__version__
 
 
-@dataclass(frozen=True)
+class _Elided:
+    """Stands for a long sequence of numbers in :meth:`Provenance.__repr__`."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __repr__(self) -> str:
+        return f"<{self.n} numbers>"
+
+
+def _short(value: Any, limit: int = 8) -> Any:
+    """``value`` with every sequence of more than ``limit`` numbers replaced by an :class:`_Elided` marker."""
+    if isinstance(value, Mapping):
+        return {k: _short(v, limit) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if len(value) > limit and all(isinstance(v, numbers.Number) for v in value):
+            return _Elided(len(value))
+        return type(value)(_short(v, limit) for v in value)
+    return value
+
+
+@dataclass(frozen=True, repr=False)
 class Provenance:
     """Where a vector came from. Saved next to the tensors, so any result can be traced to its run.
 
@@ -107,6 +128,12 @@ class Provenance:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, default=str)
+
+    def __repr__(self) -> str:
+        """Every field, with long number sequences (e.g. an ACE reference point) shown as ``<640 numbers>``:
+        ``to_dict()`` / ``to_json()`` give them in full."""
+        parts = [f"{f.name}={_short(getattr(self, f.name))!r}" for f in fields(self)]
+        return f"Provenance({', '.join(parts)})"
 
     def with_extra(self, **items: Any) -> "Provenance":
         """A copy with ``items`` merged into ``extra``."""

@@ -331,3 +331,14 @@ def test_provenance_defaults_are_filled():
     p = Provenance(model="m")
     assert p.package_version and "T" in p.created
     assert p.layers == () and dict(p.extra) == {} and dict(p.model_processing) == {}
+
+
+def test_provenance_repr_elides_long_number_lists_but_the_file_keeps_them():
+    point = [float(i) / 7 for i in range(640)]
+    prov = Provenance(model="m", layers=[3], extra={"reference_points": {"kind": "negative_mean",
+                                                                         "points": {"blocks.3.hook_resid_post": point}},
+                                                    "short": [1, 2, 3]})
+    text = repr(prov)
+    assert "<640 numbers>" in text and "'short': (1, 2, 3)" in text and str(point[5]) not in text
+    assert list(prov.to_dict()["extra"]["reference_points"]["points"]["blocks.3.hook_resid_post"]) == point
+    assert Provenance.from_json(prov.to_json()) == prov
