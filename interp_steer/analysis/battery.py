@@ -125,7 +125,7 @@ def compute_features(model, study_dir: Path, out_dir: Path, vectors_dir: Path, *
     ``vectors_dir/<key>.pt`` (outside the repository)."""
     import torch
 
-    from interp_steer.data.keys import dataset_stem
+    from interp_steer.config.keys import dataset_stem
 
     steer_config = Path(study_dir) / "steerability" / "config.json"
     if not steer_config.is_file():

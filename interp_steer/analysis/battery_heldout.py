@@ -78,7 +78,7 @@ def held_out_vector_datasets(study_dir: Path, n_datasets: int, seed: int = 0) ->
     import json
 
     from interp_steer.analysis.battery import free_text_specs
-    from interp_steer.data.keys import dataset_stem
+    from interp_steer.config.keys import dataset_stem
 
     study_dir = Path(study_dir)
     steer_cfg = json.loads((study_dir / "steerability" / "config.json").read_text(encoding="utf-8"))

@@ -31,7 +31,7 @@ ACTIVATION_FEATURES = ["logit_lens_overlap_margin", "projection_mean", "cosine_m
 
 def study_propensities(study_dir: Path) -> pd.DataFrame:
     """The free-text propensity rows of every finished unit of the study."""
-    from interp_steer.data.keys import dataset_stem
+    from interp_steer.config.keys import dataset_stem
 
     units = Path(study_dir) / "steerability" / "units"
     frames = [pd.read_csv(units / f"{dataset_stem(s)}.propensity.csv") for s in free_text_specs(study_dir)
@@ -43,7 +43,7 @@ def study_propensities(study_dir: Path) -> pd.DataFrame:
 
 def check_study_slopes(study_dir: Path, decomposed: pd.DataFrame, tol: float = 1e-6) -> float:
     """Max |decomposition slope − the study's per-sample ``slope``|; ``DataFormatError`` above ``tol``."""
-    from interp_steer.data.keys import dataset_stem
+    from interp_steer.config.keys import dataset_stem
 
     units = Path(study_dir) / "steerability" / "units"
     study = pd.concat([pd.read_csv(units / f"{dataset_stem(s)}.per_sample.csv", usecols=["sample_id", "slope"])
@@ -57,7 +57,7 @@ def check_study_slopes(study_dir: Path, decomposed: pd.DataFrame, tol: float = 1
 
 def vector_norm_check(study_dir: Path, per_dataset: pd.DataFrame) -> pd.DataFrame:
     """``per_dataset`` with the study's ``study_vector_norm`` and the relative gap to the re-extracted norm."""
-    from interp_steer.data.keys import dataset_stem
+    from interp_steer.config.keys import dataset_stem
 
     units = Path(study_dir) / "steerability" / "units"
     norms = {s: float(pd.read_csv(units / f"{dataset_stem(s)}.per_sample.csv", usecols=["vector_norm"]).iloc[0, 0])

@@ -9,48 +9,47 @@ from typing import Optional
 import typer
 
 from interp_steer.cli import app
-from interp_steer.cli.config_options import data_dir_option, model_option
-from interp_steer.cli.options import check_count, check_finite, prepare_out_dir
+from interp_steer.cli.config_options import config_option, data_dir_option, model_option
+from interp_steer.cli.options import check_count, prepare_out_dir
 from interp_steer.config import DEFAULT_SAE
+from interp_steer.config.sae_train import SAETrainConfig
 
 
 @app.command("train-sae")
 def train_sae_command(
     out: Path = typer.Option(..., help="output directory (sae-lens format + train_config.json + metrics.json)"),
     layer: int = typer.Option(12, help="residual-stream layer (hook blocks.L.hook_resid_post)"),
-    d_sae: int = typer.Option(2048, help="number of SAE features"),
-    architecture: str = typer.Option("topk", help="topk or standard"),
-    k: int = typer.Option(32, help="active features per token (topk)"),
-    training_tokens: int = typer.Option(300_000, help="training token budget"),
-    context_size: int = typer.Option(64),
-    batch_tokens: int = typer.Option(1024, help="SAE training batch size in tokens"),
-    lr: float = typer.Option(4e-4),
+    d_sae: int = config_option(SAETrainConfig, "d_sae"),
+    architecture: str = config_option(SAETrainConfig, "architecture"),
+    k: int = config_option(SAETrainConfig, "k"),
+    training_tokens: int = config_option(SAETrainConfig, "training_tokens"),
+    context_size: int = config_option(SAETrainConfig, "context_size"),
+    batch_tokens: int = config_option(SAETrainConfig, "train_batch_size_tokens"),
+    lr: float = config_option(SAETrainConfig, "lr"),
     n_eval_texts: int = typer.Option(150, help="held-out texts for the metrics"),
     n_generated: int = typer.Option(0, help="add this many model-generated continuations to the corpus"),
     threads: int = typer.Option(1, help="torch CPU threads"),
     model: str = model_option(),
     data_dir: Optional[Path] = data_dir_option(),
-    seed: int = typer.Option(0),
+    seed: int = config_option(SAETrainConfig, "seed"),
 ) -> None:
     """Train a residual-stream SAE with the sae-lens runner on the local data sets (tqdm progress bar)."""
     import torch
 
     from interp_steer.models import load_model
     from interp_steer.sae.corpus import build_corpus, generate_texts
-    from interp_steer.sae.training import SAETrainConfig, train_sae
+    from interp_steer.sae.training import train_sae
     from interp_steer.steering import as_hook_name
 
-    for value, option, minimum in ((layer, "--layer", 0), (d_sae, "--d-sae", 1), (k, "--k", 1),
-                                   (training_tokens, "--training-tokens", 1), (context_size, "--context-size", 2),
-                                   (batch_tokens, "--batch-tokens", 1), (n_eval_texts, "--n-eval-texts", 1),
+    # options of the corpus and the process (no config field); the config checks the rest, naming the option
+    for value, option, minimum in ((layer, "--layer", 0), (n_eval_texts, "--n-eval-texts", 1),
                                    (n_generated, "--n-generated", 0), (threads, "--threads", 1)):
         check_count(value, option, minimum=minimum)
-    check_finite(lr, "--lr", positive=True)
-    prepare_out_dir(out)
-    torch.set_num_threads(threads)
     cfg = SAETrainConfig(hook_name=as_hook_name(layer), d_sae=d_sae, architecture=architecture, k=k,
                          training_tokens=training_tokens, context_size=context_size,
                          train_batch_size_tokens=batch_tokens, lr=lr, seed=seed, model_spec=model)
+    prepare_out_dir(out)
+    torch.set_num_threads(threads)
     hooked = load_model(model)
     texts = build_corpus(hooked.tokenizer, data_root=data_dir, seed=seed)
     eval_texts, train_texts = texts[:n_eval_texts], texts[n_eval_texts:]

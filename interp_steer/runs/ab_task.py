@@ -21,7 +21,7 @@ from typing import ClassVar
 import pandas as pd
 
 from interp_steer.config import JobConfig, device_field, model_field
-from interp_steer.data.keys import dataset_stem
+from interp_steer.config.keys import dataset_stem
 from interp_steer.errors import ConfigError
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.registry_pairs import RegistryPairs

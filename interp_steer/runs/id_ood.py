@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from interp_steer.config import COARSE_MULTIPLIERS, JobConfig, device_field, model_field, multipliers_field, option_field
-from interp_steer.data.keys import dataset_stem
+from interp_steer.config.keys import dataset_stem
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.evaluation.engines import PropensityEngine
 from interp_steer.runs.files import read_table, write_table_atomic

@@ -33,7 +33,7 @@ from interp_steer.config import (
     require_multipliers,
     require_number,
 )
-from interp_steer.data.keys import dataset_stem
+from interp_steer.config.keys import dataset_stem
 from interp_steer.errors import ConfigError
 
 RESULT_DEFINING = ("model", "multipliers", "n_train", "n_test", "test_fraction", "framing", "seed", "read_position", "method",

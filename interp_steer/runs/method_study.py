@@ -51,7 +51,7 @@ from interp_steer.config import (
     require_int,
     require_multipliers,
 )
-from interp_steer.data.keys import dataset_stem
+from interp_steer.config.keys import dataset_stem
 from interp_steer.errors import ConfigError
 from interp_steer.runs.files import read_table
 from interp_steer.runs.registry_pairs import RegistryPairs

@@ -26,7 +26,7 @@ from typing import Callable, ClassVar, Literal
 import pandas as pd
 
 from interp_steer.config import TAN_MULTIPLIERS, JobConfig, device_field, model_field, multipliers_field, option_field
-from interp_steer.data.keys import dataset_stem
+from interp_steer.config.keys import dataset_stem
 from interp_steer.errors import ConfigError, DataFormatError
 from interp_steer.runs.files import read_table, write_table_atomic
 from interp_steer.runs.registry_pairs import RegistryPairs

@@ -11,63 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from interp_steer.config.base import Config
+from interp_steer.config.sae_train import ARCHITECTURES, SAETrainConfig  # noqa: F401
 from interp_steer.errors import ConfigError
-from interp_steer.models.embedded import DEFAULT_MODEL
 from interp_steer.sae.loading import check_sae_fits
 from interp_steer.sae.metrics import evaluate_sae
-
-ARCHITECTURES = ("topk", "standard")
-
-
-@dataclass
-class SAETrainConfig(Config):
-    """What to train: hook, width, sparsity, token budget and runner buffer sizes."""
-
-    hook_name: str = "blocks.12.hook_resid_post"
-    d_sae: int = 2048
-    architecture: str = "topk"
-    k: int = 32  # topk only
-    l1_coefficient: float = 5.0  # standard only
-    training_tokens: int = 300_000
-    context_size: int = 64
-    train_batch_size_tokens: int = 1024
-    store_batch_size_prompts: int = 8
-    n_batches_in_buffer: int = 32  # sae-lens buffer = n_batches_in_buffer × (context_size − 1) tokens
-    lr: float = 4e-4
-    lr_warm_up_steps: int = 20
-    n_batches_for_norm_estimate: int = 4
-    dead_feature_window: int = 200
-    seed: int = 0
-    model_spec: str = DEFAULT_MODEL
-
-    def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"architecture {self.architecture!r} unknown; choose one of {ARCHITECTURES}")
-        for name in ("d_sae", "k", "training_tokens", "context_size", "train_batch_size_tokens",
-                     "store_batch_size_prompts", "n_batches_in_buffer", "n_batches_for_norm_estimate"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.architecture == "topk" and self.k > self.d_sae:
-            raise ConfigError(f"k={self.k} exceeds d_sae={self.d_sae}")
-        if self.context_size < 2:
-            raise ConfigError("context_size must be at least 2 (position 0 is excluded)")
-        buffer_tokens = self.n_batches_in_buffer * (self.context_size - 1)
-        if buffer_tokens < self.train_batch_size_tokens:
-            raise ConfigError(
-                f"sae-lens activation buffer n_batches_in_buffer×(context_size−1) = {buffer_tokens} "
-                f"tokens is smaller than train_batch_size_tokens={self.train_batch_size_tokens}; raise n_batches_in_buffer"
-            )
-        if self.training_tokens < self.train_batch_size_tokens:
-            raise ConfigError("training_tokens must be at least train_batch_size_tokens")
-
-    def save(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), indent=2))
-        return path
 
 
 def _sae_config(cfg: SAETrainConfig, d_in: int):

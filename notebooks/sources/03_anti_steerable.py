@@ -37,7 +37,7 @@ import torch
 import interp_steer
 from interp_steer.analysis.battery import free_text_specs, study_split
 from interp_steer.analysis.battery_heldout import dataset_halves
-from interp_steer.data.keys import dataset_stem
+from interp_steer.config.keys import dataset_stem
 
 torch.set_num_threads(1)
 RESULTS = Path(interp_steer.__file__).resolve().parents[1] / "analyses" / "results"
