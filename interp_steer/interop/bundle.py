@@ -109,6 +109,19 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def _training_pairs(provenance, data_dir) -> list[ContrastivePair]:
+    """The pairs a vector was extracted from, rebuilt from its provenance: the recorded part (``train`` unless
+    ``part`` says ``test``) of the split in ``extra["split"]``, else the data set's first ``n_pairs`` pairs."""
+    from interp_steer.data.registry import load_dataset
+    from interp_steer.data.splits import DataSplit
+
+    split = provenance.extra.get("split")
+    if not split:
+        return load_dataset(provenance.dataset, data_dir=data_dir, limit=provenance.n_pairs or None)
+    train, test = DataSplit.from_dict(split).split(load_dataset(provenance.dataset, data_dir=data_dir))
+    return test if split.get("part") == "test" else train
+
+
 def write_bundle(
     vector: SteeringVector,
     out_dir: str | Path,
@@ -119,17 +132,16 @@ def write_bundle(
 ) -> Path:
     """Write the reproducibility bundle of ``vector`` into ``out_dir`` (created; files in it are overwritten).
 
-    ``pairs``: the exact training pairs. Without them the provenance's data set is reloaded (from ``data_dir``)
-    and its first ``provenance.n_pairs`` pairs are taken, as ``interp-steer extract --n-train`` does; a vector
+    ``pairs``: the exact training pairs. Without them the provenance's data set is reloaded (from ``data_dir``):
+    the recorded part of the split in ``extra["split"]`` (``interp-steer extract --holdout``), else its first
+    ``provenance.n_pairs`` pairs, as ``interp-steer extract --n-train`` takes them; a vector
     whose provenance names no data set gets no data hash. ``model`` overrides the provenance's model spec for
     the versions record. DataFormatError when the data set cannot be reloaded or has fewer rows than recorded.
     """
     provenance = vector.provenance
     config = _extraction_config(vector)
     if pairs is None and provenance.dataset:
-        from interp_steer.data.registry import load_dataset
-
-        pairs = load_dataset(provenance.dataset, data_dir=data_dir, limit=provenance.n_pairs or None)
+        pairs = _training_pairs(provenance, data_dir)
         if provenance.n_pairs and len(pairs) != provenance.n_pairs:
             raise DataFormatError(f"dataset {provenance.dataset!r} has {len(pairs)} pairs but the vector was made "
                                   f"from {provenance.n_pairs}; pass the training pairs explicitly")

@@ -192,3 +192,24 @@ def test_every_tamper_fails_verify_with_one_line_naming_the_file(tmp_path, vecto
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert lines[0].startswith("NOT verified: ") and all(f in lines[0] for f in fragments), lines[0]
+
+
+def test_bundle_of_a_holdout_vector_records_its_train_part_and_verifies(tmp_path, model):
+    """``extract --holdout`` trains on the split's train part: the bundle must record those pairs (not the data set's
+    first ``n_pairs``), so ``verify`` re-extracts the same vector."""
+    from interp_steer.data.splits import DataSplit
+
+    runner = CliRunner()
+    vec_path = tmp_path / "held.safetensors"
+    result = runner.invoke(app, ["extract", "--model", "tiny-llama", "--dataset", DATASET, "--layers", "1",
+                                 "--holdout", "0.2", "--seed", "0", "--out", str(vec_path)])
+    assert result.exit_code == 0, result.output
+    vector = SteeringVector.load(vec_path)
+    train = DataSplit(0.2, 0).train(load_dataset(DATASET))
+    first = load_dataset(DATASET, limit=len(train))
+    assert sorted(p.id for p in train) != sorted(p.id for p in first)  # the bug this guards against is visible
+    out = write_bundle(vector, tmp_path / "bundle")
+    _, _, data, _ = read_bundle(out)
+    assert data["ids"] == [p.id for p in train] and data["sha256"] == data_rows_sha256(train)
+    check = verify_bundle(out, model=model)
+    assert all(row["cosine"] > 0.99999 and row["relative_error"] < 1e-5 for row in check.rows), check.rows
