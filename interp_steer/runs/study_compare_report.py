@@ -32,8 +32,8 @@ PAPER_ROWS = [
     ("share of inputs steered the wrong way", "\"several datasets produce the opposite behaviour for almost 50% of "
      "inputs\" (Figure 1 caption)", "near50"),
     ("cross-model steerability", "\"steerability is mostly a property of the dataset rather than the model\" "
-     "(abstract); TODO: the numeric cross-model correlation, from the paper's Llama-vs-Qwen steerability figure "
-     "(figure number and page to be filled from the paper; not read here)", "corr"),
+     "(abstract); the paper shows the Llama-vs-Qwen comparison as a figure, and its numbers could not be read on "
+     "this machine (no access to the figures), so no paper value is given", "corr"),
 ]
 
 
@@ -67,11 +67,11 @@ def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame) -> lis
     why = {"models": "differs: 135M–270M models here, 7B–14B chat models there",
            "datasets": "differs: all 152 MWE A/B sets + persona sets in free text here",
            "near50": "compare with care: the paper's A/B propensity vs the free-text and A/B ones here",
-           "corr": "TODO until the paper's value is filled in"}
+           "corr": "not comparable: the paper's value was not read"}
     rows = [{"headline": name, f"paper ({PAPER})": text, "here": here.get(key or name, ""), "same?": why[key or name]}
             for name, text, key in PAPER_ROWS]
     return ["## Paper vs here", "", "The paper column quotes the paper's text only; no number of the paper is "
-            "reproduced unless it was read from the paper (the cross-model value is a marked TODO).", "",
+            "reproduced unless it was read from the paper (the cross-model value was not).", "",
             markdown_table(pd.DataFrame(rows)), ""]
 
 

@@ -102,8 +102,9 @@ def ab_task_section(ctx) -> None:
                    | (per_dataset[("ci_high", "matching_rate")] < 0.5)).sum())
     has_mass = "format_mass" in props.columns and props["format_mass"].notna().any()
     mass_note = ("" if has_mass else "Format mass: **not recorded** by this study's unit files (they keep the two "
-                 "letters' logit difference and the pair-normalised p(matching), not p(A) + p(B)); TODO: one unsteered "
-                 "forward pass per A/B test sample to fill it. Criterion (ii) is therefore not applied.")
+                 "letters' logit difference and the pair-normalised p(matching), not p(A) + p(B)) until the study's A/B-task "
+                 "stage (one unsteered forward pass per A/B test sample) has finished every dataset. Criterion (ii) "
+                 "is therefore not applied.")
     saturated = rows is not None and (rows.loc["a_rate", "ci_low"] > LETTER_BOUND
                                       or rows.loc["a_rate", "ci_high"] < 1 - LETTER_BOUND)
     low_mass = False
