@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     from interp_steer.analysis.battery import study_split
     from interp_steer.analysis.battery_heldout import held_out_vector_datasets
     from interp_steer.analysis.interventions import project_off_logit_lens, project_off_random, steered_slopes
+    from interp_steer.config.keys import dataset_stem
     from interp_steer.models import load_model
-    from interp_steer.runs.keys import dataset_stem
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study_dir", type=Path)
@@ -69,7 +69,7 @@ def negation_edits(model, study_dir: Path, specs: list[str], vectors: Path, cfg:
 
     from interp_steer.analysis.battery import study_split
     from interp_steer.analysis.interventions import edit_pairs, remove_negation, steered_slopes
-    from interp_steer.runs.keys import dataset_stem
+    from interp_steer.config.keys import dataset_stem
 
     frames = []
     for spec in specs:

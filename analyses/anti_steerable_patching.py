@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     from interp_steer.analysis.battery import study_split
     from interp_steer.analysis.battery_heldout import held_out_vector_datasets
     from interp_steer.analysis.completion_patching import completion_patch_slopes, standard_patches
+    from interp_steer.config.keys import dataset_stem
     from interp_steer.models import load_model
-    from interp_steer.runs.keys import dataset_stem
     from interp_steer.steering.vector import Provenance, SteeringVector
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
