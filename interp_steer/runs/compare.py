@@ -76,13 +76,35 @@ def _summary_line(result, top: float) -> str:
             f"vs CAA {effects.loc['caa', 'off_target_l2']:.3f}.")
 
 
+def _steerability_with_cis(result, seed: int, n_boot: int = 2000):
+    """The report's steerability table: per vector, n and the mean slope and anti-steerable fraction with their
+    95% intervals (:mod:`interp_steer.stats`, over the test samples), beside the median, SD, sign flips and R²."""
+    import pandas as pd
+
+    from interp_steer.report.format import format_interval
+    from interp_steer.stats.intervals import anti_steerable_interval, mean_interval
+
+    slopes = result.per_sample.groupby("vector", sort=False)["slope"]
+    table = result.steerability.set_index("vector")
+    rows = []
+    for vector in table.index:
+        values = slopes.get_group(vector).to_numpy(float)
+        row = table.loc[vector]
+        rows.append({"vector": vector, "n_samples": int(row["n_samples"]),
+                     "mean_slope [95% CI]": format_interval(mean_interval(values, n_boot=n_boot, seed=seed)),
+                     "median_slope": row["median_slope"], "std_slope": row["std_slope"],
+                     "anti_steerable_fraction [95% CI]": format_interval(
+                         anti_steerable_interval(values, n_boot=n_boot, seed=seed)),
+                     "sign_flip_fraction": row["sign_flip_fraction"], "mean_r2": row["mean_r2"]})
+    return pd.DataFrame(rows)
+
+
 def _md_sections(config: CompareConfig, result, info: dict) -> list[str]:
     from interp_steer.analysis.markdown_tables import markdown_table
 
     top = max(m for m in config.multipliers if m > 0)
     effects = result.feature_effects[result.feature_effects.multiplier == top].drop(columns=["multiplier"])
-    steer = result.steerability[["vector", "n_samples", "mean_slope", "median_slope", "std_slope",
-                                 "anti_steerable_fraction", "sign_flip_fraction", "mean_r2"]]
+    steer = _steerability_with_cis(result, config.seed)
     cos = result.cosine.pivot(index="vector_a", columns="vector_b", values="cosine")
     order = list(dict.fromkeys(result.cosine["vector_a"]))
     cos = cos.loc[order, order].rename_axis(None, axis=1).reset_index().rename(columns={"vector_a": "vector"})
