@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import write_broken_data_root, write_nan_vector_files
+from broken_data import write_broken_data_root, write_nan_vector_files
 
 from interp_steer.errors import ConfigError, DataFormatError, InterpSteerError, ModelLoadError, SteeringVectorError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import random_vector
+from toy_steering import random_vector
 
 from interp_steer.analysis.direct_effect import direct_effects, logit_lens
 from interp_steer.analysis.readout import answer_readout

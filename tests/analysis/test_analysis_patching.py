@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import random_vector
+from toy_steering import random_vector
 
 from interp_steer.analysis.patching import PatchSite, compare_samples, patch_sites, steering_patching
 from interp_steer.analysis.readout import sample_sequences

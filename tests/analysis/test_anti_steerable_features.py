@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import random_vector
+from toy_steering import random_vector
 
 from interp_steer.analysis.candidates import (
     candidate_features,

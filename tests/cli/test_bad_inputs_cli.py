@@ -12,7 +12,7 @@ typer's short usage block, so they are checked for exit code 2, no traceback and
 from __future__ import annotations
 
 import pytest
-from helpers import write_broken_data_root, write_nan_vector_files
+from broken_data import write_broken_data_root, write_nan_vector_files
 from typer.testing import CliRunner
 
 from interp_steer.cli import app

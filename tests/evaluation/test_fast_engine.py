@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from helpers import toy_ab_pairs as ab_pairs
-from helpers import toy_free_text_pairs as free_text_pairs
+from toy_steering import toy_ab_pairs as ab_pairs
+from toy_steering import toy_free_text_pairs as free_text_pairs
 
 from interp_steer.data import encode_pair
 from interp_steer.errors import ConfigError, SteeringVectorError

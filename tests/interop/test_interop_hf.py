@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import D_MODEL, matched_tiny_llama
+from tiny_models import D_MODEL, matched_tiny_llama
 
 from interp_steer.errors import SteeringVectorError
 from interp_steer.interop import hf_module_path, hf_steer

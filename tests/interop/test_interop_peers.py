@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import D_MODEL, N_LAYERS, matched_tiny_llama
+from tiny_models import D_MODEL, N_LAYERS, matched_tiny_llama
 
 from interp_steer.errors import SteeringVectorError
 from interp_steer.interop import from_gguf, from_repeng, from_steering_vectors, hf_steer, to_repeng, to_steering_vectors

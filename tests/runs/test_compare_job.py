@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from helpers import make_sae
+from tiny_models import make_sae
 
 from interp_steer.report.format import format_interval
 from interp_steer.runs.compare import run_compare

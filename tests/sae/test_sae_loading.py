@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import make_sae
+from tiny_models import make_sae
 
 from interp_steer.errors import ConfigError, ModelLoadError, SteeringVectorError
 from interp_steer.sae import check_sae_fits, load_sae, sae_hook_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import make_sae
+from tiny_models import make_sae
 
 from interp_steer.errors import SteeringVectorError
 from interp_steer.sae import decoder_cosine_table, difference_projection_table, encoder_change_table

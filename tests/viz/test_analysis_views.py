@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import random_vector
+from toy_steering import random_vector
 
 from interp_steer.analysis.direct_effect import logit_lens
 from interp_steer.analysis.patching import compare_samples
