@@ -23,6 +23,7 @@ from interp_steer.stats.bootstrap import (
     Values,
     bootstrap,
 )
+from interp_steer.stats.intervals import proportion_interval
 from interp_steer.stats.weighted import weighted_correlation
 
 STEERABILITY_STATISTICS = ("mean_slope", "median_slope", "anti_steerable_fraction")
@@ -90,7 +91,7 @@ def steerability_cis(
             counts = pd.Series(labels).value_counts()
             table["n_samples"], table["n_datasets"] = table[dataset].map(counts).to_numpy(), 1
             table["method"] = f"iid-{method}"
-            frames.append(table)
+            frames.append(_wilson_anti_rows(table, y, labels, dataset, confidence))
         if "across_datasets" in levels and len(names) > 1:
             def across(r: Resample, d: Mapping[str, np.ndarray]) -> np.ndarray:
                 return np.column_stack([r.across_clusters(r.cluster_mean(d["y"])),
@@ -103,6 +104,18 @@ def steerability_cis(
     out = pd.concat(frames, ignore_index=True)
     front = list(by) + ["level", dataset]
     return out[front + RESULT_COLUMNS]
+
+
+def _wilson_anti_rows(table: pd.DataFrame, y: np.ndarray, labels: np.ndarray, dataset: str,
+                      confidence: float) -> pd.DataFrame:
+    """Within one dataset the samples are independent: its anti-steerable fraction gets Wilson's interval (a
+    percentile bootstrap gives 0 of n the empty interval [0, 0])."""
+    rows = table["statistic"] == "anti_steerable_fraction"
+    for i in table.index[rows]:
+        below = y[labels == table.at[i, dataset]] < 0
+        _, low, high = proportion_interval(float(below.sum()), len(below), confidence)
+        table.loc[i, ["ci_low", "ci_high", "n_boot", "method"]] = [low, high, 0, "wilson"]
+    return table
 
 
 def correlation_ci(

@@ -13,8 +13,10 @@ shift, KL, ΔNLL, format mass, accuracy
 the same across datasets, each dataset once           datasets, then rows within each (two-level)  percentile
 (``mean_interval(clusters=)``, ``steerability_cis``)
 median slope (``median_interval``)                    rows; across datasets two-level              percentile
-anti-steerable fraction, share of slopes < 0          samples; across datasets two-level           percentile
-(``anti_steerable_interval``, ``steerability_cis``)
+anti-steerable fraction, share of slopes < 0, of     none (binomial: samples independent)         Wilson score
+one dataset (``anti_steerable_interval``,
+``steerability_cis`` dataset rows)
+the same across datasets, each dataset once           datasets, then samples within (two-level)    percentile
 paired difference of means, e.g. method − CAA         pairs (samples)                              percentile
 (``paired_difference_interval``)
 rate of independent binary outcomes: unsteered        none (binomial)                              Wilson score

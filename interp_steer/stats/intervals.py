@@ -6,7 +6,7 @@ percentile interval; ``clusters`` (e.g. the dataset of each sample) switches fro
 two-level resampling of clusters and rows within them, and the statistic to "each cluster counted once" (the
 mean over clusters of the cluster statistic). NaN policy: non-finite values are missing and dropped before
 resampling (a difference needs both members of its pair); no value left gives a NaN estimate and interval, one
-value a NaN interval.
+value a NaN interval (Wilson intervals excepted: they exist for any n ≥ 1).
 """
 
 from __future__ import annotations
@@ -73,9 +73,15 @@ def median_interval(values: Values, *, clusters: Labels | None = None, n_boot: i
 
 def anti_steerable_interval(slopes: Values, *, clusters: Labels | None = None, n_boot: int = 2000,
                             confidence: float = 0.95, seed: int = 0) -> Interval:
-    """Anti-steerable fraction = share of per-sample slopes < 0, percentile bootstrap over samples; with
-    ``clusters``: the mean over datasets of the dataset fractions, two-level bootstrap (as the study)."""
+    """Anti-steerable fraction = share of per-sample slopes < 0. Samples of one dataset are independent, so
+    without ``clusters`` (or with one) the interval is Wilson's score interval (0 of 16 → [0, 0.19], where a
+    percentile bootstrap would give [0, 0]); with ``clusters``: the mean over datasets of the dataset fractions,
+    two-level percentile bootstrap (as the study)."""
     x, g = _kept(slopes, clusters)
+    if g is None or len(set(g.tolist())) <= 1:
+        if len(x) == 0:
+            return Interval(NAN, NAN, NAN)
+        return proportion_interval(float(np.sum(x < 0)), len(x), confidence)
     return mean_interval((x < 0).astype(float), clusters=g, n_boot=n_boot, confidence=confidence, seed=seed)
 
 

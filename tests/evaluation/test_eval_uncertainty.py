@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.proportion import proportion_confint
 import scipy.stats as st
 
 from interp_steer.errors import ConfigError
@@ -123,6 +124,11 @@ def test_steerability_cis_estimates_by_hand_and_intervals():
         assert ds.loc[(d, "mean_slope"), "estimate"] == pytest.approx(by.get_group(d).mean())
         assert ds.loc[(d, "median_slope"), "estimate"] == pytest.approx(by.get_group(d).median())
         assert ds.loc[(d, "anti_steerable_fraction"), "estimate"] == pytest.approx((by.get_group(d) < 0).mean())
+        # within a dataset the samples are independent: Wilson's interval, as statsmodels computes it
+        k, n = int((by.get_group(d) < 0).sum()), len(by.get_group(d))
+        wilson = proportion_confint(k, n, alpha=0.05, method="wilson")
+        assert tuple(ds.loc[(d, "anti_steerable_fraction"), ["ci_low", "ci_high"]]) == pytest.approx(wilson, abs=1e-12)
+        assert ds.loc[(d, "anti_steerable_fraction"), "method"] == "wilson"
     across = out[out.level == "across_datasets"].set_index("statistic")
     assert across.at["mean_slope", "estimate"] == pytest.approx(by.mean().mean())
     assert across.at["median_slope", "estimate"] == pytest.approx(by.median().median())

@@ -59,17 +59,30 @@ def test_clustered_mean_and_median_count_each_dataset_once():
     assert (m.high - m.low) > 2 * (iid.high - iid.low)
 
 
-def test_anti_steerable_fraction_is_the_share_below_zero_with_a_bootstrap_interval():
+def test_anti_steerable_fraction_is_the_share_below_zero_with_a_wilson_interval():
+    from statsmodels.stats.proportion import proportion_confint
+
     slopes = np.random.default_rng(2).normal(0.3, 1.0, size=80)
     out = anti_steerable_interval(slopes, n_boot=4000, seed=3)
-    assert out.estimate == pytest.approx(np.mean(slopes < 0))
-    # independent: resample the 0/1 indicators with integer draws
-    rng = np.random.default_rng(99)
-    hits = (slopes < 0).astype(float)
-    boot = hits[rng.integers(0, len(hits), size=(20000, len(hits)))].mean(axis=1)
-    _close(out, *np.percentile(boot, [2.5, 97.5]), share=0.12)
+    k = int(np.sum(slopes < 0))
+    assert out.estimate == pytest.approx(k / 80)
+    assert out[1:] == pytest.approx(proportion_confint(k, 80, alpha=0.05, method="wilson"), abs=1e-12)
+    # none of n: a real interval (the percentile bootstrap would give [0, 0]); upper end z²/(n + z²)
+    none = anti_steerable_interval(np.abs(slopes[:16]) + 0.1)
+    z = 1.959963984540054
+    assert none == pytest.approx((0.0, 0.0, z * z / (16 + z * z)))
     # a slope of 0 is not anti-steerable, a NaN slope is missing
     assert anti_steerable_interval([-1.0, 0.0, 1.0, np.nan], n_boot=100).estimate == pytest.approx(1 / 3)
+
+
+def test_anti_steerable_fraction_across_datasets_is_a_two_level_bootstrap():
+    rng = np.random.default_rng(5)
+    slopes = rng.normal(0.3, 1.0, size=60)
+    labels = np.repeat(["a", "b", "c"], 20)
+    out = anti_steerable_interval(slopes, clusters=labels, n_boot=4000, seed=3)
+    assert out.estimate == pytest.approx(np.mean([np.mean(slopes[labels == g] < 0) for g in "abc"]))
+    same = mean_interval((slopes < 0).astype(float), clusters=labels, n_boot=4000, seed=3)
+    assert tuple(out) == pytest.approx(tuple(same))
 
 
 def test_paired_difference_uses_pairs_and_drops_incomplete_ones():
@@ -146,7 +159,10 @@ def test_nan_policy_and_small_n_of_the_interval_functions():
         empty = f([np.nan], n_boot=100)
         assert all(np.isnan(v) for v in empty)
         one = f([-2.0], n_boot=100)
-        assert np.isfinite(one.estimate) and np.isnan(one.low) and np.isnan(one.high)
+        if f is anti_steerable_interval:  # Wilson: 1 of 1 → [1/(1 + z²), 1]
+            assert one == pytest.approx((1.0, 1 / (1 + 1.959963984540054 ** 2), 1.0))
+        else:
+            assert np.isfinite(one.estimate) and np.isnan(one.low) and np.isnan(one.high)
     assert all(np.isnan(v) for v in proportion_interval(0, 0))
     assert all(np.isnan(v) for v in metric_interval(lambda i: 0.0, 0))
     # one cluster: the clustered statistic falls back to rows
