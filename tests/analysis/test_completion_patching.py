@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hand_patching import reference_slopes
 
 from interp_steer.analysis.completion_patching import (
     CompletionPatch,
@@ -18,7 +19,6 @@ from interp_steer.analysis.completion_patching import (
     standard_patches,
 )
 from interp_steer.analysis.interventions import steered_slopes
-from interp_steer.analysis.readout import sample_sequences
 from interp_steer.data import ContrastivePair
 from interp_steer.errors import ConfigError
 from interp_steer.steering import Provenance, SteeringVector
@@ -41,62 +41,8 @@ def vector(direction):
     return SteeringVector({f"blocks.{LAYER}.hook_resid_post": direction}, Provenance(method="test", layers=[LAYER]))
 
 
-_CACHES: dict = {}
-
-
-def _add(direction, row, m: float):
-    def add(act, hook):
-        act = act.clone()
-        act[0, row.steer_from:] += m * direction
-        return act
-
-    return add
-
-
-@torch.no_grad()
-def _caches(model, direction, row, m: float):
-    """Unsteered and steered run_with_cache of one unpadded sequence (memoised per sequence and multiplier)."""
-    key = (id(model), row.ids, m)
-    if key not in _CACHES:
-        tokens = torch.tensor([row.ids])
-        names = [f"blocks.{x}.hook_resid_post" for x in range(model.cfg.n_layers)]
-        _, clean = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-        with model.hooks(fwd_hooks=[(f"blocks.{LAYER}.hook_resid_post", _add(direction, row, m))]):
-            _, steered = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-        _CACHES[key] = clean, steered
-    return _CACHES[key]
-
-
-@torch.no_grad()
-def _reference_logprob(model, direction, row, m: float, patch: CompletionPatch | None, side: str) -> float:
-    """Summed completion log-prob of one sequence, steering and patching by hand-written hooks."""
-    clean, steered = _caches(model, direction, row, m)
-    steering = [(f"blocks.{LAYER}.hook_resid_post", _add(direction, row, m))]
-    hooks = [] if patch is not None and patch.into == "clean" else steering
-    if patch is not None and side in patch.sides:
-        first = row.steer_from + (1 if patch.region == "completion" else 0)
-        source = clean if patch.into == "steered" else steered
-        layers = range(LAYER, model.cfg.n_layers) if patch.layers is None else patch.layers
-        for x in layers:
-            name = f"blocks.{x}.hook_resid_post"
-
-            def overwrite(act, hook, name=name):
-                act = act.clone()
-                act[0, first:] = source[name][0, first:]
-                return act
-
-            hooks.append((name, overwrite))
-    logits = model.run_with_hooks(torch.tensor([row.ids]), fwd_hooks=hooks)
-    lp = torch.log_softmax(logits[0].double(), dim=-1)
-    return sum(float(lp[t - 1, row.ids[t]]) for t in range(row.score_from, len(row.ids)))
-
-
 def _reference_slopes(model, direction, pair, patch):
-    rows = sample_sequences(model.tokenizer, pair).rows
-    values = np.array([[_reference_logprob(model, direction, r, m, patch, side) for r, side in zip(rows, ("pos", "neg"))]
-                       for m in MULTS])
-    s_pos, s_neg = (np.polyfit(MULTS, values[:, k], 1)[0] for k in (0, 1))
-    return s_pos - s_neg, s_pos, s_neg
+    return reference_slopes(model, direction, LAYER, pair, patch, MULTS)
 
 
 PATCHES = [

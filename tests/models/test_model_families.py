@@ -12,10 +12,14 @@ slow one-forward-per-sample engine, step-by-step full forwards, run_with_cache m
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hand_patching import reference_slopes
 
+from interp_steer.analysis.completion_patching import CompletionPatch, sample_patch_slopes
+from interp_steer.analysis.interventions import steered_slopes
 from interp_steer.analysis.patching import PatchSite, patch_sites
 from interp_steer.analysis.readout import sample_sequences
 from interp_steer.data import ContrastivePair, encode_pair
@@ -244,6 +248,29 @@ def test_patching_everything_restores_and_nothing_zeroes_the_effect(family, pair
     assert abs(result.metric_steered - result.metric_clean) > 1e-3
     torch.testing.assert_close(torch.tensor(result.share, dtype=torch.float64),
                                torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-4, rtol=0)
+
+
+def test_completion_patching_and_intervention_slopes_equal_hand_hooks(family):
+    """The anti-steerability interventions' engines (issue 26: prefix-cached completion patching, the steered
+    slopes s_pos / s_neg) against hand-written hooks on full unpadded forwards, on every family (the prompt is
+    longer than the sliding window)."""
+    _, _, tl = family
+    layer, mults = 0, [-2.0, 0.0, 1.0, 2.5]
+    vector = _vector(tl, [f"blocks.{layer}.hook_resid_post"], seed=9)
+    direction = vector.directions[f"blocks.{layer}.hook_resid_post"]
+    pair = FREE_PAIRS[1]
+    patches = [CompletionPatch("neg_completion_at_layer", ("neg",), "completion", (layer,)),
+               CompletionPatch("neg_completion_all_layers", ("neg",), "completion", None),
+               CompletionPatch("pos_only_steered", ("pos",), "completion", (layer,), into="clean")]
+    table = sample_patch_slopes(tl, vector, pair, patches, mults).set_index("patch")
+    for patch in [None, *patches]:
+        expected = reference_slopes(tl, direction, layer, pair, patch, mults)
+        got = table.loc["none" if patch is None else patch.name, ["slope", "s_pos", "s_neg"]].to_numpy(float)
+        np.testing.assert_allclose(got, expected, atol=2e-4, rtol=0)
+    assert abs(table.loc["none", "s_neg"]) > 1e-3  # steering moves the non-matching completion
+    engine = steered_slopes(tl, [pair], direction, layer, mults).iloc[0]
+    np.testing.assert_allclose(engine[["slope", "s_pos", "s_neg"]].to_numpy(float),
+                               reference_slopes(tl, direction, layer, pair, None, mults), atol=2e-4, rtol=0)
 
 
 @torch.no_grad()
