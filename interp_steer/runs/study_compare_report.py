@@ -26,14 +26,20 @@ from interp_steer.runs.study_report import Figures
 from interp_steer.viz.compare_plots import column
 
 PAPER = "Tan et al. 2024, arXiv:2407.12404"
+PAPER_FIGURES = "the authors' figure files, dtch1997/repepo repepo/paper/figures/"
 PAPER_ROWS = [
     ("models", "Llama-2-7b-chat, Qwen-1.5-14b-chat (abstract / §2)", None),
     ("datasets", "40 MWE datasets, A/B framing (Figure 1 caption: 13 of 40 shown)", None),
     ("share of inputs steered the wrong way", "\"several datasets produce the opposite behaviour for almost 50% of "
-     "inputs\" (Figure 1 caption)", "near50"),
+     "inputs\" (Figure 1 caption). Read by eye (±0.02) from the all-dataset plot the caption points to (Figure 18; "
+     f"{PAPER_FIGURES}fraction_anti_steerable.png, Llama-2-7b-chat, 38 datasets): largest ≈ 0.49 (myopic-reward), "
+     "none above 0.5, about 6 of 38 at ≥ 0.40, the most steerable sets below 0.1", "near50"),
     ("cross-model steerability", "\"steerability is mostly a property of the dataset rather than the model\" "
-     "(abstract); the paper shows the Llama-vs-Qwen comparison as a figure, and its numbers could not be read on "
-     "this machine (no access to the figures), so no paper value is given", "corr"),
+     "(abstract). Read by eye from the cross-model scatter "
+     f"({PAPER_FIGURES}correlation_steerability_between_models.png): ID steerability of each dataset 0–4 logits/unit "
+     "in both models, every dataset positive in both, points close to y = x with a positive regression slope; no "
+     "coefficient is printed on the figure (their script, repepo/paper/compare_steerability_between_models.py, "
+     "prints a Spearman ρ over datasets that is not stored), so no paper value is given", "corr"),
 ]
 
 
@@ -67,11 +73,12 @@ def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame) -> lis
     why = {"models": "differs: 135M–270M models here, 7B–14B chat models there",
            "datasets": "differs: all 152 MWE A/B sets + persona sets in free text here",
            "near50": "compare with care: the paper's A/B propensity vs the free-text and A/B ones here",
-           "corr": "not comparable: the paper's value was not read"}
+           "corr": "same statistic (Spearman over datasets of the mean slope) as the authors' script; their "
+                   "coefficient is not published, so only the direction can be compared"}
     rows = [{"headline": name, f"paper ({PAPER})": text, "here": here.get(key or name, ""), "same?": why[key or name]}
             for name, text, key in PAPER_ROWS]
-    return ["## Paper vs here", "", "The paper column quotes the paper's text only; no number of the paper is "
-            "reproduced unless it was read from the paper (the cross-model value was not).", "",
+    return ["## Paper vs here", "", "The paper column quotes the paper's text and what can be read by eye from "
+            "the authors' published figures (cited); no coefficient of theirs is given where none is printed.", "",
             markdown_table(pd.DataFrame(rows)), ""]
 
 

@@ -65,7 +65,7 @@ def test_compare_correlations_match_scipy_on_the_studies_tables(studies, tmp_pat
     persona = corr[(corr["source"] == "persona") & (corr["framing"] == "ab")]
     assert not persona.empty and set(persona["n_samples"]) == {4}
     report = (out / "report.md").read_text()
-    assert "Paper vs here" in report and "the cross-model value was not" in report and "relative-depth" in report
+    assert "Paper vs here" in report and "correlation_steerability_between_models" in report and "relative-depth" in report
     profiles = tables["profiles"]
     assert np.allclose(profiles["relative_depth"], profiles["layer"] / 3)
     for rel in ("figures/depth_profiles_free_text.png", "tables/joined.csv", "tables/correlations.csv"):
