@@ -99,6 +99,9 @@ class RePSConfig(Config):
     strength_high: float = field(default=2.0, metadata={"help": "upper end of the sampled steering strength α"})
     init_norm: float = field(default=0.1, metadata={"help": "norm of the random initial vector"})
     seed: int = field(default=0, metadata={"help": "seed of the initial vector, batch order and strengths"})
+    scale: float | None = field(default=None, metadata={
+        "help": "train a direction at this norm (steered term adds α·scale·v/|v|; the vector returned has norm "
+                "scale); unset: the paper's form, the learned vector itself"})
 
     def __post_init__(self) -> None:
         layer = self.layer
@@ -116,6 +119,8 @@ class RePSConfig(Config):
             raise ConfigError(f"RePSConfig: strength_high ({self.strength_high}) is below strength_low ({self.strength_low})")
         check_number("RePSConfig", "init_norm", self.init_norm, positive=True)
         check_non_negative_int("RePSConfig", "seed", self.seed)
+        if self.scale is not None:
+            check_number("RePSConfig", "scale", self.scale, positive=True)
 
     @property
     def hook_name(self) -> str:

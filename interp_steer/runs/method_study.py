@@ -133,16 +133,17 @@ class MethodStudyConfig(JobConfig):
             raise ConfigError(f"MethodStudyConfig.ood_methods {[x for x in self.ood_methods if x not in self.methods]}: "
                               "not among the methods")
 
-    def method_config(self, method: str):
+    def method_config(self, method: str, reference_norm: float | None = None):
         """The registry config of ``method`` (trained methods get ``trained_steps`` steps and the study's seed;
-        mean-centring averages ``n_neutral`` neutral passages)."""
+        RePS trains its direction at ``reference_norm``, the CAA norm every method is compared at; mean-centring
+        averages ``n_neutral`` neutral passages)."""
         from interp_steer.methods.registry import EXTRACTION_METHODS
 
         config_class = EXTRACTION_METHODS[method].config_class
         if method == "bipo":
             return config_class(layer=self.layer, max_steps=self.trained_steps, lr=0.03, seed=self.seed)
-        if method == "reps":
-            return config_class(layer=self.layer, max_steps=self.trained_steps, seed=self.seed)
+        if method == "reps":  # see :mod:`interp_steer.methods.reps` (``scale``)
+            return config_class(layer=self.layer, max_steps=self.trained_steps, seed=self.seed, scale=reference_norm)
         if method == "mean_centring":
             return config_class(n_neutral=self.n_neutral)
         return config_class()

@@ -23,8 +23,8 @@ def matched_norm_vector(model, config, method: str, dataset: str, pairs: Sequenc
     if caa_norm is None or method == "caa":
         caa = extract_caa(model, pairs, [config.layer], progress=False, dataset=dataset)
         caa_norm = caa_norm if caa_norm is not None else caa.norms()[caa.hook_names[0]]
-    own = caa if method == "caa" else extract(method, model, pairs, [config.layer], config.method_config(method),
-                                              progress=False, dataset=dataset)
+    own = caa if method == "caa" else extract(method, model, pairs, [config.layer],
+                                              config.method_config(method, caa_norm), progress=False, dataset=dataset)
     assert own is not None
     own_norm = own.norms()[own.hook_names[0]]
     return own.normalize(caa_norm), own_norm, caa_norm

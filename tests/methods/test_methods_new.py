@@ -249,6 +249,25 @@ def test_reps_loss_and_one_adam_step_equal_a_hand_computation(tiny, pairs):
     torch.testing.assert_close(trained[LAYER], step, rtol=0, atol=2e-4)
 
 
+def test_reps_at_a_fixed_scale_trains_the_direction_and_returns_that_norm(tiny, pairs):
+    sub = pairs[:3]
+    config = RePSConfig(layer=LAYER, batch_size=3, max_steps=1, strength_low=1.5, strength_high=1.5, lr=1e-2,
+                        beta=2.0, init_norm=0.5, seed=4, scale=7.0)
+    encoded = [encode_pair(tiny.tokenizer, p) for p in sub]
+    v0 = initial_vector(64, config).float().requires_grad_(True)
+    # the steered term adds α · 7 · v/|v|; the gradient flows through the normalisation to v
+    expected = _reps_loss_by_hand(tiny, encoded, 7.0 * v0 / v0.norm(), 1.5, 2.0)
+    (grad,) = torch.autograd.grad(expected, v0)
+    assert abs(float(grad @ v0.detach())) < 1e-4 * float(grad.norm() * v0.norm())  # only the direction is trained
+    trained = train_reps(tiny, sub, config, progress=False)
+    assert math.isclose(trained.provenance.extra["loss_history"][0], expected.item(), rel_tol=1e-4)
+    step = v0.detach().float() - 1e-2 * grad / (grad.abs() + 1e-8)
+    torch.testing.assert_close(trained[LAYER], 7.0 * step / step.norm(), rtol=0, atol=2e-4)
+    assert trained.provenance.extra["config"]["scale"] == 7.0
+    with pytest.raises(ConfigError, match="scale"):
+        RePSConfig(scale=0.0)
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 TINY = ["--model", "tiny-llama", "--dataset", "builtin:sentiment", "--n-train", "4"]
 

@@ -194,6 +194,23 @@ def test_trained_methods_run_only_on_their_datasets():
     assert pickle.loads(pickle.dumps(job)).units() == job.units()  # Ray ships the job to its workers
     assert [k for k in keys if k.startswith("reps")] == ["reps__builtin_formality-e38dfd29"]
     assert len(keys) == 2 * 2 + 1
+    # RePS trains its direction at the norm every method is compared at; the others keep their own configs
+    assert config.method_config("reps", 12.5).scale == 12.5 and config.method_config("reps").scale is None
+    assert config.method_config("reps", 12.5).max_steps == config.trained_steps
+
+
+def test_the_reps_unit_trains_at_the_caa_norm(tiny):
+    from toy_steering import toy_free_text_pairs
+
+    from interp_steer.methods import extract_caa
+    from interp_steer.runs.method_study_units import matched_norm_vector
+
+    config = _config(methods=["caa", "reps"], trained_steps=1, ood_datasets=[], ood_methods=None, prompting=False)
+    pairs = toy_free_text_pairs(4)
+    vector, own_norm, caa_norm = matched_norm_vector(tiny, config, "reps", "toy", pairs)
+    expected = extract_caa(tiny, pairs, [config.layer], progress=False).norms()
+    assert caa_norm == pytest.approx(next(iter(expected.values())))
+    assert own_norm == pytest.approx(caa_norm) and vector.provenance.extra["config"]["scale"] == pytest.approx(caa_norm)
 
 
 def test_cli_study_methods_runs_and_checks_its_options(tmp_path):
