@@ -34,6 +34,7 @@ demo: install
 # ruff and mypy on the package (configs: ruff.toml, mypy.ini)
 lint: install
 	$(BIN)/ruff check interp_steer
+	$(BIN)/ruff check --select F,E9 analyses benchmarks  # the entry points: undefined names and syntax errors
 	$(BIN)/mypy interp_steer
 
 # the tests run with jaxtyping + beartype checking every annotated function of the package (tests/conftest.py),

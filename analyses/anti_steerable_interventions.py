@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(top["model"])
     out = args.out_dir / "interventions"
     out.mkdir(parents=True, exist_ok=True)
-    if args.negation:
-        negation_edits(model, args.study_dir, specs, vectors, cfg, args.negation, out)
+    if args.negation:  # every free-text dataset in unit order, as the SmolLM2 pilot ran it
+        from interp_steer.analysis.battery import free_text_specs
+
+        negation_edits(model, args.study_dir, free_text_specs(args.study_dir), vectors, cfg, args.negation, out)
         return 0
     for spec in chosen:
         key = dataset_stem(spec)
