@@ -52,7 +52,7 @@ def steerability_text(summary: pd.DataFrame, slope_unit: str, layer: int) -> str
         meaning=f"at the evaluation layer {layer} the propensity changes by "
                 f"{interval_phrase(row['mean_slope'], row['mean_slope_lo'], row['mean_slope_hi'], slope_unit)} "
                 f"(bootstrap over pairs). A fraction {format_ci(row['anti_steerable_fraction'], row['anti_steerable_lo'], row['anti_steerable_hi'])} "
-                f"of the pairs move the wrong way (anti-steerable, bootstrap interval over pairs). The steepest mean slope is at layer "
+                f"of the pairs move the wrong way (anti-steerable, Wilson interval: the pairs are independent). The steepest mean slope is at layer "
                 f"{int(best['layer'])}.")
 
 

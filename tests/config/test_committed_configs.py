@@ -23,7 +23,8 @@ BY_FOLDER = {
     "scan": ScanConfig, "scan_cli": ScanConfig, "steerability": SteerabilityConfig, "id_ood": IdOodConfig,
     "ab_task": AbTaskConfig, "tune": TuneConfig, "sae_vs_caa": CompareConfig, "evaluate_capability": EvaluateConfig,
     "explain": ExplainConfig, "anti_steerable": WhyConfig, "tan2024_full": StudyConfig, "tan2024_gemma": StudyConfig,
-    "methods_smollm2_pilot": MethodStudyConfig, "compare": CompareConfig, "why": WhyConfig, "evaluate": EvaluateConfig,
+    "methods_smollm2_pilot": MethodStudyConfig, "methods_smollm2": MethodStudyConfig, "methods_gemma3": MethodStudyConfig,
+    "compare": CompareConfig, "why": WhyConfig, "evaluate": EvaluateConfig,
 }
 FILES = sorted(p for p in RESULTS.glob("**/config.json") if p.parent.name != "bundle")  # a bundle's is not a job's
 
