@@ -23,7 +23,7 @@ from interp_steer.stats.bootstrap import (
     Values,
     bootstrap,
 )
-from interp_steer.stats.intervals import proportion_interval
+from interp_steer.stats.intervals import anti_steerable_interval
 from interp_steer.stats.weighted import weighted_correlation
 
 STEERABILITY_STATISTICS = ("mean_slope", "median_slope", "anti_steerable_fraction")
@@ -112,8 +112,7 @@ def _wilson_anti_rows(table: pd.DataFrame, y: np.ndarray, labels: np.ndarray, da
     percentile bootstrap gives 0 of n the empty interval [0, 0])."""
     rows = table["statistic"] == "anti_steerable_fraction"
     for i in table.index[rows]:
-        below = y[labels == table.at[i, dataset]] < 0
-        _, low, high = proportion_interval(float(below.sum()), len(below), confidence)
+        _, low, high = anti_steerable_interval(y[labels == table.at[i, dataset]], confidence=confidence)
         table.loc[i, ["ci_low", "ci_high", "n_boot", "method"]] = [low, high, 0, "wilson"]
     return table
 
