@@ -183,6 +183,7 @@ class MethodStudyJob(Job):
         self.config = config
         self.data_dir = None if data_dir is None else str(data_dir)
         self.data = RegistryPairs(None, 0.5, config.seed, config.n_train, config.n_test, self.data_dir)
+        self._activations: dict = {}  # the training pairs' activations, shared by the methods of one dataset
 
     def units(self) -> list[MethodUnit]:
         """Dataset by dataset, every part of a dataset together (so a stopped run leaves whole datasets)."""
@@ -202,6 +203,12 @@ class MethodStudyJob(Job):
         return [f"units/{unit.key}.safetensors", f"units/{unit.key}.kl.csv", f"units/{unit.key}.propensity.csv"]
 
     def compute(self, unit: MethodUnit, model) -> UnitFiles:
+        from interp_steer.steering.activations import reuse_activations
+
+        with reuse_activations(self._activations):
+            return self._compute(unit, model)
+
+    def _compute(self, unit: MethodUnit, model) -> UnitFiles:
         from interp_steer.runs import method_study_units as parts
 
         train, test = self.data(unit.dataset)

@@ -9,8 +9,10 @@ read position and :func:`norm_relative` rescales a vector to it. (Moved below ``
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Literal, Sequence, cast, get_args
+from typing import Iterator, Literal, Sequence, cast, get_args
 
 import torch
 from jaxtyping import Float
@@ -70,6 +72,36 @@ def _read_span(response_ids: Sequence[int], read: ReadPosition, tokenizer) -> tu
     raise ConfigError(f"read_position={read!r}: use 'answer', 'completion_mean' or 'last'")
 
 
+_MEMO: ContextVar[dict | None] = ContextVar("interp_steer_activation_memo", default=None)
+_MEMO_ENTRIES = 8
+
+
+@contextmanager
+def reuse_activations(memo: dict | None = None) -> Iterator[dict]:
+    """Within the block, a :func:`collect_contrastive_activations` call identical to an earlier one (the same model
+    object with no hooks attached, the same token ids, hooks, read position and batch size) returns a copy of the
+    earlier result instead of running the model again; the results are the same tensors the forward passes gave.
+
+    ``memo`` (default: a new dict) holds the results, so a caller that keeps it reuses them across blocks, as the
+    method study does across the methods of one dataset; it keeps the last 8 results."""
+    memo = {} if memo is None else memo
+    token = _MEMO.set(memo)
+    try:
+        yield memo
+    finally:
+        _MEMO.reset(token)
+
+
+def _has_hooks(model: HookedTransformer) -> bool:
+    return any(getattr(h, "fwd_hooks", None) or getattr(h, "bwd_hooks", None) for h in model.hook_dict.values())
+
+
+def _copy(acts: ContrastiveActivations) -> ContrastiveActivations:
+    return ContrastiveActivations(list(acts.hook_names), {n: t.clone() for n, t in acts.positive.items()},
+                                  {n: t.clone() for n, t in acts.negative.items()}, list(acts.pair_ids),
+                                  acts.read_position)
+
+
 @torch.inference_mode()
 def collect_contrastive_activations(
     model: HookedTransformer,
@@ -108,6 +140,13 @@ def collect_contrastive_activations(
 
     # one row per (pair, side); positive rows first in each chunk
     rows = [(e.prompt_ids, resp) for e in encoded for resp in (e.positive_ids, e.negative_ids)]
+    memo = _MEMO.get()
+    key = None
+    if memo is not None and not _has_hooks(model):
+        key = (id(model), tuple(hook_names), read, batch_size, tuple(p.id for p in pairs),
+               tuple((tuple(a), tuple(b)) for a, b in rows))
+        if key in memo:
+            return _copy(memo[key])
     spans = [_read_span(resp, read, tokenizer) for _, resp in rows]
     collected: dict[str, list[Tensor]] = {name: [] for name in hook_names}
     for start in tqdm(range(0, len(rows), batch_size), desc="CAA activations", disable=not progress, leave=False):
@@ -123,7 +162,12 @@ def collect_contrastive_activations(
                 collected[name].append(cache[name][row, col0 + lo: col0 + hi].float().mean(0).cpu())
     positive = {n: torch.stack(v[0::2]) for n, v in collected.items()}
     negative = {n: torch.stack(v[1::2]) for n, v in collected.items()}
-    return ContrastiveActivations(hook_names, positive, negative, [p.id for p in pairs], read)
+    result = ContrastiveActivations(hook_names, positive, negative, [p.id for p in pairs], read)
+    if memo is not None and key is not None:
+        while len(memo) >= _MEMO_ENTRIES:
+            memo.pop(next(iter(memo)))
+        memo[key] = _copy(result)
+    return result
 
 
 def activation_norms(activations: ContrastiveActivations) -> dict[str, float]:

@@ -87,3 +87,33 @@ def test_norm_relative_rescales_each_hook_to_the_mean_residual_norm(tiny):
     assert scaled.provenance.extra["transform"] == "norm_relative"
     with pytest.raises(SteeringVectorError, match="blocks.2"):
         norm_relative(vector, {"blocks.0.hook_resid_post": 1.0})
+
+
+def test_reuse_activations_returns_the_first_result_without_running_the_model(tiny, monkeypatch):
+    from interp_steer.steering.activations import reuse_activations
+
+    plain = collect_contrastive_activations(tiny, FREE_PAIRS, [1], progress=False)
+    calls = []
+    original = tiny.run_with_cache
+    monkeypatch.setattr(tiny, "run_with_cache", lambda *a, **k: calls.append(1) or original(*a, **k))
+    memo: dict = {}
+    with reuse_activations(memo):
+        first = collect_contrastive_activations(tiny, FREE_PAIRS, [1], progress=False)
+        n_first = len(calls)
+        with torch.inference_mode():
+            first.positive["blocks.1.hook_resid_post"].zero_()  # a caller's change does not reach the memo
+    with reuse_activations(memo):  # the memo outlives the block
+        again = collect_contrastive_activations(tiny, FREE_PAIRS, [1], progress=False)
+        assert len(calls) == n_first > 0
+        other = collect_contrastive_activations(tiny, FREE_PAIRS[:1], [1], progress=False)  # other pairs: computed
+        assert len(calls) > n_first
+        torch.testing.assert_close(other.positive["blocks.1.hook_resid_post"][0], plain.positive["blocks.1.hook_resid_post"][0])
+        n = len(calls)
+        with tiny.hooks(fwd_hooks=[("blocks.0.hook_resid_post", lambda t, hook: t * 2)]):  # hooks attached: computed
+            hooked = collect_contrastive_activations(tiny, FREE_PAIRS, [1], progress=False)
+        assert len(calls) > n
+        assert not torch.allclose(hooked.positive["blocks.1.hook_resid_post"], plain.positive["blocks.1.hook_resid_post"])
+    for side in ("positive", "negative"):
+        assert torch.equal(getattr(again, side)["blocks.1.hook_resid_post"], getattr(plain, side)["blocks.1.hook_resid_post"])
+    collect_contrastive_activations(tiny, FREE_PAIRS, [1], progress=False)  # outside any block: computed
+    assert len(calls) > n + 1

@@ -53,7 +53,7 @@ def _unit_tables(config, out):
 
 
 def test_units_resume_and_vectors_have_the_caa_norm(tiny, study):
-    from interp_steer.methods import extract_caa
+    from interp_steer.methods import extract, extract_caa
     from interp_steer.runs.scan import RegistryPairs
     from interp_steer.steering import SteeringVector
 
@@ -66,6 +66,10 @@ def test_units_resume_and_vectors_have_the_caa_norm(tiny, study):
         vector = SteeringVector.load(out / job.unit_files(unit)[0])
         caa_norm = float(extract_caa(tiny, data(unit.dataset)[0], [1], progress=False)[1].norm())
         assert math.isclose(float(vector[1].norm()), caa_norm, rel_tol=1e-4)
+        # the job shares the training activations between a dataset's methods: the same direction as a fresh run
+        fresh = extract(unit.method, tiny, data(unit.dataset)[0], [1], config.method_config(unit.method, caa_norm),
+                        progress=False)[1]
+        assert float(torch.nn.functional.cosine_similarity(vector[1], fresh, dim=0)) > 1 - 1e-6
 
 
 def test_summary_paired_and_matched_shift_equal_hand_computations(study):
@@ -125,7 +129,7 @@ def test_prompting_contrast_equals_the_batched_engine(tiny, study):
     from interp_steer.evaluation.baseline import BUILTIN_PERSONAS
     from interp_steer.evaluation.propensity import compute_propensities
     from interp_steer.evaluation.variants import apply_variant
-    from interp_steer.methods import extract_caa
+    from interp_steer.methods import extract, extract_caa
     from interp_steer.runs.scan import RegistryPairs
 
     config, _, report = study
