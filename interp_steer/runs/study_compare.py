@@ -37,6 +37,8 @@ class StudySide:
     n_layers: int
     layer: int
     units: dict[tuple[str, str], str]
+    does_ab_task: bool | None = None
+    """The study's A/B-task verdict (:func:`~interp_steer.runs.study_report_ab.ab_task_verdict`; None: not tested)."""
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -51,6 +53,7 @@ def load_side(out_dir: str | Path, label: str | None = None) -> StudySide:
     import json
 
     from interp_steer.runs.scan import ScanConfig
+    from interp_steer.runs.study_report_ab import ab_task_verdict
 
     out_dir = Path(out_dir)
     if not (out_dir / "config.json").exists():
@@ -67,7 +70,8 @@ def load_side(out_dir: str | Path, label: str | None = None) -> StudySide:
     n_layers = len(scan_layers) if not config.scan_layers else int(max(scan_layers)) + 1
     layer = int(json.loads((out_dir / "layer_choice.json").read_text(encoding="utf-8"))["layer"])
     return StudySide(label or config.model, out_dir, config, cis[cis["level"] == "dataset"],
-                     token[token["level"] == "dataset"] if not token.empty else token, profile, n_layers, layer, units)
+                     token[token["level"] == "dataset"] if not token.empty else token, profile, n_layers, layer, units,
+                     ab_task_verdict(headline))
 
 
 def unique_labels(sides: list[StudySide]) -> None:

@@ -52,7 +52,7 @@ def _units(framing: str, variant: str) -> dict[str, str]:
     return {"mean_slope": slope, "anti_steerable_fraction": "share of samples"}
 
 
-def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame) -> list[str]:
+def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame, ab_flag: str = "") -> list[str]:
 
     here = {"models": ", ".join(f"`{s.config.model}`" for s in sides),
             "datasets": ", ".join(f"{s.label}: {s.cis.groupby('framing')['dataset'].nunique().to_dict()}"
@@ -63,12 +63,12 @@ def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame) -> lis
         hi = joined[column("anti_steerable_fraction", "summed", side.label, "ci_high")]
         for framing in sorted(joined["framing"].unique()):
             mask = joined["framing"] == framing
-            near.append(f"{side.label} {framing}: {int(((lo <= 0.5) & (hi >= 0.5) & mask).sum())} of "
+            near.append(f"{ab_flag if framing == 'ab' else ''}{side.label} {framing}: {int(((lo <= 0.5) & (hi >= 0.5) & mask).sum())} of "
                         f"{int(mask.sum())} datasets with a CI including 50%")
     here["near50"] = "; ".join(near)
     corr = correlations[(correlations["source"] == "all") & (correlations["measure"] == "mean_slope")
                         & (correlations["statistic"] == "spearman_r")]
-    here["corr"] = "; ".join(f"{r.framing} {r.variant}: Spearman {format_ci(r.estimate, r.ci_low, r.ci_high)} "
+    here["corr"] = "; ".join(f"{ab_flag if r.framing == 'ab' else ''}{r.framing} {r.variant}: Spearman {format_ci(r.estimate, r.ci_low, r.ci_high)} "
                              f"(n = {int(r.n_samples)} datasets)" for r in corr.itertuples()) or "n/a"
     why = {"models": "differs: 135M–270M models here, 7B–14B chat models there",
            "datasets": "differs: all 152 MWE A/B sets + persona sets in free text here",
@@ -97,16 +97,27 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
              "units and datasets; checked). Per dataset: mean slope and anti-steerable fraction with their 95% "
              "CIs (samples resampled), summed and per token (free text). Correlations over datasets: i.i.d. "
              "bootstrap over datasets, 95% percentile CIs, n = datasets.", ""]
+    no_ab = [s.label for s in sides if s.does_ab_task is False]
+    ab_flag = "UNINTERPRETABLE (no A/B task, see above): " if no_ab else ""
+    if no_ab:
+        one = len(no_ab) == 1
+        lines += [f"**A/B framing.** {', '.join(f'`{x}`' for x in no_ab)} {'does' if one else 'do'} not do the A/B "
+                  "task (each study's report, §2: the unsteered letter preference is saturated or the format mass "
+                  f"p(A)+p(B) is low), so {'its' if one else 'their'} A/B slopes describe a letter preference, not the "
+                  "behaviour; every A/B figure below is labelled uninterpretable and is no test of the paper's claim.",
+                  ""]
     for k, side in enumerate(sides[1:], start=1):
         part = correlations[correlations["model_b"] == side.label]
         lines += [f"## Correlations: `{ref.label}` vs `{side.label}`", ""]
         for row in part[part["source"] == "all"].itertuples():
-            lines.append(f"- {row.framing} / {row.variant} / **{row.measure}**: {row.statistic} = "
+            lines.append(f"- {ab_flag if row.framing == 'ab' else ''}{row.framing} / {row.variant} / **{row.measure}**: {row.statistic} = "
                          f"{format_ci(row.estimate, row.ci_low, row.ci_high)} (95% CI, {row.method}; "
                          f"n = {int(row.n_samples)} datasets)")
         lines += ["", "Per source (persona / xrisk) and framing:", ""]
         by_source = part[part["source"] != "all"].assign(ci=lambda f: [format_ci(e, lo, hi) for e, lo, hi in
                                                                        zip(f["estimate"], f["ci_low"], f["ci_high"])])
+        if no_ab:
+            by_source = by_source.assign(framing=by_source["framing"].replace({"ab": "ab (UNINTERPRETABLE)"}))
         if not by_source.empty:
             lines += [markdown_table(by_source[["framing", "source", "measure", "variant", "statistic", "ci",
                                                 "n_samples"]]), ""]
@@ -114,16 +125,19 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
             for variant in ("summed", "per_token"):
                 if variant == "per_token" and framing != "free_text":
                     continue
+                title = (f"UNINTERPRETABLE ({', '.join(no_ab)}: no A/B task) — " if framing == "ab" and no_ab else ""
+                         ) + f"Per-dataset steerability, {ref.label} vs {side.label}, {framing} ({variant}); bars: 95% CIs"
                 fig = plot_model_scatter(joined, ref.label, side.label, framing=framing, variant=variant,
-                                         units=_units(framing, variant), correlations=part)
+                                         units=_units(framing, variant), correlations=part, title=title)
                 rel = figures.save(fig, f"scatter_{framing}_{variant}_vs{k}")
-                caption = (f"{framing} ({variant}): per-dataset mean slope and anti-steerable fraction, "
-                           f"{ref.label} vs {side.label}, 95% CIs")
+                caption = (f"{ab_flag if framing == 'ab' else ''}{framing} ({variant}): per-dataset mean slope "
+                           f"and anti-steerable fraction, {ref.label} vs {side.label}, 95% CIs")
                 lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
             gap = disagreements(joined, ref.label, side.label, framing)
             if gap.empty:
                 continue
-            lines += [f"Largest disagreements ({framing}, mean-slope percentile rank):", ""]
+            lines += [f"{ab_flag if framing == 'ab' else ''}Largest disagreements ({framing}, mean-slope "
+                      "percentile rank):", ""]
             for row in gap.itertuples():
                 lines.append(f"- `{row.dataset}`: rank {row.rank_a:.2f} vs {row.rank_b:.2f}; "
                              f"{sample_text(str(row.dataset), ref.config, data_dir)}")
@@ -134,7 +148,7 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
         rel = figures.save(fig, f"depth_profiles_{framing}")
         caption = f"{framing}: mean steerability across scan datasets vs layer / n_layers, 95% bands"
         lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
-    lines += _paper_table(sides, joined, correlations)
+    lines += _paper_table(sides, joined, correlations, ab_flag)
     write_text_atomic("\n".join(lines), out / "report.md")
 
 

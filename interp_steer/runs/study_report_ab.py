@@ -63,6 +63,24 @@ def with_format_mass(props: pd.DataFrame, study_dir) -> pd.DataFrame:
     return out
 
 
+def does_ab_task(a_rate_low: float, a_rate_high: float, mass_high: float | None = None) -> bool:
+    """The report's criterion: the across-dataset unsteered (A)-preference CI is not entirely above ``LETTER_BOUND``
+    or below ``1 − LETTER_BOUND``, and the format mass p(A)+p(B) (where recorded) is not entirely below
+    ``FORMAT_MASS_MIN``."""
+    saturated = a_rate_low > LETTER_BOUND or a_rate_high < 1 - LETTER_BOUND
+    return not saturated and not (mass_high is not None and mass_high < FORMAT_MASS_MIN)
+
+
+def ab_task_verdict(headline: pd.DataFrame) -> bool | None:
+    """:func:`does_ab_task` from a finished study's ``tables/headline.csv`` (None: the table has no A/B-task rows)."""
+    rows = headline[(headline["section"] == "ab_task") & (headline["group"] == "all sources / ab")]
+    rows = rows.set_index("statistic")
+    if "a_rate" not in rows.index:
+        return None
+    mass = float(rows.loc["mean_format_mass", "ci_high"]) if "mean_format_mass" in rows.index else None
+    return does_ab_task(float(rows.loc["a_rate", "ci_low"]), float(rows.loc["a_rate", "ci_high"]), mass)
+
+
 def ab_task_section(ctx) -> None:
     """§2: format mass p(A)+p(B) (where the unit files recorded it), matching-letter rate and unsteered letter
     preference; sets ``ctx.ab_interpretable`` by the criterion stated in the report."""
@@ -105,21 +123,22 @@ def ab_task_section(ctx) -> None:
                  "letters' logit difference and the pair-normalised p(matching), not p(A) + p(B)) until the study's A/B-task "
                  "stage (one unsteered forward pass per A/B test sample) has finished every dataset. Criterion (ii) "
                  "is therefore not applied.")
-    saturated = rows is not None and (rows.loc["a_rate", "ci_low"] > LETTER_BOUND
-                                      or rows.loc["a_rate", "ci_high"] < 1 - LETTER_BOUND)
-    low_mass = False
+    mass_high = None
     if has_mass:
         zero = props[props["multiplier"] == 0.0].dropna(subset=["format_mass"])
         per_set = zero.groupby("dataset")["format_mass"].mean()
         mass_row = mean_over_datasets(per_set, "ab_task", "all sources / ab", "mean_format_mass",
                                       "probability p(A)+p(B)", int(len(zero)), ctx)
         ctx.add_headline(mass_row, "ab_task")
-        low_mass = bool(mass_row["ci_high"].iloc[0] < FORMAT_MASS_MIN)
+        mass_high = float(mass_row["ci_high"].iloc[0])
         est, lo, hi = (float(mass_row[c].iloc[0]) for c in ("estimate", "ci_low", "ci_high"))
         mass_note = (f"Format mass p(A) + p(B), unsteered, mean over {per_set.size} datasets: {format_ci(est, lo, hi)} "
                      f"({int(len(zero))} samples; `ab_task/per_sample.csv`); {int((per_set < FORMAT_MASS_MIN).sum())} "
                      f"of {per_set.size} datasets have a mean below {FORMAT_MASS_MIN}.")
-    ctx.ab_interpretable = not saturated and not low_mass
+    # with fewer than two A/B datasets there is no across-dataset preference row: only the format mass is tested
+    a_low, a_high = ((float(rows.loc["a_rate", "ci_low"]), float(rows.loc["a_rate", "ci_high"])) if rows is not None
+                     else (0.5, 0.5))
+    ctx.ab_interpretable = does_ab_task(a_low, a_high, mass_high)
     n_sets = int(per_dataset.shape[0])
     ctx.lines += [f"- {letter_bound} of {n_sets} A/B datasets have an `a_rate` whose 95% CI lies above {LETTER_BOUND} "
                   f"(or below {1 - LETTER_BOUND:.1f}): the model picks one letter whatever the question; "

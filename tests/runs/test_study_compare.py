@@ -108,3 +108,41 @@ def test_compare_refuses_mismatched_units_or_datasets_in_one_line(studies, tmp_p
 def test_compare_needs_two_directories(studies, tmp_path):
     result = CliRunner().invoke(app, ["study", "compare", str(studies[0]), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "at least 2" in result.output
+
+
+@pytest.mark.parametrize("a_rate, mass, flagged", [((0.45, 0.55), None, False), ((0.92, 0.97), None, True),
+                                                   ((0.03, 0.08), None, True), ((0.45, 0.55), (0.01, 0.02), True),
+                                                   ((0.45, 0.55), (0.6, 0.7), False)])
+def test_compare_labels_ab_figures_of_a_model_without_the_ab_task(studies, tmp_path, data_root, a_rate, mass, flagged):
+    """The A/B-task verdict is read back from each study's headline table (the criterion of its report §2)."""
+    sides = [_copy(s, tmp_path, f"s{i}") for i, s in enumerate(studies)]
+    for side in sides:  # both studies: the same a_rate (and format mass) CI
+        path = side / "tables" / "headline.csv"
+        table = pd.read_csv(path)
+        table = table[~((table["section"] == "ab_task") & (table["group"] == "all sources / ab")
+                        & table["statistic"].isin(["a_rate", "mean_format_mass"]))]
+        rows = [dict(section="ab_task", group="all sources / ab", statistic="a_rate", units="share of samples",
+                     estimate=sum(a_rate) / 2, ci_low=a_rate[0], ci_high=a_rate[1])]
+        if mass is not None:
+            rows.append(dict(section="ab_task", group="all sources / ab", statistic="mean_format_mass",
+                             units="probability", estimate=sum(mass) / 2, ci_low=mass[0], ci_high=mass[1]))
+        pd.concat([table, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
+        assert load_side(side).does_ab_task is (not flagged)
+    out = tmp_path / "compare"
+    run_compare(sides, out, data_dir=data_root, n_boot=50)
+    report = (out / "report.md").read_text()
+    ab_lines = [line for line in report.splitlines() if line.startswith("- ") and "ab / summed" in line]
+    free_lines = [line for line in report.splitlines() if line.startswith("- ") and "free_text / summed" in line]
+    assert ab_lines and free_lines
+    assert all(line.startswith("- UNINTERPRETABLE") for line in ab_lines) is flagged
+    assert not any("UNINTERPRETABLE" in line for line in free_lines)
+    assert ("**A/B framing.**" in report) is flagged
+
+
+def test_study_verdict_matches_its_report_section(studies):
+    """The tiny study's report §2 verdict equals the one the compare job reads back from its headline table."""
+    for study in studies:
+        report = (study / "report.md").read_text()
+        says_no = "the model does NOT do the A/B task" in report
+        assert says_no or "the model does the A/B task" in report
+        assert load_side(study).does_ab_task is (not says_no)
