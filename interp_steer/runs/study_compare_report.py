@@ -82,6 +82,49 @@ def _paper_table(sides, joined: pd.DataFrame, correlations: pd.DataFrame, ab_fla
             markdown_table(pd.DataFrame(rows)), ""]
 
 
+def compute_table(sides) -> pd.DataFrame:
+    """Per model and stage (:func:`~interp_steer.runs.study_config.estimated_cpu` of each study's ``timings.jsonl``):
+    units, units whose CPU was measured, CPU-hours measured and estimated for every unit, the wall time that implies
+    on two idle single-thread workers (estimated CPU-hours / 2, a projection) and the wall time summed as run."""
+    from interp_steer.runs.study_config import estimated_cpu
+
+    frames = []
+    for side in sides:
+        table = estimated_cpu(side.out_dir / "timings.jsonl")
+        if table.empty:
+            continue
+        frames.append(pd.DataFrame({"model": side.label, "stage": table["stage"], "units": table["units"],
+                                    "measured_units": table["measured_units"],
+                                    "cpu_h_measured": table["cpu_s_measured"] / 3600,
+                                    "cpu_h_all_units": table["cpu_s_estimated"] / 3600,
+                                    "wall_h_2_workers_projected": table["cpu_s_estimated"] / 7200,
+                                    "wall_h_summed_as_run": table["wall_s"] / 3600}))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    totals = out.groupby("model", sort=False)[["units", "measured_units", "cpu_h_measured", "cpu_h_all_units",
+                                               "wall_h_2_workers_projected", "wall_h_summed_as_run"]].sum().reset_index()
+    return pd.concat([out, totals.assign(stage="all stages")], ignore_index=True)
+
+
+def _compute_lines(table: pd.DataFrame) -> list[str]:
+    if table.empty:
+        return []
+    shown = table.copy()
+    for col in ("cpu_h_measured", "cpu_h_all_units", "wall_h_2_workers_projected", "wall_h_summed_as_run"):
+        shown[col] = shown[col].map(lambda v: f"{v:.2f}")
+    return ["## Compute, both models", "",
+            "Per stage, from each study's `timings.jsonl` (this machine: 2 cores; one torch thread per unit; "
+            "`units` counts the units timed — one whose run ended before its line was written is missing). "
+            "`cpu_h_measured`: CPU of the `measured_units` whose computing process recorded it (or ran in the "
+            "driving process); `cpu_h_all_units` adds, for each unit not measured (a Ray unit before the runner "
+            "kept its own record), the mean of the measured units of its stage and framing; "
+            "`wall_h_2_workers_projected` = `cpu_h_all_units` / 2, two idle single-thread workers (Ray, "
+            "`--workers 2`) — a projection; `wall_h_summed_as_run`: the units' wall time as they ran, sharing the "
+            "cores with other jobs (not the study's cost).", "",
+            markdown_table(shown), ""]
+
+
 def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, data_dir=None) -> None:
     """Write ``out/tables/*.csv``, ``out/figures/*.png`` and ``out/report.md``."""
     from interp_steer.viz.compare_plots import plot_depth_profiles, plot_model_scatter
@@ -148,6 +191,10 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
         rel = figures.save(fig, f"depth_profiles_{framing}")
         caption = f"{framing}: mean steerability across scan datasets vs layer / n_layers, 95% bands"
         lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+    compute = compute_table(sides)
+    if not compute.empty:
+        write_table_atomic(compute, out / "tables" / "compute.csv")
+    lines += _compute_lines(compute)
     lines += _paper_table(sides, joined, correlations, ab_flag)
     write_text_atomic("\n".join(lines), out / "report.md")
 

@@ -334,6 +334,41 @@ def compute_totals(path: Path) -> pd.DataFrame:
     return totals[columns]
 
 
+def estimated_cpu(path: Path) -> pd.DataFrame:
+    """Per stage: the units' CPU seconds where measured, and an estimate for every unit.
+
+    A unit counts as measured when the runner recorded its CPU (``<stage>/unit_timings.jsonl``) or when the driving
+    process's CPU in ``timings.jsonl`` is at least a tenth of its wall time (a local unit, one thread); a unit the
+    driver only waited for (a Ray unit before the runner kept its own record) is not. ``cpu_s_estimated`` adds, for
+    each unmeasured unit, the mean of the measured units of its stage and framing (``@free_text`` in the unit key
+    or not), since the two framings differ in cost."""
+    columns = ["stage", "units", "measured_units", "cpu_s_measured", "cpu_s_estimated", "wall_s"]
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if not lines:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(lines).drop_duplicates(subset=["stage", "unit"], keep="last")
+    frame["measured"] = frame["cpu_s"] >= 0.1 * frame["wall_s"]
+    for stage in frame["stage"].unique():
+        runner_file = path.parent / stage / "unit_timings.jsonl"
+        if runner_file.exists():
+            recorded = [json.loads(x) for x in runner_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+            cpu = {r["unit"]: float(r["cpu_s"]) for r in recorded}
+            rows = (frame["stage"] == stage) & frame["unit"].isin(list(cpu))
+            frame.loc[rows, "cpu_s"] = frame.loc[rows, "unit"].map(cpu)
+            frame.loc[rows, "measured"] = True
+    frame["kind"] = frame["unit"].astype(str).str.contains("free_text")
+    means = frame[frame["measured"]].groupby(["stage", "kind"])["cpu_s"].mean()
+    frame["estimate"] = [c if m else means.get((st, k), float("nan"))
+                         for c, m, st, k in zip(frame["cpu_s"], frame["measured"], frame["stage"], frame["kind"])]
+    frame["cpu_measured"] = frame["cpu_s"].where(frame["measured"], 0.0)
+    totals = frame.groupby("stage", sort=False).agg(
+        units=("unit", "size"), measured_units=("measured", "sum"), cpu_s_measured=("cpu_measured", "sum"),
+        cpu_s_estimated=("estimate", lambda v: v.sum(min_count=len(v))), wall_s=("wall_s", "sum")).reset_index()
+    return totals[columns]
+
+
 def read_unit_propensities(out_dir: Path, steer_config, framing: str) -> pd.DataFrame:
     """The propensity rows of every finished steerability unit of ``framing`` (the job's unit files)."""
     from interp_steer.runs.steerability import finished_units

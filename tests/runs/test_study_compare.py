@@ -66,6 +66,9 @@ def test_compare_correlations_match_scipy_on_the_studies_tables(studies, tmp_pat
     assert not persona.empty and set(persona["n_samples"]) == {4}
     report = (out / "report.md").read_text()
     assert "Paper vs here" in report and "correlation_steerability_between_models" in report and "relative-depth" in report
+    compute = pd.read_csv(out / "tables" / "compute.csv")  # both models' stages and their totals
+    assert set(compute["stage"]) >= {"scan", "steerability", "all stages"} and compute["model"].nunique() == 2
+    assert "## Compute, both models" in report
     profiles = tables["profiles"]
     assert np.allclose(profiles["relative_depth"], profiles["layer"] / 3)
     for rel in ("figures/depth_profiles_free_text.png", "tables/joined.csv", "tables/correlations.csv"):
@@ -146,3 +149,26 @@ def test_study_verdict_matches_its_report_section(studies):
         says_no = "the model does NOT do the A/B task" in report
         assert says_no or "the model does the A/B task" in report
         assert load_side(study).does_ab_task is (not says_no)
+
+
+def test_estimated_cpu_equals_a_hand_computation(tmp_path):
+    """Measured: runner record, or driver CPU ≥ wall/10; the rest get their stage-and-framing mean."""
+    from interp_steer.runs.study_config import estimated_cpu
+
+    timings = [("steerability", "persona_a-1", 10.0, 9.5), ("steerability", "persona_b@free_text-2", 20.0, 19.0),
+               ("steerability", "persona_c-3", 12.0, 0.05), ("steerability", "persona_d@free_text-4", 30.0, 0.1),
+               ("steerability", "persona_e-5", 8.0, 0.02), ("steerability", "persona_a-1", 11.0, 10.0),
+               ("id_ood", "x-1", 100.0, 1.0)]
+    (tmp_path / "timings.jsonl").write_text("\n".join(json.dumps(dict(stage=s, unit=u, wall_s=w, cpu_s=c))
+                                                      for s, u, w, c in timings) + "\n")
+    (tmp_path / "steerability").mkdir()
+    (tmp_path / "steerability" / "unit_timings.jsonl").write_text(json.dumps(dict(unit="persona_e-5", cpu_s=7.0)) + "\n")
+    table = estimated_cpu(tmp_path / "timings.jsonl").set_index("stage")
+    steer = table.loc["steerability"]
+    # a-1 (its last line, 10.0) and e-5 (runner, 7.0) measured A/B; b-2 (19.0) measured free text
+    assert steer["units"] == 5 and steer["measured_units"] == 3
+    assert steer["cpu_s_measured"] == pytest.approx(10.0 + 7.0 + 19.0)
+    assert steer["cpu_s_estimated"] == pytest.approx(10.0 + 7.0 + 19.0 + (10.0 + 7.0) / 2 + 19.0)
+    assert steer["wall_s"] == pytest.approx(11.0 + 20.0 + 12.0 + 30.0 + 8.0)
+    ood = table.loc["id_ood"]  # nothing measured in the stage: no estimate
+    assert ood["measured_units"] == 0 and np.isnan(ood["cpu_s_estimated"])
