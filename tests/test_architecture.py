@@ -50,3 +50,38 @@ def test_no_job_imports_another_jobs_private_names():
     reaching = [f"{p.name}:{line} {module}.{name}" for p in runs.glob("*.py") for module, names, line in _imports(p)
                 for name in names if module.startswith("interp_steer.runs.") and name.startswith("_")]
     assert not reaching, reaching
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(("interp_steer", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def test_no_import_cycle_between_modules():
+    """Module-level imports (the ones that run at import time, lazy imports inside functions aside) form no cycle:
+    a command module, for one, does not import the package that imports it."""
+    known = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        me, edges = _module_name(path), set()
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("interp_steer"):
+                edges |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+        graph[me] = {m for m in edges if m in known and m != me}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, cycles[:3]

@@ -8,27 +8,6 @@ required option, a value of the wrong type) are typer's usual short usage messag
 
 from __future__ import annotations
 
-import typer
-from typer.core import TyperGroup
-
-from interp_steer.errors import InterpSteerError
-
-
-class _OneLineErrors(TyperGroup):
-    """The app's command group: a package error raised by a sub-command becomes one line on stderr and exit 2."""
-
-    def invoke(self, ctx):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except InterpSteerError as exc:
-            message = " ".join(str(exc).split())  # one line even if a message carries a newline
-            typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-
-
-app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True,
-                  help="Steering vectors on TransformerLens models.")
-
 # sub-command modules register themselves on import
 from interp_steer.cli import (  # noqa: E402
     commands_compare,  # noqa: F401
@@ -40,9 +19,13 @@ from interp_steer.cli import (  # noqa: E402
     commands_study,  # noqa: F401
     commands_tune,  # noqa: F401
 )
+from interp_steer.cli.app import app
 
 
 def main() -> None:
     """Entry point (``interp-steer``): typer's standalone mode, which prints usage errors as a short message and
-    exits with their code (2); package errors are turned into one line by the command group above."""
+    exits with their code (2); package errors are turned into one line by the app's command group (:mod:`interp_steer.cli.app`)."""
     app()
+
+
+__all__ = ["app", "main"]

@@ -8,7 +8,7 @@ from typing import List, Optional, no_type_check
 
 import typer
 
-from interp_steer.cli import app
+from interp_steer.cli.app import app
 from interp_steer.cli.config_options import config_option, data_dir_option, device_option, model_option
 from interp_steer.cli.options import (
     check_count,

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from interp_steer.cli import app
+from interp_steer.cli.app import app
 from interp_steer.cli.config_options import config_option
 from interp_steer.cli.options import check_device_option, parse_float_list, prepare_out_dir, select_layer
 from interp_steer.config.lists import parse_name_list

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from interp_steer.cli import app
+from interp_steer.cli.app import app
 from interp_steer.cli.config_options import data_dir_option, device_option
 from interp_steer.cli.options import check_device_option, check_finite, prepare_out_dir, prepare_out_file
 from interp_steer.errors import ConfigError

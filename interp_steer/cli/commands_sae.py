@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from interp_steer.cli import app
+from interp_steer.cli.app import app
 from interp_steer.cli.config_options import config_option, data_dir_option, model_option
 from interp_steer.cli.options import check_count, prepare_out_dir
 from interp_steer.config import DEFAULT_SAE

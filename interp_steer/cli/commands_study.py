@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from interp_steer.cli import app
+from interp_steer.cli.app import app
 from interp_steer.cli.config_options import data_dir_option, device_option, model_option
 from interp_steer.cli.options import check_count, check_device_option, parse_float_list, parse_layers, prepare_out_dir
 from interp_steer.errors import ConfigError
