@@ -285,7 +285,8 @@ def method_tables(raw: dict[str, pd.DataFrame], *, methods: list[str], reference
     from interp_steer.evaluation.metrics import steerability
 
     props = raw["propensities"]
-    names = ["per_sample", "summary", "paired", "matched_kl", "contrast", "ood", "correlation", "variance", "ranking"]
+    names = ["per_sample", "summary", "paired", "matched_kl", "contrast", "ood", "correlation", "variance", "ranking",
+             "norms"]
     if props.empty:
         return {name: pd.DataFrame() for name in names}
     per_sample = steerability(props, keys=["spec", "method", "sample_id"])
@@ -300,4 +301,16 @@ def method_tables(raw: dict[str, pd.DataFrame], *, methods: list[str], reference
             "paired": paired_against_reference(per_sample, n_boot=n_boot, seed=seed), "matched_kl": matched,
             "contrast": contrast_table(props, raw["baseline"], raw["kl"], reference_multiplier, n_boot=n_boot, seed=seed),
             "ood": ood, "correlation": split["correlation"], "variance": split["variance"],
-            "ranking": method_ranking(summary, matched, ood, n_boot=n_boot, seed=seed)}
+            "ranking": method_ranking(summary, matched, ood, n_boot=n_boot, seed=seed),
+            "norms": vector_norms(props, methods)}
+
+
+def vector_norms(props: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Per method and dataset: the vector's own norm before rescaling (``own_norm``), the CAA norm it was rescaled
+    to (``caa_norm``) and their ratio (one row per unit; the unit files carry both norms on every row)."""
+    if props.empty or "own_norm" not in props.columns:
+        return pd.DataFrame(columns=["spec", "method", "own_norm", "caa_norm", "ratio"])
+    rows = props.groupby(["spec", "method"], sort=False)[["own_norm", "vector_norm"]].first().reset_index()
+    rows = rows.rename(columns={"vector_norm": "caa_norm"}).assign(ratio=lambda f: f["own_norm"] / f["caa_norm"])
+    order = {m: i for i, m in enumerate(methods)}
+    return rows.sort_values("method", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)

@@ -152,6 +152,18 @@ def _report_tables(tables: Mapping[str, pd.DataFrame]) -> list[str]:
             ["dataset", "method", "variant", "n_samples", "own_slope", "relative_ci"]]
     lines += _section("ID→OOD relative steerability (BASE vector on each variant)", "slope(BASE→Y) / |slope(Y→Y)|"
                       " with a paired bootstrap over test samples; n/a where Y's own slope is below the cutoff.", ood)
+    norms = tables.get("norms", empty)
+    if not norms.empty:
+        by = norms.groupby("method", sort=False)
+        norms = pd.DataFrame({"n_datasets": by.size(), "own_norm_median": by["own_norm"].median(),
+                              "ratio_to_caa_median": by["ratio"].median(), "ratio_min": by["ratio"].min(),
+                              "ratio_max": by["ratio"].max()}).reset_index()
+        norms = norms.assign(**{c: norms[c].map(lambda v: f"{v:.3g}") for c in
+                                ("own_norm_median", "ratio_to_caa_median", "ratio_min", "ratio_max")})
+    lines += _section("Vector norms before rescaling", "Each method's own vector norm (before it was rescaled to the "
+                      "CAA norm of the same pairs) and its ratio to that norm, over datasets: median and range "
+                      "(descriptive; per dataset in `norms.csv`). A ratio of 1 means the method sets its own scale to "
+                      "CAA's (see its config).", norms)
     correlation, variance = tables.get("correlation", empty), tables.get("variance", empty)
     lines += ["## Dataset or method?", "", _answer(correlation, variance), ""]
     if not correlation.empty:

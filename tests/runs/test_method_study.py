@@ -171,6 +171,28 @@ def test_report_has_every_section_and_both_heat_maps(study):
     for name in ("anti_steerable_fraction", "mean_slope"):
         assert (out / "report" / f"heatmap_{name}.png").stat().st_size > 0
     assert (out / "report" / "ranking.csv").exists()
+    assert "Vector norms before rescaling" in text
+
+
+def test_norms_table_equals_the_methods_own_vectors(tiny, study):
+    """own_norm = the method's vector before rescaling (a fresh extraction), caa_norm = the saved vector's norm."""
+    from interp_steer.methods import extract
+    from interp_steer.runs.scan import RegistryPairs
+    from interp_steer.steering import SteeringVector
+
+    config, out, _ = study
+    norms = pd.read_csv(out / "report" / "norms.csv")
+    job, data = MethodStudyJob(config), RegistryPairs(None, 0.5, 0, 6, 6)
+    steer_units = [u for u in job.units() if u.part == "steer"]
+    assert len(norms) == len(steer_units)
+    for unit in steer_units:
+        row = norms[(norms["spec"] == unit.dataset) & (norms["method"] == unit.method)].iloc[0]
+        saved = float(SteeringVector.load(out / job.unit_files(unit)[0])[1].norm())
+        fresh = extract(unit.method, tiny, data(unit.dataset)[0], [1], config.method_config(unit.method, saved),
+                        progress=False)
+        assert math.isclose(row.own_norm, float(fresh[1].norm()), rel_tol=1e-4)
+        assert math.isclose(row.caa_norm, saved, rel_tol=1e-4)
+        assert math.isclose(row.ratio, row.own_norm / row.caa_norm, rel_tol=1e-9)
 
 
 @pytest.mark.parametrize("kw,fragment", [
