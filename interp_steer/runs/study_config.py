@@ -304,6 +304,27 @@ class UnitClock:
         self.wall, self.cpu = wall, cpu
 
 
+def _unit_lines(path: Path) -> pd.DataFrame:
+    """One row per (stage, unit) of ``timings.jsonl`` (a unit's last line), ``cpu_s`` replaced by the runner's own
+    record where ``<stage>/unit_timings.jsonl`` has one (``runner`` True there); empty if there is no line."""
+    lines = ([json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+             if path.exists() else [])
+    if not lines:
+        return pd.DataFrame()
+    frame = pd.DataFrame(lines).drop_duplicates(subset=["stage", "unit"], keep="last")
+    frame["runner"] = False
+    for stage in frame["stage"].unique():
+        runner_file = path.parent / stage / "unit_timings.jsonl"
+        if not runner_file.exists():
+            continue
+        recorded = [json.loads(x) for x in runner_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+        cpu = {r["unit"]: float(r["cpu_s"]) for r in recorded}  # the last line of a unit wins
+        rows = (frame["stage"] == stage) & frame["unit"].isin(list(cpu))
+        frame.loc[rows, "cpu_s"] = frame.loc[rows, "unit"].map(cpu)
+        frame.loc[rows, "runner"] = True
+    return frame
+
+
 def compute_totals(path: Path) -> pd.DataFrame:
     """Per stage: units timed, wall and CPU seconds summed over every invocation's ``timings.jsonl`` lines (a unit
     computed twice, e.g. once killed before its files were complete and once again, counts once: its last line).
@@ -313,22 +334,10 @@ def compute_totals(path: Path) -> pd.DataFrame:
     process's CPU from ``timings.jsonl``, which misses a Ray worker's. ``cpu_units`` counts the units whose CPU
     came from the runner's file."""
     columns = ["stage", "units", "wall_s", "cpu_s", "cpu_units"]
-    if not path.exists():
+    frame = _unit_lines(path)
+    if frame.empty:
         return pd.DataFrame(columns=columns)
-    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    if not lines:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(lines).drop_duplicates(subset=["stage", "unit"], keep="last")
-    frame["cpu_units"] = 0
-    for stage in frame["stage"].unique():
-        runner_file = path.parent / stage / "unit_timings.jsonl"
-        if not runner_file.exists():
-            continue
-        recorded = [json.loads(x) for x in runner_file.read_text(encoding="utf-8").splitlines() if x.strip()]
-        cpu = {r["unit"]: float(r["cpu_s"]) for r in recorded}  # the last line of a unit wins
-        rows = (frame["stage"] == stage) & frame["unit"].isin(list(cpu))
-        frame.loc[rows, "cpu_s"] = frame.loc[rows, "unit"].map(cpu)
-        frame.loc[rows, "cpu_units"] = 1
+    frame["cpu_units"] = frame["runner"].astype(int)
     totals = frame.groupby("stage", sort=False).agg(units=("unit", "size"), wall_s=("wall_s", "sum"),
                                                      cpu_s=("cpu_s", "sum"), cpu_units=("cpu_units", "sum")).reset_index()
     return totals[columns]
@@ -343,21 +352,10 @@ def estimated_cpu(path: Path) -> pd.DataFrame:
     each unmeasured unit, the mean of the measured units of its stage and framing (``@free_text`` in the unit key
     or not), since the two framings differ in cost."""
     columns = ["stage", "units", "measured_units", "cpu_s_measured", "cpu_s_estimated", "wall_s"]
-    if not path.exists():
+    frame = _unit_lines(path)
+    if frame.empty:
         return pd.DataFrame(columns=columns)
-    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    if not lines:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(lines).drop_duplicates(subset=["stage", "unit"], keep="last")
-    frame["measured"] = frame["cpu_s"] >= 0.1 * frame["wall_s"]
-    for stage in frame["stage"].unique():
-        runner_file = path.parent / stage / "unit_timings.jsonl"
-        if runner_file.exists():
-            recorded = [json.loads(x) for x in runner_file.read_text(encoding="utf-8").splitlines() if x.strip()]
-            cpu = {r["unit"]: float(r["cpu_s"]) for r in recorded}
-            rows = (frame["stage"] == stage) & frame["unit"].isin(list(cpu))
-            frame.loc[rows, "cpu_s"] = frame.loc[rows, "unit"].map(cpu)
-            frame.loc[rows, "measured"] = True
+    frame["measured"] = frame["runner"] | (frame["cpu_s"] >= 0.1 * frame["wall_s"])
     frame["kind"] = frame["unit"].astype(str).str.contains("free_text")
     means = frame[frame["measured"]].groupby(["stage", "kind"])["cpu_s"].mean()
     frame["estimate"] = [c if m else means.get((st, k), float("nan"))
