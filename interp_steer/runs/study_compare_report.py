@@ -125,6 +125,27 @@ def _compute_lines(table: pd.DataFrame) -> list[str]:
             markdown_table(shown), ""]
 
 
+def headline_side_by_side(sides, sections: Sequence[str] = ("id_ood", "generalisation")) -> pd.DataFrame:
+    """The rows of ``sections`` in each study's ``tables/headline.csv``, one column per model (``value [95% CI]``,
+    n datasets in brackets): what each study found about ID → OOD transfer, beside each other."""
+    frames = []
+    for side in sides:
+        path = side.out_dir / "tables" / "headline.csv"
+        if not path.exists():
+            continue
+        table = pd.read_csv(path)
+        table = table[table["section"].isin(list(sections))]
+        frames.append(table.assign(model=side.label, value=[
+            f"{format_ci(e, lo, hi)} (n = {int(n)} datasets)"
+            for e, lo, hi, n in zip(table["estimate"], table["ci_low"], table["ci_high"], table["n_datasets"])]))
+    if not frames:
+        return pd.DataFrame()
+    joined = pd.concat(frames, ignore_index=True)
+    wide = joined.pivot_table(index=["section", "group", "statistic", "units"], columns="model", values="value",
+                              aggfunc="first", sort=False)
+    return wide.reindex(columns=[s.label for s in sides if s.label in wide.columns]).reset_index()
+
+
 def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, data_dir=None) -> None:
     """Write ``out/tables/*.csv``, ``out/figures/*.png`` and ``out/report.md``."""
     from interp_steer.viz.compare_plots import plot_depth_profiles, plot_model_scatter
@@ -191,6 +212,14 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
         rel = figures.save(fig, f"depth_profiles_{framing}")
         caption = f"{framing}: mean steerability across scan datasets vs layer / n_layers, 95% bands"
         lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+    transfer = headline_side_by_side(sides)
+    if not transfer.empty:
+        write_table_atomic(transfer, out / "tables" / "id_ood_side_by_side.csv")
+        lines += ["## ID → OOD prompts, both models", "",
+                  "Each study's own ID/OOD headline (its report §7: the 5 × 5 grid of prompt variants on its persona "
+                  "sets, relative steerability = slope(X→Y) / |slope(Y→Y)|, median over datasets, cluster bootstrap) "
+                  "beside each other (n = the datasets of each study's grid).", "",
+                  markdown_table(transfer.fillna("n/a")), ""]
     compute = compute_table(sides)
     if not compute.empty:
         write_table_atomic(compute, out / "tables" / "compute.csv")

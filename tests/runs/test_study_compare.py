@@ -17,6 +17,7 @@ from interp_steer.errors import ConfigError
 from interp_steer.runs.study import preset_config, run_study
 from interp_steer.runs.study_compare import check_compatible, load_side
 from interp_steer.runs.study_compare_report import run_compare
+from interp_steer.runs.study_config import format_ci
 
 NAMES = ["narcissism", "agreeableness", "psychopathy", "risk-seeking"]
 
@@ -69,6 +70,15 @@ def test_compare_correlations_match_scipy_on_the_studies_tables(studies, tmp_pat
     compute = pd.read_csv(out / "tables" / "compute.csv")  # both models' stages and their totals
     assert set(compute["stage"]) >= {"scan", "steerability", "all stages"} and compute["model"].nunique() == 2
     assert "## Compute, both models" in report
+    side_by_side = pd.read_csv(out / "tables" / "id_ood_side_by_side.csv")
+    for study, label in zip(studies, [c for c in side_by_side.columns if c not in ("section", "group", "statistic",
+                                                                                   "units")]):
+        head = pd.read_csv(study / "tables" / "headline.csv")
+        rows = head[head["section"].isin(["id_ood", "generalisation"])]
+        assert len(rows) == len(side_by_side)
+        for r in rows.itertuples():
+            cell = side_by_side[(side_by_side["group"] == r.group) & (side_by_side["statistic"] == r.statistic)][label]
+            assert cell.iloc[0].startswith(format_ci(r.estimate, r.ci_low, r.ci_high))
     profiles = tables["profiles"]
     assert np.allclose(profiles["relative_depth"], profiles["layer"] / 3)
     for rel in ("figures/depth_profiles_free_text.png", "tables/joined.csv", "tables/correlations.csv"):
