@@ -163,6 +163,10 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
              "bootstrap over datasets, 95% percentile CIs, n = datasets.", ""]
     no_ab = [s.label for s in sides if s.does_ab_task is False]
     ab_flag = "UNINTERPRETABLE (no A/B task, see above): " if no_ab else ""
+
+    def flag(framing: str) -> str:  # the label in front of every A/B line and caption
+        return ab_flag if framing == "ab" else ""
+
     if no_ab:
         one = len(no_ab) == 1
         lines += [f"**A/B framing.** {', '.join(f'`{x}`' for x in no_ab)} {'does' if one else 'do'} not do the A/B "
@@ -174,7 +178,7 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
         part = correlations[correlations["model_b"] == side.label]
         lines += [f"## Correlations: `{ref.label}` vs `{side.label}`", ""]
         for row in part[part["source"] == "all"].itertuples():
-            lines.append(f"- {ab_flag if row.framing == 'ab' else ''}{row.framing} / {row.variant} / **{row.measure}**: {row.statistic} = "
+            lines.append(f"- {flag(row.framing)}{row.framing} / {row.variant} / **{row.measure}**: {row.statistic} = "
                          f"{format_ci(row.estimate, row.ci_low, row.ci_high)} (95% CI, {row.method}; "
                          f"n = {int(row.n_samples)} datasets)")
         lines += ["", "Per source (persona / xrisk) and framing:", ""]
@@ -194,13 +198,13 @@ def write_compare_report(out: Path, sides, tables: dict[str, pd.DataFrame], *, d
                 fig = plot_model_scatter(joined, ref.label, side.label, framing=framing, variant=variant,
                                          units=_units(framing, variant), correlations=part, title=title)
                 rel = figures.save(fig, f"scatter_{framing}_{variant}_vs{k}")
-                caption = (f"{ab_flag if framing == 'ab' else ''}{framing} ({variant}): per-dataset mean slope "
+                caption = (f"{flag(framing)}{framing} ({variant}): per-dataset mean slope "
                            f"and anti-steerable fraction, {ref.label} vs {side.label}, 95% CIs")
                 lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
             gap = disagreements(joined, ref.label, side.label, framing)
             if gap.empty:
                 continue
-            lines += [f"{ab_flag if framing == 'ab' else ''}Largest disagreements ({framing}, mean-slope "
+            lines += [f"{flag(framing)}Largest disagreements ({framing}, mean-slope "
                       "percentile rank):", ""]
             for row in gap.itertuples():
                 lines.append(f"- `{row.dataset}`: rank {row.rank_a:.2f} vs {row.rank_b:.2f}; "
